@@ -1,0 +1,3 @@
+from vfikit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Command-line entry point: ``vfikit <command> ...``; each command lives in its own module.
+
+A command module provides ``configure(parser)`` and ``run(args) -> int``. Only the chosen
+command's module is imported, so ``vfikit --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from vfikit import __version__
+from vfikit.errors import VfikitError
+
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items())
+    p = argparse.ArgumentParser(
+        prog="vfikit",
+        description="Kernel-based video frame interpolation.",
+        epilog=f"commands:\n{lines}\n\nRun `vfikit COMMAND --help` for the options of a command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"vfikit {__version__}")
+    p.add_argument("command", nargs="?", help="one of the commands below")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 runtime failure, 2 usage or input error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        parser = _top_parser()
+        args = parser.parse_args(argv[:1] if argv else [])
+        if args.command is not None:
+            parser.error(f"unknown command {args.command!r}; choose from {', '.join(COMMANDS)}")
+        parser.print_help()
+        return 0 if not argv else 2
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"vfikit {name}", description=COMMANDS[name][1])
+    module.configure(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except VfikitError as exc:
+        if os.environ.get("VFIKIT_DEBUG"):
+            raise
+        print(f"vfikit {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if os.environ.get("VFIKIT_DEBUG"):
+            raise
+        print(f"vfikit {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"vfikit {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

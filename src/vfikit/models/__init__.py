@@ -1,0 +1,1 @@
+"""Model zoo: SepConv, DSepConv, EDSC, AdaCoF, compressed AdaCoF, CDFI and classical baselines."""
