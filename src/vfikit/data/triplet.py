@@ -1,0 +1,22 @@
+"""The one sample type shared by evaluation and training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Triplet:
+    """Two input frames, the true frame at time ``t`` between them, and an identifier.
+
+    ``frame0``, ``frame1``, ``target``: (3, H, W) float RGB in [0, 1] (a batch adds a leading B).
+    ``t``: time of ``target`` in (0, 1), 0 = frame0. ``key``: a stable name (e.g. ``"Beanbags"``).
+    """
+
+    frame0: torch.Tensor
+    frame1: torch.Tensor
+    target: torch.Tensor
+    t: float = 0.5
+    key: str = ""
