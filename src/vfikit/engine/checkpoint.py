@@ -1,0 +1,138 @@
+"""Training checkpoints: one dict layout, atomic writes, exact-resume RNG state, retention.
+
+Layout (``torch.save`` of a dict, loadable with ``weights_only=True``)::
+
+    {"model": state_dict, "arch": str, "model_args": dict, "optimizer": ..., "scheduler": ...,
+     "scaler": ..., "step": int, "config": dict, "vfikit_version": str,
+     "rng": {"ranks": [per-rank {"python", "numpy", "torch", "cuda"}], "sampler": {"seed", "next_sample"}},
+     "best_val": float | None}
+
+Files in the run folder: ``step_000001000.pt`` (the newest ``keep_last`` are kept; the newest is
+the resume point) and ``best.pt`` (weights with the best validation PSNR: ``model``, ``arch``,
+``model_args``, ``step``, ``metrics``, ``config``, ``vfikit_version``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vfikit.errors import VfikitError
+
+CHECKPOINT_KEYS = ("model", "arch", "model_args", "optimizer", "scheduler", "scaler", "step", "config",
+                   "vfikit_version", "rng")
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+
+def step_filename(step: int) -> str:
+    return f"step_{step:09d}.pt"
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint state lacks {missing}")  # a programming error, not user input
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint (``weights_only=True``); VfikitError if it is not one."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise VfikitError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # unreadable or not a torch file: name it
+        raise VfikitError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise VfikitError(f"{path} is not a vfikit training checkpoint (keys: {keys})")
+    return state
+
+
+def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of the ``step_*.pt`` files in ``folder``, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = _STEP_FILE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    found = list_checkpoints(folder)
+    return found[-1][1] if found else None
+
+
+def prune_checkpoints(folder: str | Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` step checkpoints (0 keeps all). Returns the deleted."""
+    found = list_checkpoints(folder)
+    if keep_last <= 0 or len(found) <= keep_last:
+        return []
+    doomed = [p for _, p in found[:-keep_last]]
+    for p in doomed:
+        p.unlink()
+    return doomed
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states in a ``weights_only``-loadable form."""
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` returned."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model of a training checkpoint or ``best.pt``, rebuilt from ``arch``/``model_args``, in eval mode."""
+    from vfikit.registry import create_model
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise VfikitError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # unreadable or not a torch file: name it
+        raise VfikitError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(state, dict) or any(k not in state for k in ("model", "arch", "model_args")):
+        raise VfikitError(f"{path} holds no vfikit training weights (needs model, arch, model_args)")
+    model = create_model(state["arch"], **state["model_args"])
+    model.load_state_dict(state["model"])
+    return model.eval()

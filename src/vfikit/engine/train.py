@@ -1,0 +1,567 @@
+"""The training loop: one readable loop for CPU, one GPU and DDP (torchrun).
+
+``train(cfg)`` builds the model from the registry, the loss from ``cfg.loss``, the endless data
+stream (``vfikit.data.mixing``) and runs ``cfg.train.steps`` optimiser steps with periodic logging,
+validation on a held-out split and checkpoints that resume exactly. The loss is computed here,
+outside the model; the model is called with ``return_aux=True`` only when a loss term needs its
+aux outputs, and the temporal-flip term adds the swapped inputs to the same forward pass.
+
+Under torchrun every process runs this function: rank and world size come from the environment,
+each rank takes its share of the global batch (so N processes reproduce one process with the same
+global batch), only rank 0 writes files and prints, and the RNGs are seeded with ``seed + rank``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from vfikit import __version__
+from vfikit.config import ScheduleConfig, TrainConfig, dump_yaml, to_dict
+from vfikit.data.factory import build_train_stream, build_val_samples, stack_val, t_values_fixed
+from vfikit.data.mixing import Batch, StepBatchSampler, collate_triplets
+from vfikit.data.triplet import Triplet
+from vfikit.engine import distributed
+from vfikit.engine.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    step_filename,
+)
+from vfikit.errors import VfikitError
+from vfikit.losses import CompositeLoss, LossInputs, build_loss
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainResult:
+    """What a run did. ``model`` is the trained (unwrapped) module; histories hold the logged rows."""
+
+    step: int
+    out_dir: Path
+    model: nn.Module
+    last_checkpoint: Path | None = None
+    best_checkpoint: Path | None = None
+    stopped_early: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+    val_history: list[dict[str, float]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# building blocks
+
+
+def lr_factor(step: int, schedule: ScheduleConfig, total_steps: int, base_lr: float) -> float:
+    """Learning-rate multiplier for (0-based) ``step``: optional linear warm-up, then the schedule."""
+    warm = schedule.warmup_steps
+    if warm > 0 and step < warm:
+        return (step + 1) / warm
+    if schedule.name == "step":
+        return schedule.gamma ** (step // schedule.step_size)
+    if schedule.name == "cosine":
+        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+        floor = schedule.min_lr / base_lr
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    o = cfg.optim
+    betas = (o.betas[0], o.betas[1])
+    if o.name == "adamax":
+        return torch.optim.Adamax(params, lr=o.lr, betas=betas, eps=o.eps, weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, betas=betas, eps=o.eps, weight_decay=o.weight_decay)
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, betas=betas, eps=o.eps, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def build_model(cfg: TrainConfig) -> nn.Module:
+    """The model of ``cfg.model`` from the registry (optionally starting from ``init`` weights)."""
+    from vfikit.registry import create_model
+
+    try:
+        return create_model(cfg.model.arch, weights=cfg.model.init, **cfg.model.args)
+    except TypeError as exc:  # a factory refusing an argument: a config mistake
+        raise VfikitError(f"model.args {cfg.model.args} do not fit {cfg.model.arch!r}: {exc}") from None
+
+
+def _slice_tree(obj: Any, stop: int) -> Any:
+    """``obj[:stop]`` for every tensor in a nested dict/list/tuple (aux outputs of a doubled batch)."""
+    if isinstance(obj, torch.Tensor):
+        return obj[:stop]
+    if isinstance(obj, dict):
+        return {k: _slice_tree(v, stop) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_slice_tree(v, stop) for v in obj)
+    return obj
+
+
+def forward_for_loss(
+    model: nn.Module, batch: Batch, *, need_aux: bool, need_flip: bool, pass_t: bool
+) -> tuple[torch.Tensor, dict | None, torch.Tensor | None]:
+    """Run the model once for the loss: (pred, aux or None, pred on swapped inputs or None).
+
+    With ``need_flip`` the swapped pair (frame1, frame0, 1 - t) rides in the same forward pass
+    (batch 2B), so DDP sees one forward per backward; aux is sliced back to the first B samples.
+    """
+    f0, f1, t = batch.frame0, batch.frame1, batch.t
+    b = f0.shape[0]
+    if need_flip:
+        f0, f1, t = torch.cat([f0, f1]), torch.cat([f1, f0]), torch.cat([t, 1.0 - t])
+    kwargs: dict[str, Any] = {"t": t if pass_t else None}
+    if need_aux:
+        kwargs["return_aux"] = True
+    out = model(f0, f1, **kwargs)
+    pred, aux = out if need_aux else (out, None)
+    if not need_flip:
+        return pred, aux, None
+    return pred[:b], (_slice_tree(aux, b) if aux is not None else None), pred[b:]
+
+
+def _psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample PSNR (dB) of the clamped prediction, peak 1. (B,)."""
+    mse = (pred.clamp(0, 1) - target).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return -10.0 * torch.log10(mse)
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module, samples: list[Triplet], device: torch.device, batch_size: int, pass_t: bool,
+    autocast: Callable[[], Any] = nullcontext,
+) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """Mean PSNR (clamped float output) and Charbonnier over fixed samples; also the predictions."""
+    was_training = model.training
+    model.eval()
+    psnrs, charbs, preds = [], [], []
+    try:
+        i = 0
+        while i < len(samples):
+            size = batch_size
+            shapes = {tuple(s.frame0.shape) for s in samples[i : i + size]}
+            if len(shapes) > 1:
+                size = 1
+            f0, f1, target, t = (x.to(device) for x in stack_val(samples, i, size))
+            with autocast():
+                pred = model(f0, f1, t=t if pass_t else None)
+            pred = pred.float()
+            psnrs.append(_psnr(pred, target).cpu())
+            charbs.append(torch.sqrt((pred - target) ** 2 + 1e-6).flatten(1).mean(1).cpu())
+            preds.extend(pred.clamp(0, 1).cpu())
+            i += size
+    finally:
+        model.train(was_training)
+    return {"val_psnr": float(torch.cat(psnrs).mean()), "val_charbonnier": float(torch.cat(charbs).mean())}, preds
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to stop at the next step boundary (a second SIGINT aborts)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class _CsvLog:
+    """Append rows to a CSV file; on resume rows after the resume step are dropped first."""
+
+    def __init__(self, path: Path, columns: list[str], resume_step: int | None) -> None:
+        self.path, self.columns = path, columns
+        if resume_step is not None and path.is_file():
+            with path.open(newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(float(r.get("step", 0))) <= resume_step]
+            tmp = path.with_name(path.name + ".tmp")
+            with tmp.open("w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(tmp, path)
+        elif not path.is_file():
+            with path.open("w", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=columns).writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore").writerow(row)
+
+
+def _format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _image_row(sample: Triplet, pred: torch.Tensor) -> torch.Tensor:
+    """(3, H, 4W): frame0 | prediction | target | frame1."""
+    return torch.cat([sample.frame0, pred, sample.target, sample.frame1], dim=2).clamp(0, 1)
+
+
+def _select_device(cfg: TrainConfig, info: distributed.DistInfo) -> torch.device:
+    want = cfg.train.device
+    if want == "cuda" and not torch.cuda.is_available():
+        raise VfikitError("train.device is 'cuda' but no CUDA device is available (use 'cpu' or 'auto')")
+    if want == "cuda" or (want == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", info.local_rank)
+    return torch.device("cpu")
+
+
+def _set_threads(cfg: TrainConfig, info: distributed.DistInfo, device: torch.device) -> int:
+    threads = cfg.train.threads or max(1, (os.cpu_count() or 1) // info.local_world_size)
+    torch.set_num_threads(threads)
+    if device.type == "cpu":
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return threads
+
+
+# ----------------------------------------------------------------------------------------------
+# the loop
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: str | Path | None = None,
+    stop_at: int | None = None,
+    log: Log = print,
+) -> TrainResult:
+    """Train ``cfg.model`` as configured; returns a ``TrainResult``.
+
+    Args:
+        cfg: a validated ``TrainConfig`` (``vfikit.config.load_config``).
+        resume: a checkpoint path, ``"auto"`` (the newest checkpoint in ``train.out_dir``, or a
+            fresh start when there is none), or None (fresh start; refused when the folder already
+            holds checkpoints, so nothing is overwritten silently).
+        stop_at: stop after this step (checkpointing it) even if ``train.steps`` is larger; the
+            schedule still follows ``train.steps``, so a later resume continues the same run.
+        log: where progress lines go (only rank 0 logs).
+    """
+    run = cfg.train
+    device_type = "cuda" if (run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available())) else "cpu"
+    info = distributed.setup(device_type)
+    device = _select_device(cfg, info)
+    primary = info.is_primary
+    say: Log = log if primary else (lambda _msg: None)
+    old_threads = torch.get_num_threads()
+    try:
+        return _train(cfg, info, device, primary, say, resume, stop_at)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(
+    cfg: TrainConfig, info: distributed.DistInfo, device: torch.device, primary: bool, say: Log,
+    resume: str | Path | None, stop_at: int | None,
+) -> TrainResult:
+    run = cfg.train
+    if run.amp and device.type != "cuda":
+        raise VfikitError("train.amp needs a CUDA device; set train.amp=false on CPU")
+    threads = _set_threads(cfg, info, device)
+    seed = run.seed + info.rank
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    import random
+
+    random.seed(seed)
+
+    out_dir = Path(run.out_dir).expanduser()
+    ckpt_path = _resolve_resume(resume, out_dir)
+
+    model = build_model(cfg)
+    arbitrary_t = bool(getattr(model, "arbitrary_t", False))
+    if not arbitrary_t and not t_values_fixed(cfg.data):
+        raise VfikitError(
+            f"{cfg.model.arch} only interpolates t = 0.5, but the data config yields other t "
+            "(synthetic t/t_range or sequences targets='all'); use t: 0.5 and targets: middle"
+        )
+    model.train().to(device)
+    loss_fn: CompositeLoss = build_loss(cfg.loss).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(params, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.schedule, run.steps, cfg.optim.lr)
+    )
+    amp_dtype = torch.float16 if run.amp_dtype == "float16" else torch.bfloat16
+    scaler = torch.amp.GradScaler("cuda", enabled=run.amp and amp_dtype == torch.float16)
+
+    def autocast() -> Any:
+        return torch.autocast("cuda", dtype=amp_dtype) if run.amp else nullcontext()
+
+    start_step, best_val = 0, None
+    if ckpt_path is not None:
+        state = load_checkpoint(ckpt_path)
+        if state["arch"] != cfg.model.arch or state["model_args"] != cfg.model.args:
+            raise VfikitError(
+                f"cannot resume {ckpt_path}: it holds {state['arch']} {state['model_args']}, "
+                f"the config asks for {cfg.model.arch} {cfg.model.args}"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler.is_enabled() and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        start_step = int(state["step"])
+        best_val = state.get("best_val")
+        ranks = state["rng"]["ranks"]
+        if len(ranks) == info.world_size:
+            set_rng_state(ranks[info.rank])
+        else:
+            say(f"note: checkpoint has RNG states of {len(ranks)} processes, this run has {info.world_size}; "
+                "model randomness restarts from the seed (data order is unaffected)")
+        if state["rng"]["sampler"]["seed"] != run.seed:
+            old_seed = state["rng"]["sampler"]["seed"]
+            say(f"note: train.seed changed from {old_seed} to {run.seed}: the data order differs")
+        say(f"resumed from {ckpt_path} at step {start_step}")
+
+    total = run.steps
+    end = min(total, stop_at) if stop_at is not None else total
+    result = TrainResult(step=start_step, out_dir=out_dir, model=model)
+    if start_step >= end:
+        say(f"nothing to do: the run is at step {start_step} of {total}")
+        return result
+
+    ddp_model: nn.Module = model
+    if info.enabled:
+        ddp_model = nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=run.find_unused_parameters,
+        )
+
+    stream = build_train_stream(cfg.data, seed=run.seed, log=say)
+    val_samples = build_val_samples(cfg.data, seed=run.seed + 1_000_003, log=say) if primary else []
+    if primary and not cfg.data.val:
+        say("note: no data.val given: no validation and no best checkpoint")
+    sampler = StepBatchSampler(start_step, end, cfg.data.batch_size, info.rank, info.world_size)
+    workers = cfg.data.num_workers
+    loader = DataLoader(
+        stream,
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_triplets,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+    writer = None
+    train_csv = val_csv = None
+    term_names = list(loss_fn.names)
+    if primary:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(dump_yaml(cfg))
+        resumed_at = start_step if ckpt_path is not None else None
+        columns = ["step", "lr", "loss", *term_names, "steps_per_s", "samples_per_s", "elapsed_s"]
+        train_csv = _CsvLog(out_dir / "train_log.csv", columns, resumed_at)
+        val_csv = _CsvLog(out_dir / "val_log.csv", ["step", "val_psnr", "val_charbonnier", "best"], resumed_at)
+        if run.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resumed_at)
+    say(
+        f"training {cfg.model.arch} ({sum(p.numel() for p in params):,} parameters) on {device} "
+        f"x{info.world_size} process(es), {threads} threads each, batch {cfg.data.batch_size}, "
+        f"steps {start_step}->{end} of {total}, loss " + " + ".join(f"{w:g}*{n}" for n, w in
+                                                                    zip(loss_fn.names, loss_fn.weights))
+    )
+
+    pass_t = arbitrary_t
+    need_aux, need_flip = loss_fn.needs_aux, loss_fn.needs_flip
+    acc_loss = torch.zeros((), device=device)
+    acc_terms = {n: torch.zeros((), device=device) for n in term_names}
+    acc_n = 0
+    t_start = t_mark = time.perf_counter()
+    step = start_step
+    stopped = False
+    run_started = time.perf_counter()
+
+    def checkpoint(step_done: int) -> None:
+        ranks = distributed.gather_objects(rng_state())  # collective: every rank calls it
+        if not primary:
+            return
+        state = {
+            "model": model.state_dict(),
+            "arch": cfg.model.arch,
+            "model_args": dict(cfg.model.args),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+            "step": step_done,
+            "config": to_dict(cfg),
+            "vfikit_version": __version__,
+            "rng": {"ranks": ranks, "sampler": {"seed": run.seed, "next_sample": step_done * cfg.data.batch_size}},
+            "best_val": best_val,
+        }
+        result.last_checkpoint = save_checkpoint(out_dir / step_filename(step_done), state)
+        prune_checkpoints(out_dir, run.keep_last)
+
+    with _StopFlag() as stop_flag:
+        for batch in loader:
+            if not pass_t and not bool((batch.t == 0.5).all()):
+                raise VfikitError(f"{cfg.model.arch} only interpolates t = 0.5 but a batch has t = {batch.t.tolist()}")
+            batch = batch.to(device, non_blocking=True)
+            with autocast():
+                pred, aux, pred_flipped = forward_for_loss(
+                    ddp_model, batch, need_aux=need_aux, need_flip=need_flip, pass_t=pass_t
+                )
+            inputs = LossInputs(
+                pred=pred.float(), target=batch.target, frame0=batch.frame0, frame1=batch.frame1, t=batch.t,
+                aux=aux, pred_flipped=pred_flipped.float() if pred_flipped is not None else None,
+            )
+            loss, terms = loss_fn(inputs)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.optim.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            acc_loss += loss.detach()
+            for n in term_names:
+                acc_terms[n] += terms[n]
+            acc_n += 1
+
+            if step % run.log_every == 0 or step == end:
+                now = time.perf_counter()
+                sps = acc_n / max(now - t_mark, 1e-9)
+                row = {
+                    "step": step,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "loss": float(acc_loss) / acc_n,
+                    **{n: float(acc_terms[n]) / acc_n for n in term_names},
+                    "steps_per_s": sps,
+                    "samples_per_s": sps * cfg.data.batch_size,
+                    "elapsed_s": now - t_start,
+                }
+                if primary:
+                    result.history.append(row)
+                    assert train_csv is not None
+                    train_csv.write(row)
+                    if writer is not None:
+                        for k in ("loss", "lr", "steps_per_s", *term_names):
+                            writer.add_scalar(f"train/{k}", row[k], step)
+                    eta = (end - step) / sps if sps > 0 else float("inf")
+                    detail = ", ".join(f"{n} {row[n]:.4g}" for n in term_names) if len(term_names) > 1 else ""
+                    say(f"step {step}/{total} | loss {row['loss']:.5f}" + (f" ({detail})" if detail else "")
+                        + f" | lr {row['lr']:.3g} | {sps:.2f} steps/s, {row['samples_per_s']:.1f} samples/s"
+                        + f" | ETA {_format_eta(eta)}")
+                acc_loss.zero_()
+                for n in term_names:
+                    acc_terms[n].zero_()
+                acc_n, t_mark = 0, time.perf_counter()
+
+            if val_samples and (step % run.val_every == 0 or step == end):
+                metrics, preds = validate(model, val_samples, device, cfg.data.val_batch_size, pass_t, autocast)
+                improved = best_val is None or metrics["val_psnr"] > best_val
+                if improved:
+                    best_val = metrics["val_psnr"]
+                row = {"step": step, **metrics, "best": int(improved)}
+                result.val_history.append(row)
+                assert val_csv is not None
+                val_csv.write(row)
+                say(f"validation at step {step}: PSNR {metrics['val_psnr']:.3f} dB, "
+                    f"Charbonnier {metrics['val_charbonnier']:.5f}" + (" (best)" if improved else ""))
+                images = [_image_row(s, p) for s, p in zip(val_samples[: run.images], preds)]
+                if images:
+                    grid = torch.cat(images, dim=1)
+                    if writer is not None:
+                        writer.add_scalar("val/psnr", metrics["val_psnr"], step)
+                        writer.add_scalar("val/charbonnier", metrics["val_charbonnier"], step)
+                        writer.add_image("val/frame0|pred|target|frame1", grid, step)
+                    _write_png(out_dir / "samples" / f"step_{step:09d}.png", grid)
+                if improved:
+                    result.best_checkpoint = _save_best(out_dir, model, cfg, step, metrics)
+            # stop requests (signal, time limit); under DDP the ranks agree at log/checkpoint boundaries
+            want_stop = stop_flag.requested or (
+                run.time_limit is not None and time.perf_counter() - run_started > run.time_limit * 3600
+            )
+            if info.enabled:
+                boundary = step % run.log_every == 0 or step % run.ckpt_every == 0
+                want_stop = distributed.any_flag(want_stop, device) if boundary else False
+            if step % run.ckpt_every == 0 or step == end or want_stop:
+                checkpoint(step)
+            if want_stop and step < end:
+                stopped = True
+                say(f"stopped at step {step} (checkpoint written); resume with --resume auto")
+                break
+
+    result.step, result.stopped_early = step, stopped
+    if writer is not None:
+        writer.close()
+    distributed.barrier()
+    return result
+
+
+def _resolve_resume(resume: str | Path | None, out_dir: Path) -> Path | None:
+    if resume is None:
+        if list_checkpoints(out_dir):
+            raise VfikitError(
+                f"{out_dir} already holds checkpoints; resume with --resume auto (or a path), "
+                "or choose another train.out_dir"
+            )
+        return None
+    if str(resume) == "auto":
+        return latest_checkpoint(out_dir)
+    path = Path(resume).expanduser()
+    if not path.is_file():
+        raise VfikitError(f"--resume: checkpoint not found: {path}")
+    return path
+
+
+def _save_best(out_dir: Path, model: nn.Module, cfg: TrainConfig, step: int, metrics: dict[str, float]) -> Path:
+    """``best.pt``: the model with the best validation PSNR (weights + how to rebuild it)."""
+    path = out_dir / "best.pt"
+    tmp = path.with_name(".best.pt.tmp")
+    torch.save({"model": model.state_dict(), "arch": cfg.model.arch, "model_args": dict(cfg.model.args),
+                "step": step, "metrics": metrics, "config": to_dict(cfg), "vfikit_version": __version__}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _write_png(path: Path, image: torch.Tensor) -> None:
+    from vfikit.imageio import write_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    write_image(tmp, image)
+    os.replace(tmp, path)

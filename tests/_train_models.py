@@ -1,0 +1,71 @@
+"""Tiny registered models for the training tests (a few thousand parameters, 32x32 inputs).
+
+``test_tiny_adacof`` has the AdaCoF aux contract (kernels + occlusion) and uses the real
+``vfikit.ops.adacof`` (clean convention); ``test_tiny_arbitrary`` takes t as an input.
+Importing this module registers them (idempotent, also in DDP child processes).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vfikit.errors import VfikitError
+from vfikit.models.base import VFIModel
+from vfikit.ops import adacof
+from vfikit.registry import get_entry, register_model
+
+
+class TinyAdaCoF(VFIModel):
+    arbitrary_t = False
+
+    def __init__(self, channels: int = 8, kernel_size: int = 3) -> None:
+        super().__init__()
+        taps = kernel_size * kernel_size
+        self.body = nn.Sequential(nn.Conv2d(6, channels, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
+        self.heads = nn.ModuleDict({k: nn.Conv2d(channels, taps, 3, padding=1)
+                                    for k in ("w1", "oy1", "ox1", "w2", "oy2", "ox2")})
+        self.occlusion = nn.Conv2d(channels, 1, 3, padding=1)
+
+    def forward(self, frame0, frame1, t=None, return_aux=False):
+        if t is not None and not bool(torch.all(torch.as_tensor(t) == 0.5)):
+            raise VfikitError(f"TinyAdaCoF only computes t = 0.5, got {t}")
+        feat = self.body(torch.cat([frame0 - 0.5, frame1 - 0.5], 1))
+        h = {k: m(feat) for k, m in self.heads.items()}
+        w1, w2 = F.softmax(h["w1"], 1), F.softmax(h["w2"], 1)
+        y1 = adacof(frame0, w1, h["oy1"], h["ox1"], convention="clean")
+        y2 = adacof(frame1, w2, h["oy2"], h["ox2"], convention="clean")
+        occ = torch.sigmoid(self.occlusion(feat))
+        out = occ * y1 + (1 - occ) * y2
+        if return_aux:
+            return out, {"kernels": [(w1, h["oy1"], h["ox1"]), (w2, h["oy2"], h["ox2"])], "occlusion": occ}
+        return out
+
+
+class TinyArbitrary(VFIModel):
+    arbitrary_t = True
+
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(7, channels, 3, padding=1), nn.ReLU(), nn.Conv2d(channels, 3, 3, padding=1))
+
+    def forward(self, frame0, frame1, t=None, return_aux=False):
+        b, _, h, w = frame0.shape
+        t = torch.full((b,), 0.5) if t is None else torch.as_tensor(t, dtype=frame0.dtype).reshape(-1).expand(b)
+        tmap = t.to(frame0).view(b, 1, 1, 1).expand(b, 1, h, w)
+        base = (1 - tmap) * frame0 + tmap * frame1
+        out = base + self.net(torch.cat([frame0, frame1, tmap], 1))
+        return (out, {}) if return_aux else out
+
+
+def _register(name, factory, arbitrary_t):
+    try:
+        get_entry(name)
+    except VfikitError:
+        register_model(name, family="test", description="tiny test model", arbitrary_t=arbitrary_t)(factory)
+
+
+_register("test_tiny_adacof", TinyAdaCoF, False)
+_register("test_tiny_arbitrary", TinyArbitrary, True)
