@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import _train_models  # noqa: F401  (registers the tiny models)
+import tests._train_models  # noqa: F401  (registers the tiny models)
 from vfikit.data.mixing import Batch
 from vfikit.engine.train import forward_for_loss
 from vfikit.errors import VfikitError

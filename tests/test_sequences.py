@@ -10,10 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import shared_path
 from vfikit.data.sequences import FrameSequenceDataset, discover_clips
 from vfikit.errors import VfikitError
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def _frames(n: int, seed: int = 0, size=(12, 16)) -> list[np.ndarray]:
@@ -106,9 +105,8 @@ def test_nested_discovery_and_errors(tmp_path):
         FrameSequenceDataset([tmp_path / "root" / "a"], window=4)
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "clips").is_dir(), reason="../shared/data/clips is absent")
 def test_real_clips_from_shared_data():
-    clips = SHARED / "data" / "clips"
+    clips = shared_path("data", "clips")
     ds = FrameSequenceDataset([clips / "davis_car_turn" / "car-turn.mp4"], max_frames=8, max_side=160)
     assert len(ds) == 6 and ds[0].frame0.shape == (3, 90, 160)
     seq = FrameSequenceDataset([clips / "cdfi_img_seq"], max_frames=5, max_side=120)

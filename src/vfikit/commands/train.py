@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.out_dir:
         overrides.append(f"train.out_dir={args.out_dir}")
-    cfg = load_config(args.config, overrides, check_files=not args.print_config)
+    cfg = load_config(args.config, overrides, check_external=not args.print_config)
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0

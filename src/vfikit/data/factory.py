@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
@@ -55,42 +56,51 @@ class HoldoutSplit(Dataset):
 
 
 def _vimeo(spec: Vimeo90kDatasetConfig) -> Dataset:
-    from vfikit.data.vimeo90k import Vimeo90KTriplets
+    from vfikit.data.vimeo90k import Vimeo90KTriplet
 
     assert spec.root is not None  # config validation requires it
-    ds = Vimeo90KTriplets(resolve_path(spec.root), list_file=spec.list_file, uint8=True)
+    ds = Vimeo90KTriplet(resolve_path(spec.root), split="train")
     if spec.holdout > 0:
-        return HoldoutSplit(ds, ds.keys, spec.holdout, spec.part)
+        return HoldoutSplit(ds, [s.key for s in ds.samples], spec.holdout, spec.part)
     return ds
+
+
+def _existing(paths: Sequence[str], log: Log) -> list[Path]:
+    """The optional paths that exist; the others are reported through ``log``."""
+    found = []
+    for p in paths:
+        try:
+            resolved = resolve_path(p)
+        except VfikitError as exc:
+            log(f"note: optional path skipped: {exc}")
+            continue
+        if resolved.exists():
+            found.append(resolved)
+        else:
+            log(f"note: optional path skipped (not found): {p}")
+    return found
 
 
 def build_dataset(spec: DatasetConfig, *, crop: list[int] | None, log: Log = print) -> Dataset:
     """One dataset of Triplets (frames may be uint8; the stream's transforms end with ToFloat)."""
     if isinstance(spec, SyntheticDatasetConfig):
-        fields = {f.name for f in dataclasses.fields(SyntheticConfig)}
+        fields = {f.name for f in dataclasses.fields(SyntheticConfig)}  # the generator's own settings
         params = {k: v for k, v in dataclasses.asdict(spec).items() if k in fields}
         size = spec.size if spec.size is not None else crop
         if size is None:
             raise VfikitError("a synthetic dataset needs a size: set its 'size' or data.crop")
         params["size"] = list(size)
-        params["texture_sources"] = [str(resolve_path(p)) for p in spec.texture_sources]
+        params["texture_sources"] = [str(resolve_path(p)) for p in spec.texture_sources] + [
+            str(p) for p in _existing(spec.texture_optional, log)
+        ]
         return SyntheticDataset(SyntheticConfig(**params), seed=spec.seed, length=2**40)
     if isinstance(spec, SequencesDatasetConfig):
-        paths = [resolve_path(p) for p in spec.paths]
-        for p in spec.optional_paths:
-            try:
-                resolved = resolve_path(p)
-            except VfikitError as exc:
-                log(f"note: optional dataset path skipped: {exc}")
-                continue
-            if resolved.exists():
-                paths.append(resolved)
-            else:
-                log(f"note: optional dataset path skipped (not found): {p}")
+        paths = [resolve_path(p) for p in spec.paths] + _existing(spec.optional_paths, log)
         return FrameSequenceDataset(
             paths, window=spec.window, targets=spec.targets, step=spec.step, max_side=spec.max_side,
             max_frames=spec.max_frames, segment=spec.segment, cut_threshold=spec.cut_threshold,
-            skip_duplicates=spec.skip_duplicates, uint8=True,
+            skip_duplicates=spec.skip_duplicates, uint8=True, cache=spec.cache,
+            list_file=resolve_path(spec.list_file) if spec.list_file else None, holdout=spec.holdout, part=spec.part,
         )
     if isinstance(spec, Vimeo90kDatasetConfig):
         return _vimeo(spec)

@@ -112,14 +112,14 @@ class Batch:
     t: torch.Tensor
     keys: list[str]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        return Batch(
-            self.frame0.to(device, non_blocking=non_blocking),
-            self.frame1.to(device, non_blocking=non_blocking),
-            self.target.to(device, non_blocking=non_blocking),
-            self.t.to(device, non_blocking=non_blocking),
-            self.keys,
-        )
+    def to(self, device: torch.device | str, non_blocking: bool = False,
+           memory_format: torch.memory_format = torch.contiguous_format) -> Batch:
+        """On ``device``; the frames in ``memory_format`` (e.g. ``torch.channels_last``)."""
+        def move(x: torch.Tensor) -> torch.Tensor:
+            return x.to(device, non_blocking=non_blocking).contiguous(memory_format=memory_format)
+
+        return Batch(move(self.frame0), move(self.frame1), move(self.target),
+                     self.t.to(device, non_blocking=non_blocking), self.keys)
 
     def pin_memory(self) -> Batch:
         return Batch(self.frame0.pin_memory(), self.frame1.pin_memory(), self.target.pin_memory(),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,28 @@ def discover_clips(paths: Sequence[str | Path], *, single_images: bool = True) -
                 clips.append(Clip(rel, folder, images))
             for video in (p for p in entries if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
                 clips.append(Clip(f"{rel}/{video.stem}", video))
+    return clips
+
+
+def _listed_clips(paths: Sequence[str | Path], list_file: Path) -> list[Clip]:
+    """Clip folders named in ``list_file``, relative to the single root in ``paths``."""
+    if len(paths) != 1:
+        raise VfikitError(f"a list_file needs exactly one root path, got {len(paths)}: {[str(p) for p in paths]}")
+    root = Path(paths[0]).expanduser()
+    if not root.is_dir():
+        raise VfikitError(f"no such folder: {root}")
+    if not list_file.is_file():
+        raise VfikitError(f"clip list not found: {list_file}")
+    clips = []
+    for number, line in enumerate(list_file.read_text().splitlines(), 1):
+        entry = line.strip()
+        if not entry:
+            continue
+        folder = root / entry
+        if not folder.is_dir():
+            raise VfikitError(f"{list_file} line {number}: clip folder {folder} does not exist")
+        frames = tuple(sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key))
+        clips.append(Clip(entry, folder, frames))
     return clips
 
 
@@ -140,6 +164,22 @@ def read_clip(
     return frames
 
 
+_DECODED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def decoded_clip(clip: Clip, *, max_side: int | None = None, max_frames: int | None = None) -> np.ndarray:
+    """The clip's frames as one (T, H, W, 3) uint8 array, shared between callers in this process
+    (a training and a validation dataset over the same clips hold one copy)."""
+    key = (str(clip.path.resolve()), len(clip.frames), max_side, max_frames)
+    cached = _DECODED.get(key)
+    if cached is None:
+        frames = read_clip(clip, max_side=max_side, max_frames=max_frames)
+        cached = np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
+        cached.setflags(write=False)
+        _DECODED[key] = cached
+    return cached
+
+
 def frame_differences(frames: np.ndarray) -> np.ndarray:
     """Mean absolute difference in [0, 1] between consecutive 32x32 grey thumbnails. (T-1,)."""
     import cv2
@@ -177,6 +217,14 @@ class FrameSequenceDataset(torch.utils.data.Dataset):
         cut_threshold: thumbnail difference above which a transition is a scene cut (None: keep).
         skip_duplicates: leave out windows containing a repeated frame.
         uint8: return uint8 tensors (training crops them before converting; see transforms.ToFloat).
+        cache: decode every clip into memory at construction (needed for scene-cut and duplicate
+            detection). ``False`` reads frame-folder images on access instead (large collections
+            such as Vimeo-90K septuplets; no cut detection); videos are always decoded up front.
+        list_file: a text file naming clip folders (one per line, relative to the single entry of
+            ``paths``), e.g. Vimeo-90K's ``sep_trainlist.txt``; blank lines are skipped.
+        holdout, part: keep only the clips whose group hashes into the held-out fraction
+            (``part="holdout"``) or the others (``"train"``). The group is the first component of
+            a ``list_file`` entry (Vimeo: the source video), else the clip name. Stable (crc32).
     Items: ``Triplet(frame0, frame1, target, t, key)`` with (3, H, W) tensors.
     """
 
@@ -193,6 +241,10 @@ class FrameSequenceDataset(torch.utils.data.Dataset):
         cut_threshold: float | None = 0.12,
         skip_duplicates: bool = True,
         uint8: bool = False,
+        cache: bool = True,
+        list_file: str | Path | None = None,
+        holdout: float = 0.0,
+        part: str = "train",
     ) -> None:
         if window < 2:
             raise VfikitError(f"window must be >= 2 (frames i and i+window), got {window}")
@@ -204,20 +256,38 @@ class FrameSequenceDataset(torch.utils.data.Dataset):
             raise VfikitError(f"step must be >= 1, got {step}")
         if len(segment) != 2 or not 0.0 <= segment[0] < segment[1] <= 1.0:
             raise VfikitError(f"segment must be [start, end) with 0 <= start < end <= 1, got {list(segment)}")
-        self.window, self.uint8 = window, uint8
-        self.clips = discover_clips(paths, single_images=False)
+        if part not in ("train", "holdout") or not 0.0 <= holdout < 1.0:
+            raise VfikitError(f"holdout must be in [0, 1) and part 'train' or 'holdout', got {holdout}, {part!r}")
+        if part == "holdout" and holdout == 0:
+            raise VfikitError("part='holdout' needs holdout > 0")
+        self.window, self.uint8, self.max_side = window, uint8, max_side
+        if list_file is not None:
+            self.clips = _listed_clips(paths, Path(list_file))
+        else:
+            self.clips = discover_clips(paths, single_images=False)
+        if holdout > 0:
+            def group(clip: Clip) -> str:
+                return clip.name.split("/")[0] if list_file is not None else clip.name
+
+            held = [(zlib.crc32(group(c).encode()) % 10_000) < holdout * 10_000 for c in self.clips]
+            self.clips = [c for c, h in zip(self.clips, held) if h == (part == "holdout")]
         if not self.clips:
-            raise VfikitError(f"no frame folders or videos found under {[str(p) for p in paths]}")
+            raise VfikitError(f"no frame folders or videos found under {[str(p) for p in paths]}"
+                              + (f" ({part} part of a {holdout:g} hold-out split)" if holdout else ""))
         offsets = [window // 2] if targets == "middle" else list(range(1, window))
-        self.frames: list[np.ndarray] = []
+        self.frames: list[np.ndarray | None] = []
         self.items: list[tuple[int, int, int]] = []
         for ci, clip in enumerate(self.clips):
-            frames = read_clip(clip, max_side=max_side, max_frames=max_frames)
-            arr = np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
-            self.frames.append(arr)
-            n = len(arr)
+            if cache or clip.is_video:
+                arr = decoded_clip(clip, max_side=max_side, max_frames=max_frames)
+                self.frames.append(arr)
+                n = len(arr)
+                bad = bad_transitions(arr, cut_threshold, skip_duplicates)
+            else:
+                self.frames.append(None)
+                n = len(clip.frames) if max_frames is None else min(max_frames, len(clip.frames))
+                bad = np.zeros(max(n - 1, 0), dtype=bool)
             lo, hi = math.floor(segment[0] * n), math.floor(segment[1] * n)
-            bad = bad_transitions(arr, cut_threshold, skip_duplicates)
             bad_prefix = np.concatenate([[0], np.cumsum(bad)])
             for start in range(lo, hi - window, step):
                 if bad_prefix[start + window] - bad_prefix[start] > 0:
@@ -231,13 +301,15 @@ class FrameSequenceDataset(torch.utils.data.Dataset):
 
     @property
     def memory_bytes(self) -> int:
-        return int(sum(a.nbytes for a in self.frames))
+        return int(sum(a.nbytes for a in self.frames if a is not None))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def _frame(self, ci: int, k: int) -> torch.Tensor:
-        x = torch.from_numpy(self.frames[ci][k]).permute(2, 0, 1)
+        cached = self.frames[ci]
+        array = cached[k] if cached is not None else _resize(_read_image_uint8(self.clips[ci].frames[k]), self.max_side)
+        x = torch.from_numpy(array.copy() if not array.flags.writeable else array).permute(2, 0, 1)
         return x.contiguous() if self.uint8 else x.float().div_(255.0)
 
     def __getitem__(self, index: int) -> Triplet:

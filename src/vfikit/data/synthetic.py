@@ -374,7 +374,7 @@ class TexturePool:
     """Still images and video frames held in memory as uint8 (3, H, W) tensors, for texture crops."""
 
     def __init__(self, sources: list[str | Path], max_frames: int = 64, max_side: int = 640) -> None:
-        from vfikit.data.sequences import discover_clips, read_clip
+        from vfikit.data.sequences import decoded_clip, discover_clips
 
         self.frames: list[torch.Tensor] = []
         clips = discover_clips([Path(s) for s in sources])
@@ -382,8 +382,9 @@ class TexturePool:
             raise VfikitError(f"texture_sources {list(map(str, sources))} hold no images or videos")
         per_clip = max(1, max_frames // len(clips))
         for clip in clips:
-            for frame in read_clip(clip, max_side=max_side, max_frames=per_clip, spread=True):
-                self.frames.append(torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).contiguous())
+            frames = decoded_clip(clip, max_side=max_side)
+            for i in np.unique(np.linspace(0, len(frames) - 1, min(per_clip, len(frames))).round().astype(int)):
+                self.frames.append(torch.from_numpy(frames[i].copy()).permute(2, 0, 1).contiguous())
         self.frames = self.frames[:max_frames]
 
     def __len__(self) -> int:

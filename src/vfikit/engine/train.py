@@ -148,7 +148,7 @@ def _psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def validate(
     model: nn.Module, samples: list[Triplet], device: torch.device, batch_size: int, pass_t: bool,
-    autocast: Callable[[], Any] = nullcontext,
+    autocast: Callable[[], Any] = nullcontext, memory_format: torch.memory_format = torch.contiguous_format,
 ) -> tuple[dict[str, float], list[torch.Tensor]]:
     """Mean PSNR (clamped float output) and Charbonnier over fixed samples; also the predictions."""
     was_training = model.training
@@ -162,6 +162,7 @@ def validate(
             if len(shapes) > 1:
                 size = 1
             f0, f1, target, t = (x.to(device) for x in stack_val(samples, i, size))
+            f0, f1 = f0.contiguous(memory_format=memory_format), f1.contiguous(memory_format=memory_format)
             with autocast():
                 pred = model(f0, f1, t=t if pass_t else None)
             pred = pred.float()
@@ -293,8 +294,8 @@ def _train(
     resume: str | Path | None, stop_at: int | None,
 ) -> TrainResult:
     run = cfg.train
-    if run.amp and device.type != "cuda":
-        raise VfikitError("train.amp needs a CUDA device; set train.amp=false on CPU")
+    if run.amp and device.type == "cpu" and run.amp_dtype != "bfloat16":
+        raise VfikitError("train.amp on CPU needs train.amp_dtype=bfloat16 (float16 autocast is a CUDA feature)")
     threads = _set_threads(cfg, info, device)
     seed = run.seed + info.rank
     np.random.seed(seed % 2**32)
@@ -313,7 +314,8 @@ def _train(
             f"{cfg.model.arch} only interpolates t = 0.5, but the data config yields other t "
             "(synthetic t/t_range or sequences targets='all'); use t: 0.5 and targets: middle"
         )
-    model.train().to(device)
+    memory_format = torch.channels_last if run.channels_last else torch.contiguous_format
+    model.train().to(device, memory_format=memory_format)
     loss_fn: CompositeLoss = build_loss(cfg.loss).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, cfg)
@@ -324,7 +326,7 @@ def _train(
     scaler = torch.amp.GradScaler("cuda", enabled=run.amp and amp_dtype == torch.float16)
 
     def autocast() -> Any:
-        return torch.autocast("cuda", dtype=amp_dtype) if run.amp else nullcontext()
+        return torch.autocast(device.type, dtype=amp_dtype) if run.amp else nullcontext()
 
     start_step, best_val = 0, None
     if ckpt_path is not None:
@@ -437,7 +439,7 @@ def _train(
         for batch in loader:
             if not pass_t and not bool((batch.t == 0.5).all()):
                 raise VfikitError(f"{cfg.model.arch} only interpolates t = 0.5 but a batch has t = {batch.t.tolist()}")
-            batch = batch.to(device, non_blocking=True)
+            batch = batch.to(device, non_blocking=True, memory_format=memory_format)
             with autocast():
                 pred, aux, pred_flipped = forward_for_loss(
                     ddp_model, batch, need_aux=need_aux, need_flip=need_flip, pass_t=pass_t
@@ -491,7 +493,8 @@ def _train(
                 acc_n, t_mark = 0, time.perf_counter()
 
             if val_samples and (step % run.val_every == 0 or step == end):
-                metrics, preds = validate(model, val_samples, device, cfg.data.val_batch_size, pass_t, autocast)
+                metrics, preds = validate(model, val_samples, device, cfg.data.val_batch_size, pass_t, autocast,
+                                          memory_format)
                 improved = best_val is None or metrics["val_psnr"] > best_val
                 if improved:
                     best_val = metrics["val_psnr"]
