@@ -1,7 +1,9 @@
 """Tiny registered models for the training tests (a few thousand parameters, 32x32 inputs).
 
 ``test_tiny_adacof`` has the AdaCoF aux contract (kernels + occlusion) and uses the real
-``vfikit.ops.adacof`` (clean convention); ``test_tiny_arbitrary`` takes t as an input.
+``vfikit.ops.adacof`` (clean convention, the "torch" backend by default: the numba backend's OpenMP
+threads keep spinning after each call, which slows the tiny torch ops of these tests ~100x on a
+busy 2-core machine); ``test_tiny_arbitrary`` takes t as an input.
 Importing this module registers them (idempotent, also in DDP child processes).
 """
 
@@ -20,8 +22,9 @@ from vfikit.registry import get_entry, register_model
 class TinyAdaCoF(VFIModel):
     arbitrary_t = False
 
-    def __init__(self, channels: int = 8, kernel_size: int = 3) -> None:
+    def __init__(self, channels: int = 8, kernel_size: int = 3, backend: str = "torch") -> None:
         super().__init__()
+        self.backend = backend
         taps = kernel_size * kernel_size
         self.body = nn.Sequential(nn.Conv2d(6, channels, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
@@ -35,8 +38,8 @@ class TinyAdaCoF(VFIModel):
         feat = self.body(torch.cat([frame0 - 0.5, frame1 - 0.5], 1))
         h = {k: m(feat) for k, m in self.heads.items()}
         w1, w2 = F.softmax(h["w1"], 1), F.softmax(h["w2"], 1)
-        y1 = adacof(frame0, w1, h["oy1"], h["ox1"], convention="clean")
-        y2 = adacof(frame1, w2, h["oy2"], h["ox2"], convention="clean")
+        y1 = adacof(frame0, w1, h["oy1"], h["ox1"], convention="clean", backend=self.backend)
+        y2 = adacof(frame1, w2, h["oy2"], h["ox2"], convention="clean", backend=self.backend)
         occ = torch.sigmoid(self.occlusion(feat))
         out = occ * y1 + (1 - occ) * y2
         if return_aux:
@@ -69,3 +72,21 @@ def _register(name, factory, arbitrary_t):
 
 _register("test_tiny_adacof", TinyAdaCoF, False)
 _register("test_tiny_arbitrary", TinyArbitrary, True)
+
+
+def ddp_worker(rank: int, world: int, port: int, raw_cfg: dict, out_path: str) -> None:
+    """One process of a DDP training run (torch.multiprocessing.spawn target); rank 0 saves the weights."""
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from vfikit.config import config_from_dict
+    from vfikit.engine import distributed
+    from vfikit.engine.train import train
+
+    try:
+        result = train(config_from_dict(raw_cfg), log=lambda _msg: None)
+        if rank == 0:
+            torch.save({"model": result.model.state_dict(), "step": result.step}, out_path)
+    finally:
+        distributed.teardown()

@@ -112,3 +112,38 @@ def test_collate_stacks_and_refuses_mixed_sizes():
     assert batch.frame0.shape == (2, 3, 6, 8) and batch.t.tolist() == [0.25, 0.75] and batch.keys == ["k", "k"]
     with pytest.raises(VfikitError, match="different sizes"):
         collate_triplets([_coded(), _coded(h=4)])
+
+
+def test_factory_mixes_synthetic_and_clips_into_float_crops(tmp_path):
+    from PIL import Image
+
+    from vfikit.config import config_from_dict
+    from vfikit.data.factory import build_train_stream, build_val_samples
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 200, size=(20, 24, 3))
+    for k in range(12):
+        Image.fromarray((base + 4 * k).astype(np.uint8)).save(clip / f"{k:03d}.png")
+    raw = {
+        "model": {"arch": "unchecked"},
+        "data": {
+            "train": [{"type": "synthetic", "weight": 0.5, "objects": [0, 1]},
+                      {"type": "sequences", "weight": 0.5, "optional_paths": [str(clip), str(tmp_path / "gone.mp4")],
+                       "segment": [0.0, 0.75]}],
+            "val": [{"type": "sequences", "optional_paths": [str(clip)], "segment": [0.75, 1.0]}],
+            "crop": 16, "val_crop": 16, "val_samples": 3,
+        },
+    }
+    cfg = config_from_dict(raw, check_external=False)
+    logs: list[str] = []
+    stream = build_train_stream(cfg.data, seed=0, log=logs.append)
+    assert any("gone.mp4" in line and "skipped" in line for line in logs)
+    samples = [stream[g] for g in range(24)]
+    assert {s.key.split("/")[0] for s in samples} == {"synthetic", "clip"}
+    assert all(s.frame0.dtype == torch.float32 and s.frame0.shape == (3, 16, 16) for s in samples)
+    val = build_val_samples(cfg.data, seed=1, log=logs.append)
+    again = build_val_samples(cfg.data, seed=1, log=logs.append)
+    assert len(val) == 3 and all(torch.equal(a.target, b.target) for a, b in zip(val, again))
+    assert {int(s.key.split("/")[1]) for s in val} == {9}  # the last quarter of the clip: frames 9, 10, 11

@@ -111,3 +111,26 @@ def test_real_clips_from_shared_data():
     assert len(ds) == 6 and ds[0].frame0.shape == (3, 90, 160)
     seq = FrameSequenceDataset([clips / "cdfi_img_seq"], max_frames=5, max_side=120)
     assert len(seq) == 3 and seq[0].frame0.shape[1:] == (67, 120)
+
+
+def test_lazy_listed_clips_with_a_holdout_split(tmp_path):
+    root = tmp_path / "sequences"
+    names = [f"{video:05d}/{clip:04d}" for video in range(1, 9) for clip in (1, 2)]
+    for k, name in enumerate(names):
+        _write_folder(root / name, _frames(7, seed=k), stem="im")
+    (tmp_path / "list.txt").write_text("\n".join(names) + "\n\n")
+    kwargs = {"window": 6, "targets": "all", "cache": False, "list_file": tmp_path / "list.txt"}
+    everything = FrameSequenceDataset([root], **kwargs)
+    assert len(everything) == 16 * 5 and everything.memory_bytes == 0
+    s = everything[3]  # clip 0, target im5 at t = 4/6, read from disk on access
+    assert s.t == pytest.approx(4 / 6) and s.key == "00001/0001/00000+4/6"
+    assert torch.equal(s.target, torch.from_numpy(_frames(7, seed=0)[4]).permute(2, 0, 1).float() / 255)
+    train = FrameSequenceDataset([root], holdout=0.3, part="train", **kwargs)
+    held = FrameSequenceDataset([root], holdout=0.3, part="holdout", **kwargs)
+    train_videos = {c.name.split("/")[0] for c in train.clips}
+    held_videos = {c.name.split("/")[0] for c in held.clips}
+    assert held_videos and train_videos and not train_videos & held_videos  # whole videos held out
+    assert len(train.clips) + len(held.clips) == 16
+    (tmp_path / "bad.txt").write_text("00001/0009\n")
+    with pytest.raises(VfikitError, match="line 1: clip folder"):
+        FrameSequenceDataset([root], window=6, targets="all", list_file=tmp_path / "bad.txt")

@@ -244,13 +244,12 @@ def _select_device(cfg: TrainConfig, info: distributed.DistInfo) -> torch.device
     return torch.device("cpu")
 
 
-def _set_threads(cfg: TrainConfig, info: distributed.DistInfo, device: torch.device) -> int:
+def _set_threads(cfg: TrainConfig, info: distributed.DistInfo) -> int:
+    """torch CPU threads of this process. (numba, used by the CPU ops, takes its thread count from
+    NUMBA_NUM_THREADS; set it for several processes per machine: launching its pool here would start
+    busy-waiting OpenMP threads before they are needed.)"""
     threads = cfg.train.threads or max(1, (os.cpu_count() or 1) // info.local_world_size)
     torch.set_num_threads(threads)
-    if device.type == "cpu":
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     return threads
 
 
@@ -296,7 +295,10 @@ def _train(
     run = cfg.train
     if run.amp and device.type == "cpu" and run.amp_dtype != "bfloat16":
         raise VfikitError("train.amp on CPU needs train.amp_dtype=bfloat16 (float16 autocast is a CUDA feature)")
-    threads = _set_threads(cfg, info, device)
+    threads = _set_threads(cfg, info)
+    if device.type == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        say("note: OMP_WAIT_POLICY is not PASSIVE: busy-waiting OpenMP threads of torch and numba can slow CPU "
+            "training 2-3x on a shared machine (docs/training.md); start with OMP_WAIT_POLICY=PASSIVE")
     seed = run.seed + info.rank
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
