@@ -14,7 +14,9 @@ import sys
 from vfikit import __version__
 from vfikit.errors import VfikitError
 
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("vfikit.models.cli", "list the model zoo: architectures, parameters, weight tags"),
+}
 
 
 def _top_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,11 @@ What it adds to a bare model:
 * device / precision: ``device="auto"`` (CUDA when available, else CPU), ``precision`` "fp32",
   "fp16" or "bf16" (autocast; the sampling ops themselves always run in fp32), ``torch.inference_mode``;
 * tiling for frames that do not fit: overlapping tiles (``tile`` px, ``tile_overlap`` px of overlap)
-  blended with linear feathering in the overlaps. Each tile is interpolated without the context
-  outside it, so tiled output differs from untiled output near the seams; ``tile="auto"`` runs whole
+  blended with linear feathering; the outer ``tile_overlap // 4`` px of each tile towards a
+  neighbour are discarded (see ``feather``). A model whose output at a pixel depends only on inputs
+  within ``tile_overlap // 4`` px gives exactly the untiled result; the kernel-estimation U-Nets see
+  the whole frame, so their tiled output differs, mostly near the seams (docs/models.md gives
+  measurements). ``tile="auto"`` runs whole
   frames and, on CUDA, retries with halved tiles after an out-of-memory error (on CPU it tiles frames
   larger than ``AUTO_CPU_PIXELS`` with 1024-px tiles).
 """
@@ -64,16 +67,24 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
 
 
 def feather(length: int, start: int, total: int, overlap: int, device: torch.device) -> torch.Tensor:
-    """1-D blending weights of one tile: linear ramps over ``overlap`` px on sides with a neighbour."""
+    """1-D blending weights of one tile of ``length`` px at ``start`` in a frame of ``total`` px.
+
+    On each side that has a neighbour, the first ``overlap // 4`` px get weight 0 (they lack context),
+    then the weight ramps linearly to 1 over ``overlap - 2 * (overlap // 4)`` px. Two tiles overlapping
+    by ``overlap`` px therefore have weights summing to 1 across the overlap, and every pixel with a
+    non-zero weight lies at least ``overlap // 4`` px inside its tile.
+    """
     w = torch.ones(length, device=device)
     if overlap <= 0:
         return w
-    ramp = (torch.arange(overlap, device=device, dtype=torch.float32) + 0.5) / overlap
-    n = min(overlap, length)
+    margin = overlap // 4
+    span = overlap - 2 * margin
+    d = torch.arange(length, device=device, dtype=torch.float32)
+    ramp = ((d - margin + 0.5) / span).clamp(0, 1)
     if start > 0:
-        w[:n] = torch.minimum(w[:n], ramp[:n])
+        w = torch.minimum(w, ramp)
     if start + length < total:
-        w[length - n:] = torch.minimum(w[length - n:], ramp[:n].flip(0))
+        w = torch.minimum(w, ramp.flip(0))
     return w
 
 
@@ -87,7 +98,7 @@ class Interpolator:
         precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"`` (autocast).
         tile: None (whole frames), an int (tile side in px, rounded down to a multiple of 32, >= 64)
             or ``"auto"``.
-        tile_overlap: overlap of neighbouring tiles in px (at most half a tile).
+        tile_overlap: overlap of neighbouring tiles in px (at most half a tile; >= 4 recommended).
         max_depth: bisection depth for models without native t (bound 2**-(max_depth+1)).
         min_side: frames with a smaller side are replicate-padded to it first.
     """

@@ -169,7 +169,7 @@ CDFI_CITATION = (
     "author={Ding, Tianyu and Liang, Luming and Zhu, Zhihui and Zharkov, Ilya}, booktitle={Proceedings of the "
     "IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)}, year={2021}}"
 )
-NO_LICENSE = "not stated (the repository has no licence file)"
+NO_LICENSE = "not stated (no licence file found in the repository)"
 CDFI_RAW = "https://github.com/tding1/CDFI/raw/HEAD/checkpoints/"
 CDFI_PROTOCOL = ("CDFI README table: Vimeo-90K test / Middlebury 'other' (12 with GT) / UCF101-DVF (379); PSNR, SSIM "
                  "(skimage, outputs quantised to uint8), LPIPS (SqueezeNet); see adacof_cdfi_spec.md section 8")

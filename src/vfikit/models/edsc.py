@@ -17,7 +17,7 @@ _CITATION = (
     "and Machine Intelligence}, title={Multiple Video Frame Interpolation via Enhanced Deformable Separable "
     "Convolution}, year={2021}, doi={10.1109/TPAMI.2021.3100714}}"
 )
-_LICENSE = "not stated (Xianhang/EDSC-pytorch has no licence file)"
+_LICENSE = "not stated (no licence file found in Xianhang/EDSC-pytorch)"
 _WHERE = ("the authors publish the .ckpt files only in a Google Drive folder "
           "(https://drive.google.com/drive/folders/1iv4_34clpnjM2af34_qdoEpEzblMMNrW) and on Baidu Cloud "
           "(https://pan.baidu.com/s/1kC7dEN2ZsMS7IdOLXVuDGQ, code bdfu); download it and pass weights=PATH")
