@@ -25,6 +25,7 @@ from vfikit.models.blocks import (
     check_frames,
     flip_channels,
     head,
+    like,
     midpoint_only,
     pad_to_multiple,
     reflect_min_size,
@@ -131,7 +132,7 @@ class AdaCoF(KernelVFIModel):
         if self.convention == "official":
             p = self.reach
             x = F.pad(x, (p, p, p, p), mode="replicate")
-        return adacof_op(x, *kernels, self.dilation, convention=self.convention)
+        return adacof_op(x, *like(x, kernels), self.dilation, convention=self.convention)
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float | torch.Tensor | None = None,
                 return_aux: bool = False):

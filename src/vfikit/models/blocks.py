@@ -272,6 +272,12 @@ def time_tensor(t: float | torch.Tensor | None, batch: int, like: torch.Tensor) 
     return tt
 
 
+def like(x: torch.Tensor, tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """``tensors`` cast to ``x``'s dtype: under autocast the heads emit fp16/bf16 while the frames stay
+    fp32, and the sampling ops take one dtype (they compute in fp32 under autocast anyway)."""
+    return tuple(t.to(x.dtype) for t in tensors)
+
+
 def flip_channels(x: torch.Tensor, channel_order: str) -> torch.Tensor:
     """RGB <-> BGR when the network works in BGR (an exact permutation)."""
     return x.flip(1) if channel_order == "bgr" else x

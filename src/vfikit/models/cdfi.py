@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vfikit.models.adacof import CDFI_CITATION, CDFI_RAW, NO_LICENSE, AdaCoF, _cdfi_metrics
-from vfikit.models.blocks import KeyMap, conv3x3
+from vfikit.models.blocks import KeyMap, conv3x3, like
 from vfikit.ops import adacof as adacof_op
 from vfikit.registry import WeightSpec, register_model
 
@@ -139,8 +139,8 @@ class CDFI(AdaCoF):
         stack = [warp0, warp1]
         for conv, enc in zip(self.pyramid, encoder):
             feat = F.interpolate(conv(enc), size=size, mode="bilinear", align_corners=False)
-            stack.append(adacof_op(feat, *k0, self.dilation, convention=self.convention))
-            stack.append(adacof_op(feat, *k1, self.dilation, convention=self.convention))
+            stack.append(adacof_op(feat, *like(feat, k0), self.dilation, convention=self.convention))
+            stack.append(adacof_op(feat, *like(feat, k1), self.dilation, convention=self.convention))
         synth = self.synthesis(torch.cat(stack, 1))
         blend = self.heads["blend"](trunk)
         aux["blend"] = blend

@@ -28,6 +28,7 @@ from vfikit.models.blocks import (
     conv3x3,
     flip_channels,
     head,
+    like,
     midpoint_only,
     pad_to_multiple,
     time_tensor,
@@ -125,7 +126,8 @@ class DSepConv(KernelVFIModel):
             s0, s1 = F.pad(x0, (p,) * 4, mode="replicate"), F.pad(x1, (p,) * 4, mode="replicate")
         else:
             s0, s1 = x0, x1
-        out = dsepconv_op(s0, *k0, convention=self.convention) + dsepconv_op(s1, *k1, convention=self.convention)
+        out = (dsepconv_op(s0, *like(s0, k0), convention=self.convention)
+               + dsepconv_op(s1, *like(s1, k1), convention=self.convention))
         aux: dict = {"kernels": [k0, k1]}
         if self.bias_head:
             bias = self.heads["bias"](trunk)

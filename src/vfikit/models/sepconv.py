@@ -20,6 +20,7 @@ from vfikit.models.blocks import (
     check_frames,
     flip_channels,
     head,
+    like,
     midpoint_only,
     pad_to_multiple,
 )
@@ -94,7 +95,8 @@ class SepConv(KernelVFIModel):
             s0, s1 = F.pad(x0, (p,) * 4, mode="replicate"), F.pad(x1, (p,) * 4, mode="replicate")
         else:
             s0, s1 = x0, x1
-        out = sepconv_op(s0, v1, h1, convention=self.convention) + sepconv_op(s1, v2, h2, convention=self.convention)
+        out = (sepconv_op(s0, *like(s0, (v1, h1)), convention=self.convention)
+               + sepconv_op(s1, *like(s1, (v2, h2)), convention=self.convention))
         out = flip_channels(out[..., top:top + h0, top:top + w0], self.channel_order)
         if return_aux:
             return out, {"kernels": [(v1, h1), (v2, h2)]}
