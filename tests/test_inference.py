@@ -159,6 +159,41 @@ def test_tiling_a_registered_network_with_local_kernels_is_exact():
     torch.testing.assert_close(tiled, full, rtol=0, atol=1e-5)
 
 
+class OutOfMemoryAbove(LocalBlur):
+    """Raises the CUDA out-of-memory error for inputs larger than ``limit`` px per side."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def forward(self, frame0, frame1, t=None, return_aux=False):
+        if max(frame0.shape[-2:]) > self.limit:
+            raise torch.OutOfMemoryError(f"fake: {tuple(frame0.shape)} does not fit")
+        return super().forward(frame0, frame1, t, return_aux)
+
+
+def test_auto_tiling_retries_with_smaller_tiles_after_out_of_memory():
+    f0, f1 = frames(1, 3, 300, 260, seed=8)
+    full = Interpolator(LocalBlur(), device="cpu")(f0, f1)
+    ip = Interpolator(OutOfMemoryAbove(160), device="cpu", tile="auto", tile_overlap=32)
+    torch.testing.assert_close(ip(f0, f1), full, rtol=0, atol=1e-6)
+    assert ip._auto_tile == 128  # 300 -> 128 (halved to a multiple of 32 until it fits)
+    with pytest.raises(torch.OutOfMemoryError):
+        Interpolator(OutOfMemoryAbove(160), device="cpu")(f0, f1)
+
+
+def test_auto_tiling_on_cpu_tiles_large_frames(monkeypatch):
+    import vfikit.inference as inference
+
+    monkeypatch.setattr(inference, "AUTO_CPU_PIXELS", 100 * 100)
+    monkeypatch.setattr(inference, "AUTO_CPU_TILE", 64)
+    f0, f1 = frames(1, 3, 130, 150, seed=9)
+    full = Interpolator(LocalBlur(), device="cpu")(f0, f1)
+    never_big = OutOfMemoryAbove(64)  # would fail if any call saw more than a 64-px tile
+    torch.testing.assert_close(Interpolator(never_big, device="cpu", tile="auto", tile_overlap=16)(f0, f1), full,
+                               rtol=0, atol=1e-6)
+
+
 def test_precision_options_run_on_cpu():
     model = create_model("compressed_adacof_k5_d1")
     f0, f1 = frames(1, 3, 32, 32, seed=6)

@@ -9,6 +9,7 @@ import torch
 
 from vfikit import create_model, list_models
 from vfikit.errors import VfikitError
+from vfikit.hub import save_vfikit
 from vfikit.models.adacof import AdaCoF
 from vfikit.models.blocks import HetConv2d
 from vfikit.models.channel_spec import load_channel_spec, packaged_specs, save_channel_spec
@@ -144,6 +145,32 @@ def test_bgr_model_flips_channels_internally(name):
         torch.testing.assert_close(bgr(f0, f1), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ARCHS)
+def test_vfikit_file_round_trip(name, tmp_path):
+    """Our weight format restores weights and every build argument for each architecture."""
+    model = create_model(name, channel_order="bgr")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    path = save_vfikit(model, tmp_path / f"{name}.vfikit", card={"test": True}, dtype=torch.float16)
+    loaded = create_model(name, weights=path)
+    assert loaded.model_args == model.model_args
+    assert (loaded.convention, loaded.channel_order) == ("clean", "bgr")
+    for (key, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a.half().float(), b), key
+
+
+def test_sepconv_paper_padding_mode():
+    model = create_model("sepconv", convention="official", official_padding="paper")
+    f0, f1 = frames(1, 30, 41, seed=7)
+    with torch.no_grad():
+        out, aux = model(f0, f1, return_aux=True)
+    assert out.shape == (1, 3, 30, 41)
+    assert aux["kernels"][0][0].shape[-2:] == (128, 128)  # 25 px each side, then right/bottom to 128
+    with pytest.raises(VfikitError, match="'fancy'"):
+        create_model("sepconv", official_padding="fancy")
+
+
 def test_model_arguments_are_checked():
     with pytest.raises(VfikitError, match="'sideways'"):
         create_model("cdfi", convention="sideways")
@@ -153,6 +180,8 @@ def test_model_arguments_are_checked():
         create_model("sepconv", kernel_size=4)
     with pytest.raises(VfikitError, match="hetconv"):
         create_model("dsepconv", hetconv=True)
+    with pytest.raises(VfikitError, match="multiple=True, got multiple=False"):
+        create_model("edsc_m", multiple=False)
     model = create_model("adacof_k5_d1")
     with pytest.raises(VfikitError, match=r"\(1, 3, 8, 8\) vs \(1, 3, 8, 9\)"):
         model(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))

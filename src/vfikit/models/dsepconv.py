@@ -146,6 +146,6 @@ class DSepConv(KernelVFIModel):
 def dsepconv(**kwargs) -> DSepConv:
     """DSepConv, reconstructed (21,806,350 parameters). See the module docstring."""
     for fixed in ("hetconv", "bias_head", "time_input"):
-        if fixed in kwargs:
-            raise VfikitError(f"dsepconv does not take {fixed!r}; use the edsc_s / edsc_m models")
+        if kwargs.pop(fixed, False):
+            raise VfikitError(f"dsepconv has no {fixed!r} (it is fixed to False); use the edsc_s / edsc_m models")
     return DSepConv(**kwargs)
