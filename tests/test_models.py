@@ -71,24 +71,33 @@ def _check_aux(name: str, model, aux: dict, b: int, hp: int, wp: int) -> None:
             assert v.shape == h.shape == (b, model.kernel_size, hp, wp)
 
 
-@pytest.mark.parametrize("name", ARCHS)
-@pytest.mark.parametrize("convention", ["clean", "official"])
-def test_forward_odd_size_shape_finite_and_aux(name, convention):
+@pytest.mark.parametrize(("name", "convention"), [(n, "clean") for n in ARCHS] + [("dsepconv", "official")])
+def test_forward_odd_size_shape_aux_determinism_and_t(name, convention):
+    """Odd size, batch of 2. (The official convention of the eight other architectures runs in the
+    golden tests, on a 70 x 100 crop.)"""
     model = create_model(name, convention=convention)
-    f0, f1 = frames(2, 37, 45)
+    f0, f1 = frames(2, 21, 27)
     with torch.no_grad():
         out, aux = model(f0, f1, return_aux=True)
-    assert out.shape == (2, 3, 37, 45)
+        again = model(f0, f1, t=0.5)  # eval mode is deterministic, and None means t = 0.5
+    assert out.shape == (2, 3, 21, 27)
     assert out.dtype == torch.float32
     assert bool(torch.isfinite(out).all())
-    # padded working size: multiples of 128 for official SepConv, 32 otherwise
-    side = 128 if (name == "sepconv" and convention == "official") else 64
-    _check_aux(name, model, aux, 2, side, side)
+    assert torch.equal(out, again)
+    _check_aux(name, model, aux, 2, 32, 32)  # padded working size: the next multiple of 32
+    if not get_entry(name).arbitrary_t:
+        with pytest.raises(VfikitError, match=r"t=0\.3"):
+            model(f0, f1, t=0.3)
 
 
 @pytest.mark.parametrize("name", ARCHS)
 def test_every_parameter_gets_a_gradient_in_the_clean_convention(name):
+    torch.manual_seed(0)
     model = create_model(name).train()
+    with torch.no_grad():  # no dead ReLUs: a narrow head (EDSC's bias head has 3 channels) can die on a tiny input
+        for key, p in model.named_parameters():
+            if key.endswith("bias") and not key.startswith("synthesis."):  # GridNet's PReLU slopes need negatives
+                p.add_(0.1)
     f0, f1 = frames(1, 32, 32, seed=1)
     out = model(f0, f1, t=0.25) if model.arbitrary_t else model(f0, f1)
     proj = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
@@ -97,25 +106,6 @@ def test_every_parameter_gets_a_gradient_in_the_clean_convention(name):
         assert p.grad is not None, f"{key} got no gradient"
         assert bool(torch.isfinite(p.grad).all()), f"{key} has a non-finite gradient"
         assert p.grad.abs().sum() > 0, f"{key} has an all-zero gradient"
-
-
-@pytest.mark.parametrize("name", ARCHS)
-def test_eval_forward_is_deterministic(name):
-    model = create_model(name)
-    f0, f1 = frames(1, 32, 64, seed=3)
-    with torch.no_grad():
-        a, b = model(f0, f1), model(f0, f1)
-    assert torch.equal(a, b)
-
-
-@pytest.mark.parametrize("name", [n for n in ARCHS if not get_entry(n).arbitrary_t])
-def test_midpoint_models_refuse_other_times(name):
-    model = create_model(name, convention="official")
-    f0, f1 = frames(1, 32, 32)
-    with pytest.raises(VfikitError, match=r"t=0\.3"):
-        model(f0, f1, t=0.3)
-    with torch.no_grad():
-        assert torch.equal(model(f0, f1, t=0.5), model(f0, f1))
 
 
 def test_edsc_m_takes_time_per_sample():
@@ -134,10 +124,10 @@ def test_edsc_m_takes_time_per_sample():
         model(f0, f1, t=1.5)
 
 
-@pytest.mark.parametrize("name", ["sepconv", "edsc_s", "compressed_adacof_k5_d1"])
-def test_bgr_model_flips_channels_internally(name):
-    rgb = create_model(name, channel_order="rgb")
-    bgr = create_model(name, channel_order="bgr")
+def test_bgr_model_flips_channels_internally():
+    """(SepConv and EDSC run in BGR in the golden tests; here the mean subtraction of AdaCoF too.)"""
+    rgb = create_model("compressed_adacof_k5_d1", channel_order="rgb")
+    bgr = create_model("compressed_adacof_k5_d1", channel_order="bgr")
     bgr.load_state_dict(rgb.state_dict())
     f0, f1 = frames(1, 32, 32, seed=5)
     with torch.no_grad():
@@ -248,6 +238,6 @@ def test_compact_model_equals_dense_model_with_zeroed_channels():
         idx = tuple(slice(0, n) for n in small.shape)
         state[key][idx] = small
     dense.load_state_dict(state)
-    f0, f1 = frames(1, 32, 64, seed=6)
+    f0, f1 = frames(1, 32, 32, seed=6)
     with torch.no_grad():
         torch.testing.assert_close(dense(f0, f1), compact(f0, f1), rtol=1e-5, atol=1e-5)

@@ -4,8 +4,9 @@ What it adds to a bare model:
 
 * input layouts (3, H, W) or (B, 3, H, W), float in [0, 1]; output in the same layout, dtype and
   device as the input, clamped to [0, 1];
-* frames smaller than ``min_side`` (32 px) are replicate-padded first (e.g. the official AdaCoF/CDFI
-  pipeline reflect-pads and needs sides > 16 px) and cropped back exactly;
+* frames with a side smaller than ``min_side`` (17 px) are replicate-padded first and cropped back
+  exactly: the official AdaCoF/CDFI pipeline reflect-pads to a multiple of 32, which fails for sides
+  of 16 px or less; every larger frame goes to the model unchanged (the model pads as it needs);
 * ``t`` in [0, 1]: native for models with ``arbitrary_t``; otherwise recursive bisection: the
   midpoint of (frame0, frame1), then of the half holding t, and so on, up to ``max_depth`` levels.
   The time actually produced is ``reachable_t(t) = floor(t * 2**max_depth + 0.5) / 2**max_depth``,
@@ -100,12 +101,13 @@ class Interpolator:
             or ``"auto"``.
         tile_overlap: overlap of neighbouring tiles in px (at most half a tile; >= 4 recommended).
         max_depth: bisection depth for models without native t (bound 2**-(max_depth+1)).
-        min_side: frames with a smaller side are replicate-padded to it first.
+        min_side: frames with a smaller side are replicate-padded to it first (17: the smallest side the
+            official AdaCoF/CDFI reflect padding accepts).
     """
 
     def __init__(self, model: nn.Module | str, *, weights: str | None = None, device: str | torch.device = "auto",
                  precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
-                 min_side: int = 32) -> None:
+                 min_side: int = 17) -> None:
         if isinstance(model, str):
             from vfikit.registry import create_model
 

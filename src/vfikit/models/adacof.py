@@ -28,7 +28,7 @@ from vfikit.models.blocks import (
     like,
     midpoint_only,
     pad_to_multiple,
-    reflect_min_size,
+    reflect_pad_fits,
 )
 from vfikit.models.channel_spec import ADACOF_HEADS, dense_adacof_widths, load_channel_spec
 from vfikit.models.kernel_model import KernelVFIModel
@@ -113,12 +113,11 @@ class AdaCoF(KernelVFIModel):
         x = flip_channels(frame, self.channel_order)
         if self.convention == "official":
             h, w = x.shape[-2:]
-            need = reflect_min_size(h, w, 32)
-            if min(h, w) < need:
+            if not reflect_pad_fits(h, w, 32):
                 raise VfikitError(
                     f"the official AdaCoF/CDFI pipeline reflect-pads {h}x{w} frames to a multiple of 32, which "
-                    f"needs sides of at least {need} px; use vfikit.Interpolator (it pads small frames first) "
-                    "or the clean convention"
+                    "needs each padding to be smaller than its side (sides of 16 px or less never fit); use "
+                    "vfikit.Interpolator (it pads small frames first) or the clean convention"
                 )
             return pad_to_multiple(x, 32, "reflect")
         return pad_to_multiple(x, 32, "replicate")

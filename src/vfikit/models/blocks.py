@@ -302,9 +302,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str) -> torch.Tensor:
     return x
 
 
-def reflect_min_size(h: int, w: int, multiple: int) -> int:
-    """Smallest side for which reflect padding to ``multiple`` works (pad < side)."""
-    return 1 + max((-h) % multiple, (-w) % multiple)
+def reflect_pad_fits(h: int, w: int, multiple: int) -> bool:
+    """Whether reflect padding (h, w) up to ``multiple`` works: each pad must be smaller than its side."""
+    return (-h) % multiple < h and (-w) % multiple < w
 
 
 def camel(word: str) -> str:
