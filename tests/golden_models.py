@@ -9,13 +9,13 @@ import json
 import math
 import re
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from tests.conftest import SHARED
+
 REFERENCE = SHARED / "reference"
 GOLDEN = REFERENCE / "golden"
 MANIFESTS = REFERENCE / "manifests"
