@@ -15,6 +15,7 @@ from vfikit import __version__
 from vfikit.errors import VfikitError
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("vfikit.models.cli", "list the model zoo: architectures, parameters, weight tags"),
     "train": ("vfikit.commands.train", "train a model from a YAML config or packaged recipe"),
 }
 

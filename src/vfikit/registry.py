@@ -18,7 +18,13 @@ from torch import nn
 from vfikit.errors import VfikitError
 
 # Modules whose import registers models (kept explicit: no plugin magic).
-MODEL_MODULES: list[str] = []
+MODEL_MODULES: list[str] = [
+    "vfikit.models.sepconv",
+    "vfikit.models.dsepconv",
+    "vfikit.models.edsc",
+    "vfikit.models.adacof",
+    "vfikit.models.cdfi",
+]
 
 
 @dataclass(frozen=True)
@@ -127,5 +133,6 @@ def create_model(name: str, weights: str | Path | None = None, **kwargs: Any) ->
         return load_model(entry, source, **kwargs)
     model = entry.factory(**kwargs)
     model.vfikit_arch = entry.name
-    model.vfikit_args = dict(kwargs)
+    # Models that record their complete build arguments (``model_args``) are saved with those.
+    model.vfikit_args = dict(getattr(model, "model_args", kwargs))
     return model.eval()

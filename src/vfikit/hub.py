@@ -1,0 +1,326 @@
+"""Weights: loading official checkpoints and our own files, saving ours, optional download + cache.
+
+Sources understood by :func:`load_model` (``create_model(name, weights=...)`` calls it):
+
+* a **tag** of the architecture (``"official"``, ``"vfikit"``...): a file shipped in
+  ``vfikit/weights/``, else a file in the cache, else a download from the recorded URL (only when
+  the network is allowed; ``VFIKIT_OFFLINE=1`` forbids it) checked against its sha256 when known;
+* a **path** to an official checkpoint (SepConv ``network-*.pytorch``, EDSC ``.ckpt``, AdaCoF/CDFI
+  ``.pth``): loaded with ``torch.load(weights_only=True)``, checked against the architecture's manifest,
+  and the model is built with the official convention and channel order so that it computes what the
+  authors' code computes;
+* a path to **our file** (safetensors written by :func:`save_vfikit`, any file name): the model is
+  rebuilt from the architecture and arguments stored inside (convention and channel order included);
+* a path to a **training checkpoint** (a dict with ``arch``, ``model_args`` and ``model``).
+
+The format of a file is decided by its content, never by its extension.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vfikit import __version__
+from vfikit.errors import MissingDependencyError, VfikitError
+from vfikit.registry import ModelEntry, get_entry, list_models
+
+VFIKIT_FORMAT = "vfikit"
+ENV_CACHE = "VFIKIT_CACHE_DIR"
+ENV_OFFLINE = "VFIKIT_OFFLINE"
+
+
+# ----------------------------------------------------------------------------------------------
+# Locating a tag's file
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights live: ``$VFIKIT_CACHE_DIR`` or ``~/.cache/vfikit``."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vfikit"
+
+
+def packaged_weights(filename: str) -> Path:
+    return Path(str(resources.files("vfikit") / "weights" / filename))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url: str, dest: Path, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` via a temporary file, verifying ``sha256`` when given.
+
+    Refuses when ``VFIKIT_OFFLINE`` is set. Without a known checksum the computed one is printed so
+    that it can be pinned.
+    """
+    if os.environ.get(ENV_OFFLINE):
+        raise VfikitError(f"{ENV_OFFLINE} is set; not downloading {url} (download it yourself and pass its path)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        print(f"vfikit: downloading {url} -> {dest}", file=sys.stderr)
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+            while block := resp.read(1 << 20):
+                out.write(block)
+        digest = sha256_of(tmp)
+        if sha256 and digest != sha256.lower():
+            raise VfikitError(f"checksum mismatch for {url}: got sha256 {digest}, expected {sha256}")
+        if not sha256:
+            print(f"vfikit: sha256 of {dest.name}: {digest} (not recorded in the registry)", file=sys.stderr)
+        tmp.replace(dest)
+    except urllib.error.URLError as exc:
+        raise VfikitError(f"could not download {url}: {exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest
+
+
+def weights_file(entry: ModelEntry, tag: str) -> Path:
+    """Local path of ``entry``'s weights ``tag`` (packaged, cached or downloaded)."""
+    if tag not in entry.weights:
+        known = ", ".join(sorted(entry.weights)) or "none"
+        raise VfikitError(f"{entry.name} has no weights tagged {tag!r} (known tags: {known})")
+    spec = entry.weights[tag]
+    if spec.filename:
+        path = packaged_weights(spec.filename)
+        if path.is_file():
+            return path
+    if not spec.url:
+        where = f" {spec.notes}" if spec.notes else ""
+        raise VfikitError(f"{entry.name}.{tag} cannot be downloaded automatically.{where}")
+    path = cache_dir() / f"{entry.name}.{tag}" / Path(spec.url.split("?")[0]).name
+    if path.is_file():
+        if spec.sha256 and sha256_of(path) != spec.sha256.lower():
+            raise VfikitError(f"cached {path} does not match its sha256 {spec.sha256}; delete it to download again")
+        return path
+    return download(spec.url, path, spec.sha256)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def _is_safetensors(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9 or head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 2 <= n <= path.stat().st_size and head[8:9] == b"{"
+
+
+def _safetensors():
+    try:
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+    except ImportError as exc:  # pragma: no cover - safetensors is a core dependency
+        raise MissingDependencyError("vfikit weight files need safetensors (pip install safetensors)") from exc
+    return safe_open, save_file
+
+
+def read_vfikit_header(path: str | os.PathLike) -> dict[str, Any]:
+    """Metadata of one of our files: ``{"arch", "model_args", "card", "vfikit_version", "dtype"}``."""
+    path = Path(path)
+    safe_open, _ = _safetensors()
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise VfikitError(f"{path} is not a readable safetensors file: {exc}") from None
+    if meta.get("format") != VFIKIT_FORMAT:
+        raise VfikitError(f"{path} is a safetensors file but not a vfikit model (format={meta.get('format')!r})")
+    try:
+        return {"arch": meta["arch"], "model_args": json.loads(meta["model_args"]),
+                "card": json.loads(meta.get("card", "{}")), "vfikit_version": meta.get("vfikit_version", ""),
+                "dtype": meta.get("dtype", "float32")}
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise VfikitError(f"{path}: damaged vfikit metadata ({exc})") from None
+
+
+def _load_vfikit_file(entry: ModelEntry, path: Path, kwargs: dict[str, Any]) -> nn.Module:
+    header = read_vfikit_header(path)
+    if header["arch"] != entry.name:
+        raise VfikitError(f"{path} holds weights for {header['arch']!r}, not {entry.name!r}")
+    safe_open, _ = _safetensors()
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    args = {**header["model_args"], **kwargs}
+    model = _build(entry, args)
+    _load_state(model, state, str(path))
+    model.vfikit_card = header["card"]
+    return model
+
+
+def _build(entry: ModelEntry, args: dict[str, Any]) -> nn.Module:
+    model = entry.factory(**args)
+    model.vfikit_arch = entry.name
+    model.vfikit_args = dict(getattr(model, "model_args", args))
+    return model
+
+
+def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise VfikitError(f"{where} does not fit {getattr(model, 'vfikit_arch', type(model).__name__)}: "
+                          f"missing {missing[:4]}, unexpected {unexpected[:4]}, shape mismatches {wrong[:3]}")
+    with torch.no_grad():
+        for k, v in own.items():
+            v.copy_(state[k].to(v.dtype))
+
+
+def _probe(entry: ModelEntry) -> nn.Module:
+    """The architecture on the meta device (no memory): its official format and manifest."""
+    with torch.device("meta"):
+        return entry.factory(convention="official")
+
+
+def matching_architectures(checkpoint: Any) -> list[str]:
+    """Registered architectures whose official format and manifest accept ``checkpoint``."""
+    from vfikit.models.convert import CONVERTERS, official_maps
+
+    hits = []
+    for name in list_models():
+        entry = get_entry(name)
+        try:
+            probe = _probe(entry)
+            manifest, to_ours = official_maps(probe)
+            CONVERTERS[probe.official_format](checkpoint, manifest, to_ours)
+        except (VfikitError, TypeError, KeyError):
+            continue
+        hits.append(name)
+    return hits
+
+
+def _load_official(entry: ModelEntry, checkpoint: Any, where: str, kwargs: dict[str, Any]) -> nn.Module:
+    from vfikit.models.convert import CONVERTERS, ManifestMismatch, official_maps
+
+    try:
+        probe = _probe(entry)
+    except TypeError:
+        raise VfikitError(f"{entry.name} has no official checkpoint format; {where} cannot be loaded") from None
+    fmt = getattr(probe, "official_format", "")
+    if fmt not in CONVERTERS:
+        raise VfikitError(f"{entry.name} has no official checkpoint format; {where} cannot be loaded")
+    args = {"convention": "official", "channel_order": probe.official_channel_order, **kwargs}
+    model = _build(entry, args)
+    manifest, to_ours = official_maps(model)
+    try:
+        state = CONVERTERS[fmt](checkpoint, manifest, to_ours)
+    except VfikitError as exc:
+        others = [n for n in matching_architectures(checkpoint) if n != entry.name]
+        hint = f" It fits {', '.join(others)}." if others else ""
+        cls = ManifestMismatch if isinstance(exc, ManifestMismatch) else VfikitError
+        raise cls(f"{where}: {exc}.{hint}") from None
+    _load_state(model, state, where)
+    return model
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip errors have many types; all mean "cannot read this safely"
+        raise VfikitError(f"cannot load {path} with torch.load(weights_only=True): {exc}") from None
+
+
+def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.Module:
+    """Build ``entry``'s model with the weights in ``path`` (format detected from the content)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VfikitError(f"weights file not found: {path}")
+    if _is_safetensors(path):
+        model = _load_vfikit_file(entry, path, kwargs)
+    else:
+        obj = _torch_load(path)
+        if isinstance(obj, Mapping) and {"arch", "model_args", "model"} <= set(obj):
+            if obj["arch"] != entry.name:
+                raise VfikitError(f"{path} is a checkpoint of {obj['arch']!r}, not {entry.name!r}")
+            model = _build(entry, {**obj["model_args"], **kwargs})
+            _load_state(model, obj["model"], str(path))
+        else:
+            model = _load_official(entry, obj, str(path), kwargs)
+    model.vfikit_weights = str(path)
+    return model.eval()
+
+
+def load_model(entry: ModelEntry, source: str | os.PathLike, **kwargs: Any) -> nn.Module:
+    """``entry``'s model with weights from ``source``: a tag of the entry or a file path.
+
+    ``kwargs`` override the stored/official build arguments (e.g. ``convention="clean"``).
+    """
+    text = str(source)
+    if text in entry.weights:
+        path = weights_file(entry, text)
+        model = load_file(entry, path, **kwargs)
+        model.vfikit_weights = f"{entry.name}.{text}"
+        return model
+    if Path(text).expanduser().is_file():
+        return load_file(entry, Path(text).expanduser(), **kwargs)
+    known = ", ".join(sorted(entry.weights)) or "none"
+    raise VfikitError(f"weights {text!r} for {entry.name}: no such file, and not a known tag (tags: {known})")
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving our own format
+
+
+def save_vfikit(model: nn.Module, path: str | os.PathLike, card: Mapping[str, Any] | None = None, *,
+                arch: str | None = None, dtype: torch.dtype = torch.float32, force: bool = False) -> Path:
+    """Write ``model``'s weights as a vfikit file (safetensors + metadata) that ``create_model`` reloads.
+
+    Metadata: ``format="vfikit"``, ``arch``, ``model_args`` (JSON: every build argument, incl.
+    convention and channel order), ``card`` (JSON: data, steps, measured metrics...), ``vfikit_version``,
+    ``dtype``. ``dtype=torch.float16`` halves the file; weights are cast back to float32 on load.
+    The file is written to a temporary name and moved into place; an existing file needs ``force``.
+    """
+    arch = arch or getattr(model, "vfikit_arch", None)
+    if not arch:
+        raise VfikitError("save_vfikit: the model does not record its architecture; pass arch='name'")
+    get_entry(arch)
+    args = getattr(model, "model_args", None) or getattr(model, "vfikit_args", None)
+    if args is None:
+        raise VfikitError(f"save_vfikit: {type(model).__name__} does not record its build arguments (model_args)")
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise VfikitError(f"save_vfikit: dtype must be float32, float16 or bfloat16, got {dtype}")
+    path = Path(path)
+    if path.exists() and not force:
+        raise VfikitError(f"{path} exists; pass force=True (CLI: --force) to overwrite it")
+    try:
+        meta = {"format": VFIKIT_FORMAT, "arch": arch, "model_args": json.dumps(args, sort_keys=True),
+                "card": json.dumps(dict(card or {}), sort_keys=True), "vfikit_version": __version__,
+                "dtype": str(dtype).removeprefix("torch.")}
+    except TypeError as exc:
+        raise VfikitError(f"save_vfikit: model_args and card must be JSON-serialisable: {exc}") from None
+    state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+             for k, v in model.state_dict().items()}
+    _, save_file = _safetensors()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,293 @@
+"""``Interpolator``: run any registered model on frames of any size, at any time t, on any device.
+
+What it adds to a bare model:
+
+* input layouts (3, H, W) or (B, 3, H, W), float in [0, 1]; output in the same layout, dtype and
+  device as the input, clamped to [0, 1];
+* frames with a side smaller than ``min_side`` (17 px) are replicate-padded first and cropped back
+  exactly: the official AdaCoF/CDFI pipeline reflect-pads to a multiple of 32, which fails for sides
+  of 16 px or less; every larger frame goes to the model unchanged (the model pads as it needs);
+* ``t`` in [0, 1]: native for models with ``arbitrary_t``; otherwise recursive bisection: the
+  midpoint of (frame0, frame1), then of the half holding t, and so on, up to ``max_depth`` levels.
+  The time actually produced is ``reachable_t(t) = floor(t * 2**max_depth + 0.5) / 2**max_depth``,
+  so ``|reachable_t(t) - t| <= 2**-(max_depth + 1)`` (1/128 for the default depth 6); reaching
+  k / 2**d (k odd) costs d model calls, and ``interp_many`` shares the bisection tree between times.
+  Intermediate frames are clamped to [0, 1] before they are fed back, as saved frames would be.
+* device / precision: ``device="auto"`` (CUDA when available, else CPU), ``precision`` "fp32",
+  "fp16" or "bf16" (autocast; the sampling ops themselves always run in fp32), ``torch.inference_mode``;
+* tiling for frames that do not fit: overlapping tiles (``tile`` px, ``tile_overlap`` px of overlap)
+  blended with linear feathering; the outer ``tile_overlap // 4`` px of each tile towards a
+  neighbour are discarded (see ``feather``). A model whose output at a pixel depends only on inputs
+  within ``tile_overlap // 4`` px gives exactly the untiled result; the kernel-estimation U-Nets see
+  the whole frame, so their tiled output differs, mostly near the seams (docs/models.md gives
+  measurements). ``tile="auto"`` runs whole
+  frames and, on CUDA, retries with halved tiles after an out-of-memory error (on CPU it tiles frames
+  larger than ``AUTO_CPU_PIXELS`` with 1024-px tiles).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import nullcontext
+from fractions import Fraction
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vfikit.errors import VfikitError, VfikitTypeError
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+AUTO_CPU_PIXELS = 1920 * 1088
+AUTO_CPU_TILE = 1024
+MIN_AUTO_TILE = 128
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as given (checked)."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise VfikitError(f"unknown device {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VfikitError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering [0, length) with at least ``overlap`` overlap."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def feather(length: int, start: int, total: int, overlap: int, device: torch.device) -> torch.Tensor:
+    """1-D blending weights of one tile of ``length`` px at ``start`` in a frame of ``total`` px.
+
+    On each side that has a neighbour, the first ``overlap // 4`` px get weight 0 (they lack context),
+    then the weight ramps linearly to 1 over ``overlap - 2 * (overlap // 4)`` px. Two tiles overlapping
+    by ``overlap`` px therefore have weights summing to 1 across the overlap, and every pixel with a
+    non-zero weight lies at least ``overlap // 4`` px inside its tile.
+    """
+    w = torch.ones(length, device=device)
+    if overlap <= 0:
+        return w
+    margin = overlap // 4
+    span = overlap - 2 * margin
+    d = torch.arange(length, device=device, dtype=torch.float32)
+    ramp = ((d - margin + 0.5) / span).clamp(0, 1)
+    if start > 0:
+        w = torch.minimum(w, ramp)
+    if start + length < total:
+        w = torch.minimum(w, ramp.flip(0))
+    return w
+
+
+class Interpolator:
+    """Frame interpolation with any model; see the module docstring.
+
+    Args:
+        model: a model (``VFIModel`` contract) or a registry name (``"cdfi"``, ``"cdfi.official"``).
+        weights: with a name, a tag or a weights file (as ``create_model``).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``... The model is moved there.
+        precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"`` (autocast).
+        tile: None (whole frames), an int (tile side in px, rounded down to a multiple of 32, >= 64)
+            or ``"auto"``.
+        tile_overlap: overlap of neighbouring tiles in px (at most half a tile; >= 4 recommended).
+        max_depth: bisection depth for models without native t (bound 2**-(max_depth+1)).
+        min_side: frames with a smaller side are replicate-padded to it first (17: the smallest side the
+            official AdaCoF/CDFI reflect padding accepts).
+    """
+
+    def __init__(self, model: nn.Module | str, *, weights: str | None = None, device: str | torch.device = "auto",
+                 precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
+                 min_side: int = 17) -> None:
+        if isinstance(model, str):
+            from vfikit.registry import create_model
+
+            model = create_model(model, weights=weights)
+        elif weights is not None:
+            raise VfikitError("weights= is only used with a model name; load the weights into the model instead")
+        if not isinstance(model, nn.Module):
+            raise VfikitTypeError(f"model must be an nn.Module or a registry name, got {type(model).__name__}")
+        if precision not in PRECISIONS:
+            raise VfikitError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+        if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 1 <= max_depth <= 20:
+            raise VfikitError(f"max_depth must be an integer in [1, 20], got {max_depth!r}")
+        if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:
+            raise VfikitError(f"min_side must be a positive integer, got {min_side!r}")
+        if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or tile_overlap < 0:
+            raise VfikitError(f"tile_overlap must be a non-negative integer, got {tile_overlap!r}")
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        self.precision = precision
+        self.arbitrary_t = bool(getattr(model, "arbitrary_t", False))
+        self.max_depth = max_depth
+        self.min_side = min_side
+        self.tile_overlap = tile_overlap
+        self.tile = self._check_tile(tile)
+        self._auto_tile: int | None = None  # learnt by tile="auto" after an out-of-memory error
+
+    @staticmethod
+    def _check_tile(tile: int | str | None) -> int | str | None:
+        if tile is None or tile == "auto":
+            return tile
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 64:
+            raise VfikitError(f"tile must be None, 'auto' or an integer >= 64, got {tile!r}")
+        return tile - tile % 32
+
+    # ------------------------------------------------------------------------------------------
+    # time handling
+
+    def reachable_t(self, t: float) -> float:
+        """The time actually produced for a requested ``t`` (identity for models with native t)."""
+        t = self._check_t(t)
+        if self.arbitrary_t:
+            return t
+        scale = 1 << self.max_depth
+        return math.floor(t * scale + 0.5) / scale
+
+    @staticmethod
+    def _check_t(t: float) -> float:
+        if isinstance(t, torch.Tensor) and t.numel() == 1:
+            t = float(t)
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise VfikitTypeError(f"t must be a float in [0, 1], got {type(t).__name__}")
+        if not 0.0 <= t <= 1.0:
+            raise VfikitError(f"t must lie in [0, 1], got {t}")
+        return float(t)
+
+    # ------------------------------------------------------------------------------------------
+    # public calls
+
+    def __call__(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float = 0.5) -> torch.Tensor:
+        return self.interp(frame0, frame1, t)
+
+    def interp(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float = 0.5) -> torch.Tensor:
+        """The frame at ``t`` (at ``reachable_t(t)`` for midpoint-only models); same layout as the input."""
+        return self.interp_many(frame0, frame1, [t])[0]
+
+    def interp_many(self, frame0: torch.Tensor, frame1: torch.Tensor, ts: Sequence[float]) -> list[torch.Tensor]:
+        """Frames at several times for one pair; bisection nodes are computed once and shared."""
+        ts = [self._check_t(t) for t in ts]
+        f0, f1, squeeze, out_device, out_dtype = self._prepare(frame0, frame1)
+        results = []
+        with torch.inference_mode():
+            nodes: dict[Fraction, torch.Tensor] = {Fraction(0): f0, Fraction(1): f1}
+            for t in ts:
+                if self.arbitrary_t:
+                    frame = f0 if t == 0 else f1 if t == 1 else self._predict(f0, f1, t)
+                else:
+                    frame = self._bisect(nodes, Fraction(self.reachable_t(t)))
+                out = frame.to(device=out_device, dtype=out_dtype)
+                results.append(out[0] if squeeze else out)
+        return results
+
+    # ------------------------------------------------------------------------------------------
+    # internals
+
+    def _prepare(self, frame0: torch.Tensor, frame1: torch.Tensor):
+        for name, f in (("frame0", frame0), ("frame1", frame1)):
+            if not isinstance(f, torch.Tensor):
+                raise VfikitTypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
+            if not f.is_floating_point():
+                raise VfikitTypeError(f"{name} must be a float tensor in [0, 1], got dtype {f.dtype}")
+            if f.dim() not in (3, 4) or f.shape[-3] != 3:
+                raise VfikitError(f"{name} must have shape (3, H, W) or (B, 3, H, W), got {tuple(f.shape)}")
+        if frame0.shape != frame1.shape:
+            raise VfikitError(f"frame0 and frame1 differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
+        squeeze = frame0.dim() == 3
+        out_device, out_dtype = frame0.device, frame0.dtype
+        f0 = frame0[None] if squeeze else frame0
+        f1 = frame1[None] if squeeze else frame1
+        f0 = f0.to(self.device, torch.float32).clamp(0, 1)
+        f1 = f1.to(self.device, torch.float32).clamp(0, 1)
+        return f0, f1, squeeze, out_device, out_dtype
+
+    def _bisect(self, nodes: dict[Fraction, torch.Tensor], target: Fraction) -> torch.Tensor:
+        lo, hi = Fraction(0), Fraction(1)
+        while target not in nodes:
+            mid = (lo + hi) / 2
+            if mid not in nodes:
+                nodes[mid] = self._predict(nodes[lo], nodes[hi], None)
+            if target < mid:
+                hi = mid
+            else:
+                lo = mid
+        return nodes[target]
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _model(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:
+        with self._autocast():
+            out = self.model(f0, f1) if t is None or t == 0.5 else self.model(f0, f1, t)
+        if isinstance(out, tuple):
+            out = out[0]
+        return out.float().clamp(0, 1)
+
+    def _predict(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:
+        """One model evaluation (with small-frame padding and tiling), clamped, float32, (B, 3, H, W)."""
+        h, w = f0.shape[-2:]
+        ph, pw = max(0, self.min_side - h), max(0, self.min_side - w)
+        if ph or pw:
+            f0 = F.pad(f0, (0, pw, 0, ph), mode="replicate")
+            f1 = F.pad(f1, (0, pw, 0, ph), mode="replicate")
+        out = self._tiled(f0, f1, t)
+        return out[..., :h, :w]
+
+    def _tile_size(self, h: int, w: int) -> int | None:
+        if self.tile is None:
+            return None
+        if self.tile == "auto":
+            if self._auto_tile is not None:
+                return self._auto_tile
+            if self.device.type == "cpu" and h * w > AUTO_CPU_PIXELS:
+                return AUTO_CPU_TILE
+            return None
+        return int(self.tile)
+
+    def _tiled(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:
+        h, w = f0.shape[-2:]
+        while True:
+            tile = self._tile_size(h, w)
+            try:
+                if tile is None or (h <= tile and w <= tile):
+                    return self._model(f0, f1, t)
+                return self._run_tiles(f0, f1, t, tile)
+            except torch.OutOfMemoryError:
+                if self.tile != "auto":
+                    raise
+                current = tile or max(h, w)
+                smaller = (current // 2) - (current // 2) % 32
+                if smaller < MIN_AUTO_TILE:
+                    raise
+                self._auto_tile = smaller
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    def _run_tiles(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None, tile: int) -> torch.Tensor:
+        b, _, h, w = f0.shape
+        overlap = min(self.tile_overlap, tile // 2)
+        out = torch.zeros(b, 3, h, w, device=f0.device)
+        weight = torch.zeros(1, 1, h, w, device=f0.device)
+        for y in tile_starts(h, tile, overlap):
+            th = min(tile, h)
+            wy = feather(th, y, h, overlap, f0.device)
+            for x in tile_starts(w, tile, overlap):
+                tw = min(tile, w)
+                wx = feather(tw, x, w, overlap, f0.device)
+                pred = self._model(f0[..., y:y + th, x:x + tw], f1[..., y:y + th, x:x + tw], t)
+                wt = (wy[:, None] * wx[None, :])[None, None]
+                out[..., y:y + th, x:x + tw] += pred * wt
+                weight[..., y:y + th, x:x + tw] += wt
+        return out / weight

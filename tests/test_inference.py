@@ -1,0 +1,223 @@
+"""Interpolator: layouts, padding undone exactly, t by bisection with its bound, tiling, precision."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from vfikit import Interpolator, create_model
+from vfikit.errors import VfikitError
+from vfikit.inference import feather, tile_starts
+from vfikit.models.base import VFIModel
+
+
+class Midpoint(VFIModel):
+    """Midpoint-only toy model: the average of the two frames; counts its calls."""
+
+    arbitrary_t = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, frame0, frame1, t=None, return_aux=False):
+        assert t is None or t == 0.5
+        self.calls += 1
+        return (frame0 + frame1) / 2
+
+
+class Lerp(VFIModel):
+    """Arbitrary-t toy model: linear blend."""
+
+    arbitrary_t = True
+
+    def forward(self, frame0, frame1, t=None, return_aux=False):
+        t = 0.5 if t is None else t
+        return (1 - t) * frame0 + t * frame1
+
+
+class LocalBlur(VFIModel):
+    """Output depends on a 5x5 neighbourhood (radius 2): tiling must be exact for it."""
+
+    def forward(self, frame0, frame1, t=None, return_aux=False):
+        x = F.pad((frame0 + frame1) / 2, (2, 2, 2, 2), mode="replicate")
+        return (F.avg_pool2d(x, 5, stride=1) - 0.5) * 8 + 0.5  # leaves [0, 1]: the clamp is exercised
+
+
+def frames(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(*shape, generator=g), torch.rand(*shape, generator=g)
+
+
+def test_layouts_dtype_and_clamping():
+    ip = Interpolator(LocalBlur(), device="cpu")
+    f0, f1 = frames(3, 20, 30)
+    out = ip(f0, f1)
+    assert out.shape == (3, 20, 30) and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1 and (out == 0).any() and (out == 1).any()
+    out64 = ip(f0.double(), f1.double())
+    assert out64.dtype == torch.float64 and out64.shape == (3, 20, 30)
+    b0, b1 = frames(2, 3, 20, 30, seed=1)
+    batch = ip(b0, b1)
+    assert batch.shape == (2, 3, 20, 30)
+    torch.testing.assert_close(batch[1], ip(b0[1], b1[1]))
+
+
+def test_bisection_hits_reachable_t_within_the_bound():
+    model = Midpoint()
+    ip = Interpolator(model, device="cpu", max_depth=5)
+    f0, f1 = frames(1, 3, 8, 8)
+    bound = 2.0 ** -(5 + 1)
+    for t in (0.1, 0.25, 1 / 3, 0.5, 0.61, 0.99):
+        r = ip.reachable_t(t)
+        assert abs(r - t) <= bound
+        assert (r * 32) == int(r * 32)  # a multiple of 1/32
+        torch.testing.assert_close(ip(f0, f1, t), (1 - r) * f0 + r * f1, rtol=0, atol=1e-6)
+    assert ip.reachable_t(0.001) == 0.0
+    assert torch.equal(ip(f0, f1, 0.001), f0)
+
+
+def test_bisection_cost_and_shared_tree():
+    model = Midpoint()
+    ip = Interpolator(model, device="cpu", max_depth=6)
+    f0, f1 = frames(1, 3, 8, 8)
+    ip(f0, f1, 0.375)  # 3/8: three levels
+    assert model.calls == 3
+    model.calls = 0
+    outs = ip.interp_many(f0, f1, [0.25, 0.5, 0.75, 0.125])
+    assert model.calls == 4  # 1/2, 1/4, 3/4, 1/8: each node once
+    for t, out in zip([0.25, 0.5, 0.75, 0.125], outs):
+        torch.testing.assert_close(out, (1 - t) * f0 + t * f1, rtol=0, atol=1e-6)
+
+
+def test_native_t_models_are_called_with_t():
+    ip = Interpolator(Lerp(), device="cpu")
+    f0, f1 = frames(3, 8, 8)
+    assert ip.reachable_t(0.3) == 0.3
+    torch.testing.assert_close(ip(f0, f1, 0.3), 0.7 * f0 + 0.3 * f1)
+    edsc = Interpolator("edsc_m", device="cpu")
+    assert edsc.arbitrary_t and edsc.reachable_t(0.3) == 0.3
+
+
+def test_padding_is_undone_exactly_for_a_real_model():
+    model = create_model("compressed_adacof_k5_d1", convention="official")
+    f0, f1 = frames(1, 3, 21, 37, seed=2)
+    with torch.no_grad():
+        direct = model(f0, f1).clamp(0, 1)
+    torch.testing.assert_close(Interpolator(model, device="cpu")(f0, f1), direct, rtol=0, atol=0)
+
+
+def test_tiny_frames_work_and_padding_is_cropped_exactly():
+    f0, f1 = frames(3, 5, 7, seed=3)
+    out = Interpolator(Midpoint(), device="cpu")(f0, f1)
+    torch.testing.assert_close(out, (f0 + f1) / 2, rtol=0, atol=0)
+    model = create_model("compressed_adacof_k5_d1", convention="official")
+    with pytest.raises(VfikitError, match="reflect"):
+        model(f0[None], f1[None])
+    tiny = Interpolator(model, device="cpu")(f0, f1)
+    assert tiny.shape == (3, 5, 7) and bool(torch.isfinite(tiny).all())
+
+
+def test_tile_geometry():
+    assert tile_starts(100, 128, 32) == [0]
+    starts = tile_starts(300, 128, 32)
+    assert starts[0] == 0 and starts[-1] == 300 - 128
+    assert all(b - a <= 128 - 32 for a, b in itertools.pairwise(starts))
+    w = feather(128, 96, 300, 32, torch.device("cpu"))
+    assert torch.all(w[:8] == 0) and torch.all(w[24:104] == 1) and torch.all(w[-8:] == 0)
+    left = feather(128, 0, 300, 32, torch.device("cpu"))
+    right = feather(128, 96, 300, 32, torch.device("cpu"))
+    torch.testing.assert_close(left[96:] + right[:32], torch.ones(32))  # weights sum to one across the overlap
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(64, 16), (96, 40)])
+def test_tiling_is_exact_for_models_with_local_support(tile, overlap):
+    """Stated tolerance: a model whose output depends on inputs within overlap // 4 px gives the
+    untiled result (to float rounding, 1e-6) at every pixel, seams included."""
+    f0, f1 = frames(2, 3, 150, 203, seed=4)
+    full = Interpolator(LocalBlur(), device="cpu")(f0, f1)
+    tiled = Interpolator(LocalBlur(), device="cpu", tile=tile, tile_overlap=overlap)(f0, f1)
+    torch.testing.assert_close(tiled, full, rtol=0, atol=1e-6)
+
+
+def test_tiling_a_registered_network_with_local_kernels_is_exact():
+    """compressed AdaCoF whose heads predict zero offsets, uniform weights and V = 0.5: the U-Net runs per
+    tile, padding and cropping included, and the result is a local 5x5 average, so tiles must agree."""
+    model = create_model("compressed_adacof_k5_d1")
+    with torch.no_grad():
+        for h in model.heads.values():
+            h[7].weight.zero_()
+            h[7].bias.zero_()
+    f0, f1 = frames(1, 3, 90, 96, seed=5)
+    full = Interpolator(model, device="cpu")(f0, f1)
+    tiled = Interpolator(model, device="cpu", tile=64, tile_overlap=32)(f0, f1)  # 2 x 2 tiles
+    torch.testing.assert_close(tiled, full, rtol=0, atol=1e-5)
+
+
+class OutOfMemoryAbove(LocalBlur):
+    """Raises the CUDA out-of-memory error for inputs larger than ``limit`` px per side."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def forward(self, frame0, frame1, t=None, return_aux=False):
+        if max(frame0.shape[-2:]) > self.limit:
+            raise torch.OutOfMemoryError(f"fake: {tuple(frame0.shape)} does not fit")
+        return super().forward(frame0, frame1, t, return_aux)
+
+
+def test_auto_tiling_retries_with_smaller_tiles_after_out_of_memory():
+    f0, f1 = frames(1, 3, 300, 260, seed=8)
+    full = Interpolator(LocalBlur(), device="cpu")(f0, f1)
+    ip = Interpolator(OutOfMemoryAbove(160), device="cpu", tile="auto", tile_overlap=32)
+    torch.testing.assert_close(ip(f0, f1), full, rtol=0, atol=1e-6)
+    assert ip._auto_tile == 128  # 300 -> 128 (halved to a multiple of 32 until it fits)
+    with pytest.raises(torch.OutOfMemoryError):
+        Interpolator(OutOfMemoryAbove(160), device="cpu")(f0, f1)
+
+
+def test_auto_tiling_on_cpu_tiles_large_frames(monkeypatch):
+    import vfikit.inference as inference
+
+    monkeypatch.setattr(inference, "AUTO_CPU_PIXELS", 100 * 100)
+    monkeypatch.setattr(inference, "AUTO_CPU_TILE", 64)
+    f0, f1 = frames(1, 3, 130, 150, seed=9)
+    full = Interpolator(LocalBlur(), device="cpu")(f0, f1)
+    never_big = OutOfMemoryAbove(64)  # would fail if any call saw more than a 64-px tile
+    torch.testing.assert_close(Interpolator(never_big, device="cpu", tile="auto", tile_overlap=16)(f0, f1), full,
+                               rtol=0, atol=1e-6)
+
+
+def test_precision_options_run_on_cpu():
+    model = create_model("compressed_adacof_k5_d1")
+    f0, f1 = frames(1, 3, 32, 32, seed=6)
+    ref = Interpolator(model, device="cpu")(f0, f1)
+    bf16 = Interpolator(model, device="cpu", precision="bf16")(f0, f1)
+    assert bf16.dtype == torch.float32 and bool(torch.isfinite(bf16).all())
+    assert (bf16 - ref).abs().max() < 0.05
+
+
+def test_argument_errors():
+    with pytest.raises(VfikitError, match="'fp8'"):
+        Interpolator(Midpoint(), precision="fp8")
+    with pytest.raises(VfikitError, match="32"):
+        Interpolator(Midpoint(), tile=32)
+    with pytest.raises(VfikitError, match="max_depth"):
+        Interpolator(Midpoint(), max_depth=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(VfikitError, match="CUDA is not available"):
+            Interpolator(Midpoint(), device="cuda")
+    ip = Interpolator(Midpoint(), device="cpu")
+    f0, f1 = frames(3, 8, 8)
+    with pytest.raises(VfikitError, match=r"1\.5"):
+        ip(f0, f1, 1.5)
+    with pytest.raises(VfikitError, match=r"\(3, 8, 8\) vs \(3, 8, 9\)"):
+        ip(f0, torch.rand(3, 8, 9))
+    with pytest.raises(VfikitError, match="dtype"):
+        ip((f0 * 255).to(torch.uint8), f1)
+    assert math.isclose(ip.reachable_t(1 / 3), 21 / 64)
