@@ -170,3 +170,30 @@ def test_cli_train_runs_and_resumes(tmp_path, capsys):
     assert main(["train", str(path), "--resume", "auto"]) == 0
     assert "resumed from" in capsys.readouterr().out
     assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("arch", "loss", "synthetic"),
+    [
+        ("compressed_adacof_k5_d1", ["charbonnier", "g_spatial", "g_occlusion"], {}),
+        ("cdfi", ["charbonnier", "g_spatial"], {}),
+        ("edsc_m", ["charbonnier", "temporal_flip", "gradient_difference"], {"t_range": [0.2, 0.8]}),
+    ],
+)
+def test_zoo_models_train_and_reload(tmp_path, monkeypatch, arch, loss, synthetic):
+    monkeypatch.setenv("VFIKIT_OPS_BACKEND", "torch")  # see tests/_train_models.py on numba's busy-waiting
+    raw = _raw(tmp_path, steps=2, ckpt_every=2, val_every=2, log_every=1)
+    raw["model"] = {"arch": arch, "args": {}}
+    raw["loss"] = [{"name": n, "weight": 1.0} for n in loss]
+    raw["data"].update(crop=32, val_crop=32, batch_size=2, val_samples=2)
+    raw["data"]["train"][0].update(synthetic)
+    torch.manual_seed(0)
+    result = train(config_from_dict(raw), log=_quiet)
+    assert result.step == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+    assert set(loss) <= set(result.history[0])
+    reloaded = load_trained_model(tmp_path / "run" / "step_000000002.pt")
+    assert _same_state(reloaded.state_dict(), result.model.state_dict())
+    frames = torch.rand(2, 1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    model = result.model.eval().to(memory_format=torch.contiguous_format)  # trained channels_last
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(frames[0], frames[1]), model(frames[0], frames[1]))

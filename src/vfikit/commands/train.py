@@ -2,11 +2,18 @@
 ``vfikit.config.load_config`` and ``vfikit.engine.train.train``.
 
 Scale out with ``torchrun --nproc_per_node=N -m vfikit train CONFIG``.
+
+When this command starts a process (torch not imported yet), ``OMP_WAIT_POLICY`` defaults to
+``PASSIVE``: torch and numba each bring an OpenMP runtime whose idle threads otherwise busy-wait
+and fight over the cores (2-3x slower CPU training measured on a shared 2-core machine; see
+docs/training.md). Set ``OMP_WAIT_POLICY=ACTIVE`` to opt out.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if "torch" not in sys.modules:  # only effective before the OpenMP runtimes load
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from vfikit.config import dump_yaml, list_recipes, load_config
     from vfikit.errors import VfikitError
 
