@@ -147,3 +147,34 @@ def test_factory_mixes_synthetic_and_clips_into_float_crops(tmp_path):
     again = build_val_samples(cfg.data, seed=1, log=logs.append)
     assert len(val) == 3 and all(torch.equal(a.target, b.target) for a, b in zip(val, again))
     assert {int(s.key.split("/")[1]) for s in val} == {9}  # the last quarter of the clip: frames 9, 10, 11
+
+
+def test_vimeo_training_list_with_a_video_level_holdout(tmp_path):
+    from PIL import Image
+
+    from vfikit.config import config_from_dict
+    from vfikit.data.factory import build_dataset, build_train_stream, build_val_samples
+
+    entries = [f"{video:05d}/{clip:04d}" for video in range(1, 11) for clip in (1, 2, 3)]
+    rng = np.random.default_rng(0)
+    for entry in entries:
+        folder = tmp_path / "sequences" / entry
+        folder.mkdir(parents=True)
+        for k in (1, 2, 3):
+            Image.fromarray(rng.integers(0, 256, size=(20, 28, 3), dtype=np.uint8)).save(folder / f"im{k}.png")
+    (tmp_path / "tri_trainlist.txt").write_text("\n".join(entries) + "\n\n")
+    (tmp_path / "tri_testlist.txt").write_text("")  # never read for training
+    spec = {"type": "vimeo90k", "root": str(tmp_path), "holdout": 0.3}
+    raw = {"model": {"arch": "unchecked"},
+           "data": {"train": [{**spec, "part": "train"}], "val": [{**spec, "part": "holdout"}],
+                    "crop": 16, "val_crop": 16, "val_samples": 6}}
+    cfg = config_from_dict(raw, check_external=False)
+    stream = build_train_stream(cfg.data, seed=0, log=lambda m: None)
+    n_train = len(stream.datasets[0])
+    train_keys = {stream[g].key for g in range(n_train)}  # one epoch: every training item once
+    assert len(train_keys) == n_train and all(stream[g].frame0.shape == (3, 16, 16) for g in range(3))
+    val_keys = {s.key for s in build_val_samples(cfg.data, seed=1, log=lambda m: None)}
+    train_videos, val_videos = {k.split("/")[0] for k in train_keys}, {k.split("/")[0] for k in val_keys}
+    assert val_videos and not train_videos & val_videos
+    held = build_dataset(cfg.data.val[0], crop=[16, 16])
+    assert n_train + len(held) == len(entries) and len(held) % 3 == 0  # whole videos (3 clips each)

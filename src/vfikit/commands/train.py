@@ -6,7 +6,8 @@ Scale out with ``torchrun --nproc_per_node=N -m vfikit train CONFIG``.
 When this command starts a process (torch not imported yet), ``OMP_WAIT_POLICY`` defaults to
 ``PASSIVE``: torch and numba each bring an OpenMP runtime whose idle threads otherwise busy-wait
 and fight over the cores (2-3x slower CPU training measured on a shared 2-core machine; see
-docs/training.md). Set ``OMP_WAIT_POLICY=ACTIVE`` to opt out.
+docs/training.md). Set ``OMP_WAIT_POLICY=ACTIVE`` to opt out. Under torchrun, ``NUMBA_NUM_THREADS``
+likewise defaults to the cores divided by the processes per node.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if "torch" not in sys.modules:  # only effective before the OpenMP runtimes load
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+        if local.isdigit() and int(local) > 1:  # torchrun: share the cores between the processes' numba pools
+            os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(local))))
     from vfikit.config import dump_yaml, list_recipes, load_config
     from vfikit.errors import VfikitError
 
