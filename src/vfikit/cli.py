@@ -14,7 +14,10 @@ import sys
 from vfikit import __version__
 from vfikit.errors import VfikitError
 
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("vfikit.commands.eval", "score a model on a benchmark (PSNR, SSIM, IE, LPIPS)"),
+    "bench": ("vfikit.commands.bench", "measure latency, memory, parameters and MACs"),
+}
 
 
 def _top_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from torch import nn
 from vfikit.errors import VfikitError
 
 # Modules whose import registers models (kept explicit: no plugin magic).
-MODEL_MODULES: list[str] = []
+MODEL_MODULES: list[str] = ["vfikit.models.classical"]
 
 
 @dataclass(frozen=True)
