@@ -37,6 +37,11 @@ GRID = [
     ("occlusion_blur=0", {"occlusion_blur": 0.0}),
     ("occlusion_blur=3", {"occlusion_blur": 3.0}),
     ("finest_scale=0", {"finest_scale": 0}),
+    ("fb_alpha=0.05,fb_beta=2", {"fb_alpha": 0.05, "fb_beta": 2.0}),
+    ("fb_alpha=0.05,fb_beta=2,occlusion_blur=3", {"fb_alpha": 0.05, "fb_beta": 2.0, "occlusion_blur": 3.0}),
+    ("fb_alpha=0.1,fb_beta=4,occlusion_blur=3", {"fb_alpha": 0.1, "fb_beta": 4.0, "occlusion_blur": 3.0}),
+    ("occlusion_strength=0.5", {"occlusion_strength": 0.5}),
+    ("occlusion_strength=0.8", {"occlusion_strength": 0.8}),
 ]
 
 

@@ -87,7 +87,8 @@ class FlowDISConfig:
     occlusion score). occlusion_blur: std (pixels) of the blur softening the visibility maps.
     flow_at_t: ``"splat"`` (forward splatting, above) or ``"linear"`` (the quadratic
     approximation of Super SloMo, ``F_t0 = -(1-t) t F01 + t^2 F10``, for comparison).
-    occlusion: False blends with the time weights only (ablation).
+    occlusion: False blends with the time weights only (ablation). occlusion_strength: how far an
+    occluded frame's weight is lowered (1: to zero; 0.5: to half).
     """
 
     preset: str = "medium"
@@ -99,6 +100,7 @@ class FlowDISConfig:
     occlusion_blur: float = 1.0
     flow_at_t: str = "splat"
     occlusion: bool = True
+    occlusion_strength: float = 0.5
 
 
 def _dis(cfg: FlowDISConfig):
@@ -139,7 +141,8 @@ def _occlusion(flow_ab: np.ndarray, flow_ba: np.ndarray, alpha: float, beta: flo
 def _splat(values: np.ndarray, px: np.ndarray, py: np.ndarray, weight: np.ndarray, h: int, w: int):
     """Bilinear forward splatting of (N, C) values to positions (px, py) with weights (N,).
 
-    Returns the weighted sums (H*W, C) and the weight sums (H*W,).
+    Returns the weighted sums (H*W, C), the weight sums (H*W,) and the coverage (H*W,): the sum of
+    the bilinear weights alone, which says where anything landed whatever its softmax weight.
     """
     x0 = np.floor(px).astype(np.int64)
     y0 = np.floor(py).astype(np.int64)
@@ -147,27 +150,29 @@ def _splat(values: np.ndarray, px: np.ndarray, py: np.ndarray, weight: np.ndarra
     fy = (py - y0).astype(np.float32)
     acc = np.zeros((h * w, values.shape[1]), np.float64)
     wsum = np.zeros(h * w, np.float64)
+    cover = np.zeros(h * w, np.float64)
     for dy, dx, bw in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
         xi, yi = x0 + dx, y0 + dy
         ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
         idx = yi[ok] * w + xi[ok]
         ww = (bw * weight)[ok]
         wsum += np.bincount(idx, weights=ww, minlength=h * w)
+        cover += np.bincount(idx, weights=bw[ok], minlength=h * w)
         for c in range(values.shape[1]):
             acc[:, c] += np.bincount(idx, weights=ww * values[ok, c], minlength=h * w)
-    return acc, wsum
+    return acc, wsum, cover
 
 
-def _fill_holes(values: np.ndarray, wsum: np.ndarray, eps: float = 1e-3) -> np.ndarray:
-    """Normalised values (H, W, C); pixels with too little weight take a normalised-convolution average.
-
-    Scales grow (3, 9, 27, ... px) until every hole is filled.
+def _fill_holes(values: np.ndarray, wsum: np.ndarray, cover: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Normalised values (H, W, C); pixels nothing landed on (coverage <= eps) take a
+    normalised-convolution average of their surroundings, at growing scales (3, 9, 27, ... px)
+    until every hole is filled.
     """
     import cv2
 
     h, w, _ = values.shape
-    known = wsum > eps
-    out = np.where(known[..., None], values / np.maximum(wsum, eps)[..., None], 0.0).astype(np.float32)
+    known = (cover > eps) & (wsum > 0)
+    out = np.where(known[..., None], values / np.where(known, wsum, 1.0)[..., None], 0.0).astype(np.float32)
     if known.all():
         return out
     if not known.any():
@@ -194,6 +199,7 @@ class FlowDIS(VFIModel):
     """Classical interpolation with OpenCV DIS flow, occlusion-aware splatting and blending."""
 
     arbitrary_t = True
+    uncounted_work = "OpenCV DIS flow, splatting and warping (numpy/OpenCV, not torch)"
 
     def __init__(self, config: FlowDISConfig | None = None, **overrides):
         super().__init__()
@@ -205,6 +211,11 @@ class FlowDIS(VFIModel):
             config = FlowDISConfig(**{**config.__dict__, **overrides})
         if config.flow_at_t not in ("splat", "linear"):
             raise VfikitError(f"flow_dis: flow_at_t must be 'splat' or 'linear', got {config.flow_at_t!r}")
+        if not 0.0 <= config.occlusion_strength <= 1.0:
+            raise VfikitError(f"flow_dis: occlusion_strength must lie in [0, 1], got {config.occlusion_strength}")
+        for name in ("fb_alpha", "fb_beta", "splat_beta", "occlusion_blur"):
+            if getattr(config, name) < 0:
+                raise VfikitError(f"flow_dis: {name} must be >= 0, got {getattr(config, name)}")
         if config.preset not in _PRESETS:
             raise VfikitError(f"flow_dis: unknown DIS preset {config.preset!r}; choose one of {', '.join(_PRESETS)}")
         self.config = config
@@ -227,16 +238,24 @@ class FlowDIS(VFIModel):
 
     def interpolate_numpy(self, img0: np.ndarray, img1: np.ndarray, t: float):
         """(H, W, 3) float32 RGB frames -> ((H, W, 3) frame at t, aux maps with flows and visibilities)."""
-        import cv2
-
         cfg = self.config
-        h, w, _ = img0.shape
         img0 = np.ascontiguousarray(img0, dtype=np.float32)
         img1 = np.ascontiguousarray(img1, dtype=np.float32)
         dis = _dis(cfg)
         g0, g1 = _gray_u8(img0), _gray_u8(img1)
         f01 = dis.calc(g0, g1, None)
         f10 = dis.calc(g1, g0, None)
+        return self.synthesize(img0, img1, f01, f10, t)
+
+    def synthesize(self, img0: np.ndarray, img1: np.ndarray, f01: np.ndarray, f10: np.ndarray, t: float):
+        """The frame at ``t`` from (H, W, 3) frames and their (H, W, 2) flows (x, y) 0->1 and 1->0.
+
+        ``img0(p) ~ img1(p + f01(p))``. Returns the frame and the aux maps (see :meth:`interpolate_numpy`).
+        """
+        import cv2
+
+        cfg = self.config
+        h, w, _ = img0.shape
         occ0 = _occlusion(f01, f10, cfg.fb_alpha, cfg.fb_beta)  # frame0 pixel not visible in frame1
         occ1 = _occlusion(f10, f01, cfg.fb_alpha, cfg.fb_beta)
         # photometric consistency of each pixel with its match in the other frame
@@ -255,9 +274,9 @@ class FlowDIS(VFIModel):
         # frames nearer in time are more reliable sources for their side
         wt0 = np.exp(-cfg.splat_beta * (err0.ravel() + o0)) * (1 - t + 1e-3)
         wt1 = np.exp(-cfg.splat_beta * (err1.ravel() + o1)) * (t + 1e-3)
-        acc0, ws0 = _splat(vals0, gx + t * u01[:, 0], gy + t * u01[:, 1], wt0, h, w)
-        acc1, ws1 = _splat(vals1, gx + (1 - t) * u10[:, 0], gy + (1 - t) * u10[:, 1], wt1, h, w)
-        fields = _fill_holes((acc0 + acc1).reshape(h, w, 6), (ws0 + ws1).reshape(h, w))
+        acc0, ws0, cov0 = _splat(vals0, gx + t * u01[:, 0], gy + t * u01[:, 1], wt0, h, w)
+        acc1, ws1, cov1 = _splat(vals1, gx + (1 - t) * u10[:, 0], gy + (1 - t) * u10[:, 1], wt1, h, w)
+        fields = _fill_holes((acc0 + acc1).reshape(h, w, 6), (ws0 + ws1).reshape(h, w), (cov0 + cov1).reshape(h, w))
         ft0, ft1, vis = fields[..., 0:2], fields[..., 2:4], np.clip(fields[..., 4:6], 0.0, 1.0)
         if cfg.flow_at_t == "linear":
             ft0 = -(1 - t) * t * f01 + t * t * f10
@@ -265,6 +284,8 @@ class FlowDIS(VFIModel):
             vis = np.stack([1 - _remap(occ1, ft1[..., 0], ft1[..., 1]), 1 - _remap(occ0, ft0[..., 0], ft0[..., 1])], 2)
         if not cfg.occlusion:
             vis = np.ones_like(vis)
+        elif cfg.occlusion_strength != 1.0:
+            vis = 1.0 - cfg.occlusion_strength * (1.0 - vis)
         if cfg.occlusion_blur > 0:
             vis = cv2.GaussianBlur(vis, (0, 0), cfg.occlusion_blur, borderType=cv2.BORDER_REPLICATE)
         # content whose source lies outside a frame is not visible in it
