@@ -144,23 +144,27 @@ def _splat(values: np.ndarray, px: np.ndarray, py: np.ndarray, weight: np.ndarra
     Returns the weighted sums (H*W, C), the weight sums (H*W,) and the coverage (H*W,): the sum of
     the bilinear weights alone, which says where anything landed whatever its softmax weight.
     """
-    x0 = np.floor(px).astype(np.int64)
-    y0 = np.floor(py).astype(np.int64)
-    fx = (px - x0).astype(np.float32)
-    fy = (py - y0).astype(np.float32)
-    acc = np.zeros((h * w, values.shape[1]), np.float64)
+    x0 = np.floor(px)
+    y0 = np.floor(py)
+    fx = px - x0
+    fy = py - y0
+    x0 = x0.astype(np.int64)
+    y0 = y0.astype(np.int64)
+    channels = np.ascontiguousarray(values.T, dtype=np.float64)  # (C, N)
+    acc = np.zeros((values.shape[1], h * w), np.float64)
     wsum = np.zeros(h * w, np.float64)
     cover = np.zeros(h * w, np.float64)
     for dy, dx, bw in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
         xi, yi = x0 + dx, y0 + dy
-        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        idx = yi[ok] * w + xi[ok]
-        ww = (bw * weight)[ok]
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        bw = np.where(inside, bw, 0.0)  # out-of-frame corners get weight 0 at a valid dummy index
+        idx = np.where(inside, yi * w + xi, 0)
+        ww = bw * weight
         wsum += np.bincount(idx, weights=ww, minlength=h * w)
-        cover += np.bincount(idx, weights=bw[ok], minlength=h * w)
-        for c in range(values.shape[1]):
-            acc[:, c] += np.bincount(idx, weights=ww * values[ok, c], minlength=h * w)
-    return acc, wsum, cover
+        cover += np.bincount(idx, weights=bw, minlength=h * w)
+        for c in range(channels.shape[0]):
+            acc[c] += np.bincount(idx, weights=ww * channels[c], minlength=h * w)
+    return acc.T, wsum, cover
 
 
 def _fill_holes(values: np.ndarray, wsum: np.ndarray, cover: np.ndarray, eps: float = 1e-3) -> np.ndarray:
