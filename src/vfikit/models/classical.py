@@ -93,7 +93,7 @@ class FlowDISConfig:
 
     preset: str = "medium"
     variational_iterations: int | None = None
-    finest_scale: int | None = None
+    finest_scale: int | None = 0
     fb_alpha: float = 0.01
     fb_beta: float = 0.5
     splat_beta: float = 20.0
