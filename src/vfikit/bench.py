@@ -241,6 +241,8 @@ def run_case(case: BenchCase, settings: BenchSettings) -> dict[str, Any]:
     result.update(timing)
     result["fps"] = 1.0 / timing["median_s"] if timing["median_s"] > 0 else math.inf
     result["threads"] = torch.get_num_threads()
+    with contextlib.suppress(OSError, AttributeError):
+        result["load_avg_1m"] = round(os.getloadavg()[0], 2)  # other work on the machine skews CPU timings
     return result
 
 
@@ -274,6 +276,8 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    with contextlib.suppress(OSError, AttributeError):  # not available on every platform
+        info["load_avg_1m"] = round(os.getloadavg()[0], 2)
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -324,19 +328,20 @@ def to_markdown(bench: dict[str, Any]) -> str:
     m, s = bench["machine"], bench["settings"]
     lines = [
         f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs)" + (f", GPU {m['gpu']}" if m.get("gpu") else "")
-        + f"; torch {m['torch']}; {m['date']}",
+        + f"; torch {m['torch']}; {m['date']}"
+        + (f"; load average {m['load_avg_1m']} at the end" if "load_avg_1m" in m else ""),
         f"Settings: warm-up {s['warmup']}, up to {s['repeats']} timed runs (at least {s['min_repeats']}, "
         f"stopping after {s['max_seconds']:g} s), batch 1, "
         + ("each case in a fresh process." if bench.get("isolated") else "all cases in one process."),
         "",
-        "| model | device | size | params | MACs | median ms | IQR ms | frames/s | peak MB (+fwd) | threads |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | device | size | params | MACs | median ms | IQR ms | frames/s | peak MB (+fwd) | threads | load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     notes = {}
     for r in bench["results"]:
         size = f"{r['width']}x{r['height']}"
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['device']} | {size} | | | error: {r['error']} | | | | |")
+            lines.append(f"| {r['model']} | {r['device']} | {size} | | | error: {r['error']} | | | | | |")
             continue
         macs = _fmt_int(r["macs"])
         if r.get("uncounted"):
@@ -345,13 +350,15 @@ def to_markdown(bench: dict[str, Any]) -> str:
         lines.append(
             f"| {r['model']} | {r['device']} | {size} | {_fmt_int(r['params'])} | {macs} | "
             f"{_fmt_ms(r['median_s'])} | {_fmt_ms(r['iqr_s'])} | {_fmt_fps(r['fps'])} | "
-            f"{r['peak_memory_mb']:.0f} (+{r['peak_memory_delta_mb']:.0f}) | {r['threads']} |"
+            f"{r['peak_memory_mb']:.0f} (+{r['peak_memory_delta_mb']:.0f}) | {r['threads']} | "
+            f"{r.get('load_avg_1m', '-')} |"
         )
     for model, note in notes.items():
         lines.append(f"\n\\* {model}: MACs exclude {note}.")
     lines.append("\nMACs: convolutions + sampling ops at batch 1 (see vfikit.bench). Peak MB: CPU resident-set "
                  "high-water of the case's process (in brackets: the increase during the forwards); CUDA: "
-                 "max_memory_allocated.")
+                 "max_memory_allocated. Load: the machine's 1-minute load average after the case (CPU timings "
+                 "are only comparable at similar load).")
     return "\n".join(lines) + "\n"
 
 
