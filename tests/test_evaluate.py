@@ -150,6 +150,15 @@ def test_evaluate_refuses_missing_cuda():
         evaluate(HalfOnly(), [Triplet(frame, frame, frame)], device="gpu0", progress=False)
 
 
+def test_saved_output_names(tmp_path):
+    from vfikit.engine.evaluate import _output_path
+
+    assert _output_path(tmp_path, "Beanbags", 0) == tmp_path / "Beanbags.png"
+    assert _output_path(tmp_path, "00001/0389", 0) == tmp_path / "00001" / "0389.png"
+    assert _output_path(tmp_path, "test/GOPRO_test/clip/000005.png", 0) == tmp_path / "test/GOPRO_test/clip/000005.png"
+    assert _output_path(tmp_path, "../escape", 7) == tmp_path / "000007.png"
+
+
 def test_sha256_file(tmp_path):
     p = tmp_path / "w.bin"
     p.write_bytes(b"abc")

@@ -28,7 +28,7 @@ from torch import nn
 
 from vfikit import __version__
 from vfikit.errors import VfikitError, VfikitTypeError
-from vfikit.imageio import write_image
+from vfikit.imageio import IMAGE_SUFFIXES, write_image
 from vfikit.metrics import HIGHER_IS_BETTER, LPIPS, PROTOCOL, compute_metrics
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -125,9 +125,12 @@ def _mean(values: Sequence[float]) -> float:
 
 def _output_path(directory: Path, key: str, index: int) -> Path:
     safe = key.replace("\\", "/").strip("/") or f"{index:06d}"
-    if any(part in ("..", "") for part in safe.split("/")):
+    if any(part in ("..", ".", "") for part in safe.split("/")):
         safe = f"{index:06d}"
-    return directory / f"{safe}.png"
+    stem = Path(safe)
+    if stem.suffix.lower() in IMAGE_SUFFIXES:  # SNU-FILM keys are image paths
+        stem = stem.with_suffix("")
+    return directory / f"{stem.as_posix()}.png"
 
 
 def _write_png_atomic(path: Path, image: torch.Tensor) -> None:
