@@ -93,6 +93,25 @@ def test_cli_eval_on_fake_middlebury_writes_csv_json_and_outputs(tmp_path, capsy
     assert len(read_csv(out / "per_sample.csv")) == 1
 
 
+def test_cli_eval_with_lpips_weights(tmp_path):
+    from tests.test_metrics import random_lpips_weights
+
+    root = tmp_path / "mb"
+    write_fake_middlebury(root, seqs=("A",), h=40, w=48)
+    backbone, lins = random_lpips_weights()
+    torch.save(backbone, tmp_path / "squeezenet1_1.pth")
+    torch.save(lins, tmp_path / "squeeze.pth")
+    out = tmp_path / "report"
+    code = cli.main(["eval", "--model", "overlay", "--dataset", "middlebury", "--root", str(root), "--quiet",
+                     "--metrics", "psnr", "--lpips-weights", str(tmp_path / "squeezenet1_1.pth"),
+                     str(tmp_path / "squeeze.pth"), "--out", str(out)])
+    assert code == 0
+    row = read_csv(out / "per_sample.csv")[0]
+    assert set(row) == {"key", "t", "psnr", "lpips", "lpips_cdfi", "seconds"}
+    assert float(row["lpips"]) > 0 and float(row["lpips_cdfi"]) > 0
+    assert "lpips_cdfi" in json.loads((out / "summary.json").read_text())["protocol"]
+
+
 def test_cli_eval_user_errors(tmp_path, capsys):
     root = tmp_path / "mb"
     write_fake_middlebury(root)
