@@ -16,6 +16,8 @@ from vfikit.errors import VfikitError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("vfikit.models.cli", "list the model zoo: architectures, parameters, weight tags"),
+    "eval": ("vfikit.commands.eval", "score a model on a benchmark (PSNR, SSIM, IE, LPIPS)"),
+    "bench": ("vfikit.commands.bench", "measure latency, memory, parameters and MACs"),
 }
 
 

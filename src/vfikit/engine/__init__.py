@@ -1,0 +1,1 @@
+"""Engines: evaluation (and, from the training work, the training loop and checkpoints)."""
