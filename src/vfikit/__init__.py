@@ -1,3 +1,28 @@
 """vfikit: kernel-based video frame interpolation (SepConv, DSepConv, EDSC, AdaCoF, CDFI)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+# Public names imported on first use, so that `import vfikit` stays fast (no torch/av import).
+_LAZY = {
+    "interpolate_video": ("vfikit.video.api", "interpolate_video"),
+    "interpolate_frames": ("vfikit.video.stream", "interpolate_frames"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vfikit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

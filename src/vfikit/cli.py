@@ -14,7 +14,9 @@ import sys
 from vfikit import __version__
 from vfikit.errors import VfikitError
 
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "interpolate": ("vfikit.video.cli", "interpolate a video, a frame folder, two images or a folder of videos"),
+}
 
 
 def _top_parser() -> argparse.ArgumentParser:

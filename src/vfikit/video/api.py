@@ -1,0 +1,588 @@
+"""``vfikit.interpolate_video``: one call for every kind of input the video tool accepts.
+
+=====================  ======================================  ==========================================
+input                  output                                  result
+=====================  ======================================  ==========================================
+two images             an image file (``mid.png``)             the middle frame (``--factor 2``)
+two images             a folder                                all N+1 frames for ``--factor N``
+a folder of images     a folder (or a video, with input fps)   the sequence, interpolated
+a video file           a video file (or a folder of frames)    the video, interpolated, audio kept
+a folder of videos     a folder                                each video, as above (sharded under torchrun)
+=====================  ======================================  ==========================================
+
+Every check that can fail on user input runs before any work starts; every output is written
+under a temporary name beside its destination and moved into place only when complete (see
+:mod:`vfikit.video.workspace`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from vfikit import __version__
+from vfikit.errors import VfikitError
+from vfikit.imageio import IMAGE_SUFFIXES
+from vfikit.video.defaults import build_interpolator, check_precision, describe_interpolator, resolve_device
+from vfikit.video.encode import (
+    CONTAINERS,
+    CarrySpec,
+    EncodeOptions,
+    SegmentWriter,
+    carry_plan,
+    completed_segments,
+    mux_output,
+    resolve_encoding,
+)
+from vfikit.video.frames import ArrayFrames
+from vfikit.video.pipeline import (
+    FolderSink,
+    VideoSink,
+    check_error,
+    done_frames,
+    progress_bar,
+    run_pipeline,
+    write_array_image,
+)
+from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD, SceneDetector
+from vfikit.video.sources import (
+    VIDEO_SUFFIXES,
+    ColorInfo,
+    ImageReader,
+    ImagesInfo,
+    VideoInfo,
+    VideoReader,
+    list_images,
+    note,
+    probe_images,
+    probe_video,
+)
+from vfikit.video.stream import Renderer, RenderStats
+from vfikit.video.timing import TimingSpec, fraction_text, parse_rate, parse_time
+from vfikit.video.workspace import (
+    Workspace,
+    check_output_free,
+    check_writable_dir,
+    file_identity,
+    partial_dir,
+    replace_into_place,
+    temp_path,
+)
+
+SEGMENT_SECONDS = 10
+
+
+@dataclass
+class VideoJobResult:
+    """Outcome of one input: where it went and what was done."""
+
+    input: Path
+    output: Path
+    stats: RenderStats
+    seconds: float
+    resumed: bool = False
+    skipped: bool = False  # already complete (``resume`` of a finished output)
+    error: str | None = None  # batch mode: the error that stopped this input
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Everything, besides the inputs, that decides the result (recorded for ``resume``)."""
+
+    spec: TimingSpec
+    detector: SceneDetector
+    encode: EncodeOptions
+    frame_suffix: str | None
+    input_fps: Fraction | None
+    start: Fraction | None
+    duration: Fraction | None
+    max_frames: int | None
+    audio: bool
+    subtitles: bool
+    drop_alpha: bool
+    batch_size: int
+    segment_frames: int | None
+    force: bool
+    resume: bool
+    progress: bool
+    model: str = ""
+    precision: str = "fp32"
+    extra: dict = field(default_factory=dict)
+
+
+def interpolate_video(
+    input: str | Path | Sequence[str | Path],
+    output: str | Path,
+    *,
+    model: str | None = None,
+    weights: str | Path | None = None,
+    interpolator: Any = None,
+    factor: int | None = None,
+    fps: str | float | Fraction | None = None,
+    slowmo: str | float | Fraction | None = None,
+    input_fps: str | float | Fraction | None = None,
+    scene_threshold: float | None = DEFAULT_CUT_THRESHOLD,
+    dup_threshold: float = DEFAULT_DUP_THRESHOLD,
+    device: str | None = "auto",
+    precision: str = "fp32",
+    tile: int | None = None,
+    batch_size: int = 1,
+    codec: str | None = None,
+    crf: float | None = None,
+    bitrate: str | None = None,
+    pix_fmt: str | None = None,
+    preset: str | None = None,
+    ext: str | None = None,
+    audio: bool = True,
+    subtitles: bool = True,
+    drop_alpha: bool = False,
+    start: str | float | None = None,
+    duration: str | float | None = None,
+    max_frames: int | None = None,
+    force: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    segment_frames: int | None = None,
+) -> VideoJobResult | list[VideoJobResult]:
+    """Interpolate a video, a frame folder, an image pair or a folder of videos.
+
+    Args:
+        input: a video file, a folder of images, a folder of videos, or two image paths.
+        output: a video file (format from its suffix), an image file (image pair, factor 2) or a
+            folder (frames or, for a folder of videos, one output per video).
+        model / weights: a registered model name (``vfikit models``) and optional weights file;
+            default: the packaged model for the device (see ``vfikit.video.defaults``).
+        interpolator: a ready :class:`vfikit.Interpolator` (overrides model/weights/device/...).
+        factor / fps / slowmo: timing (see ``vfikit.video.timing``); default ``factor=2``.
+        input_fps: frame rate of a folder of images (needed for ``fps`` or a video output).
+        scene_threshold: scene-cut threshold, ``None`` disables; dup_threshold: 0 disables.
+        device / precision / tile / batch_size: where and how the model runs.
+        codec / crf / bitrate / pix_fmt / preset: video encoding (see ``vfikit.video.encode``).
+        ext: suffix of the frames of a folder output (``.png``) or of each output of a folder of
+            videos (default: the input's).
+        audio / subtitles: carry these streams over (video to video only).
+        drop_alpha: discard an alpha channel instead of refusing the input.
+        start / duration / max_frames: process part of the input (seconds or [hh:]mm:ss).
+        force: replace an existing output (only once the new one is complete).
+        resume: continue an unfinished job for the same output and settings.
+        progress: show a progress bar on stderr.
+        segment_frames: frames per resumable video segment (default: 10 s of output).
+    Returns:
+        a :class:`VideoJobResult`, or a list of them for a folder of videos.
+    """
+    spec = TimingSpec.make(factor=factor, fps=fps, slowmo=slowmo)
+    detector = SceneDetector(cut_threshold=scene_threshold, dup_threshold=dup_threshold)
+    settings = JobSettings(
+        spec=spec,
+        detector=detector,
+        encode=EncodeOptions(codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt, preset=preset),
+        frame_suffix=None if ext is None else _suffix(ext),
+        input_fps=None if input_fps is None else parse_rate(input_fps, what="input frame rate"),
+        start=None if start is None else parse_time(start, what="start"),
+        duration=None if duration is None else parse_time(duration, what="duration"),
+        max_frames=_positive_int(max_frames, "max frames"),
+        audio=audio,
+        subtitles=subtitles,
+        drop_alpha=drop_alpha,
+        batch_size=_positive_int(batch_size, "batch size") or 1,
+        segment_frames=_positive_int(segment_frames, "segment frames"),
+        force=force,
+        resume=resume,
+        progress=progress,
+        precision=precision,
+    )
+    if settings.duration is not None and settings.duration <= 0:
+        raise VfikitError(f"duration must be positive, got {duration!r}")
+    inputs = [Path(input)] if isinstance(input, (str, Path)) else [Path(p) for p in input]
+    output = Path(output)
+    kind = _input_kind(inputs)
+    jobs = _plan_jobs(kind, inputs, output, settings)
+    rank, world = _shard()
+    if kind != "batch" and world > 1 and rank != 0:
+        note(f"rank {rank} of {world}: a single input is processed by rank 0 only")
+        return []
+    if kind == "batch":
+        jobs = jobs[rank::world]
+        if world > 1:
+            note(f"rank {rank} of {world}: {len(jobs)} video(s) of this folder")
+    if interpolator is None:
+        dev = resolve_device(device)
+        check_precision(precision, dev)
+        interpolator = build_interpolator(model, weights, device=dev, precision=precision, tile=tile)
+    settings = _with_model(settings, interpolator, model, weights)
+    results = []
+    for number, (src, dst) in enumerate(jobs, 1):
+        if kind == "batch":
+            if settings.progress:
+                note(f"[{number}/{len(jobs)}] {src.name} -> {dst}")
+            try:
+                results.append(_run_one("video", [src], dst, settings, interpolator))
+            except (VfikitError, OSError) as exc:
+                note(f"{src.name}: error: {exc}")
+                results.append(VideoJobResult(src, dst, RenderStats(), 0.0, error=str(exc)))
+        else:
+            return _run_one(kind, inputs, dst, settings, interpolator)
+    failed = [r for r in results if r.error]
+    if failed:
+        names = ", ".join(r.input.name for r in failed)
+        raise VfikitError(f"{len(failed)} of {len(results)} video(s) failed: {names} (the others are done)")
+    return results
+
+
+# -- planning and validation ---------------------------------------------------------------
+def _suffix(ext: str) -> str:
+    ext = str(ext).strip().lower()
+    return ext if ext.startswith(".") else f".{ext}"
+
+
+def _positive_int(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise VfikitError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _shard() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment variables; (0, 1) otherwise."""
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise VfikitError(
+            f"RANK/WORLD_SIZE must be integers, got {os.environ.get('RANK')!r}/{os.environ.get('WORLD_SIZE')!r}"
+        ) from None
+    if world < 1 or not 0 <= rank < world:
+        raise VfikitError(f"invalid RANK={rank} for WORLD_SIZE={world}")
+    return rank, world
+
+
+def _input_kind(inputs: list[Path]) -> str:
+    if len(inputs) == 2:
+        for p in inputs:
+            if not p.is_file():
+                raise VfikitError(f"input not found: {p}")
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                raise VfikitError(f"two inputs must be two images ({', '.join(IMAGE_SUFFIXES)}), got {p.name}")
+        return "pair"
+    if len(inputs) != 1:
+        raise VfikitError(f"give one input (video, folder) or two images, got {len(inputs)}")
+    path = inputs[0]
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+        if images and videos:
+            raise VfikitError(f"{path} holds both images and videos; put frames and videos in separate folders")
+        if images:
+            return "frames"
+        if videos:
+            return "batch"
+        raise VfikitError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no videos")
+    if not path.exists():
+        raise VfikitError(f"input not found: {path}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise VfikitError(f"{path} is a single image; give two images (or a folder of frames)")
+    return "video"
+
+
+def _output_kind(output: Path) -> str:
+    suffix = output.suffix.lower()
+    if suffix in CONTAINERS:
+        return "video"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix and not output.is_dir():
+        raise VfikitError(
+            f"cannot tell what to write for {output.name}: use a video suffix ({', '.join(CONTAINERS)}), "
+            "an image suffix, or a folder name without a suffix"
+        )
+    return "folder"
+
+
+def _same_or_inside(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or b in a.parents
+
+
+def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSettings) -> list[tuple[Path, Path]]:
+    """Validate paths and return (input, output) pairs; nothing is written here."""
+    for src in inputs:
+        if _same_or_inside(output, src) or _same_or_inside(src, output):
+            raise VfikitError(f"output {output} is (or contains, or is inside) the input {src}; choose another path")
+    if kind == "batch":
+        if _output_kind(output) != "folder":
+            raise VfikitError(f"a folder of videos needs an output folder, got {output.name}")
+        videos = sorted(
+            (p for p in inputs[0].iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES),
+            key=lambda p: p.name,
+        )
+        jobs = []
+        for video in videos:
+            suffix = settings.frame_suffix or video.suffix.lower()
+            dst = output / (video.stem if suffix in IMAGE_SUFFIXES else video.stem + suffix)
+            if suffix not in CONTAINERS and suffix not in IMAGE_SUFFIXES:
+                raise VfikitError(f"cannot write {video.name} as {suffix}: choose --ext from {', '.join(CONTAINERS)}")
+            jobs.append((video, dst))
+        taken = [dst for _, dst in jobs if dst.exists() and not (settings.resume and not partial_dir(dst).exists())]
+        if taken and not settings.force:
+            raise VfikitError(
+                f"{len(taken)} output(s) already exist, e.g. {taken[0]}; pass --force to replace them "
+                "(or --resume to skip finished ones)"
+            )
+        check_writable_dir(output)
+        return jobs
+    out_kind = _output_kind(output)
+    if kind == "pair" and out_kind == "image" and settings.spec.factor != 2:
+        raise VfikitError(
+            f"an image output holds one frame, but {settings.spec.describe()} makes more: give an output folder"
+        )
+    if out_kind == "image" and kind != "pair":
+        raise VfikitError(f"{output.name} is an image; a {kind} input needs a video or folder output")
+    if kind == "pair" and settings.spec.fps is not None and settings.input_fps is None:
+        raise VfikitError("--fps with two images needs --input-fps (the time between them)")
+    if kind in ("pair", "frames") and (settings.start is not None or settings.duration is not None):
+        raise VfikitError("--start/--duration apply to video input; use --max-frames for image folders")
+    if kind in ("pair", "frames") and out_kind == "video" and settings.input_fps is None:
+        raise VfikitError("writing images to a video needs --input-fps (the frame rate of the images)")
+    if kind in ("pair", "frames") and settings.spec.fps is not None and settings.input_fps is None:
+        raise VfikitError("--fps with a folder of images needs --input-fps (their frame rate)")
+    if settings.resume and output.exists() and not partial_dir(output).exists():
+        return [(inputs[0], output)]  # already complete: _run_one reports it
+    check_output_free(output, force=settings.force, resume=settings.resume)
+    check_writable_dir(output.parent)
+    return [(inputs[0], output)]
+
+
+def _with_model(settings: JobSettings, interpolator: Any, model: str | None, weights: Any) -> JobSettings:
+    from dataclasses import replace
+
+    name = model or describe_interpolator(interpolator)
+    extra = {"weights": file_identity(Path(weights)) if weights is not None else None}
+    return replace(settings, model=name, extra=extra)
+
+
+def _job_record(settings: JobSettings, inputs: list[Path], output_kind: str, encode: dict | None) -> dict:
+    s = settings
+    return {
+        "vfikit": __version__,
+        "inputs": [file_identity(p) for p in inputs],
+        "model": s.model,
+        "weights": s.extra.get("weights"),
+        "precision": s.precision,
+        "timing": s.spec.describe(),
+        "scene": [s.detector.cut_threshold, s.detector.dup_threshold],
+        "window": [str(s.start), str(s.duration), s.max_frames, str(s.input_fps)],
+        "output": output_kind,
+        "encode": encode,
+        "frames": s.frame_suffix,
+        "carry": [s.audio, s.subtitles, s.drop_alpha],
+        "segment_frames": s.segment_frames,
+    }
+
+
+# -- running one job -----------------------------------------------------------------------
+def _run_one(kind: str, inputs: list[Path], output: Path, settings: JobSettings, interpolator: Any) -> VideoJobResult:
+    started = time.perf_counter()
+    if settings.resume and output.exists() and not partial_dir(output).exists():
+        note(f"{output} is already complete; nothing to do")
+        return VideoJobResult(inputs[0], output, RenderStats(), 0.0, skipped=True)
+    out_kind = _output_kind(output)
+    if kind == "video":
+        info = probe_video(inputs[0], drop_alpha=settings.drop_alpha)
+        source = VideoReader(info, start=settings.start, duration=settings.duration, max_frames=settings.max_frames)
+        bits, size = info.frame_bits, (info.width, info.height)
+    else:
+        paths = list_images(inputs[0]) if kind == "frames" else inputs
+        images = probe_images(paths, drop_alpha=settings.drop_alpha)
+        for text in images.notes:
+            note(text)
+        info = images
+        rate = settings.input_fps or Fraction(1)
+        source = ImageReader(images, rate=rate, drop_alpha=settings.drop_alpha, max_frames=settings.max_frames)
+        bits, size = images.bits, (images.width, images.height)
+    _check_model_size(interpolator, size)
+    if kind == "pair" and out_kind == "image":
+        return _run_pair_image(inputs, output, source, bits, settings, interpolator, started)
+    tail = kind == "video"
+    if out_kind == "video":
+        return _run_to_video(kind, inputs, output, info, source, bits, size, tail, settings, interpolator, started)
+    return _run_to_folder(kind, inputs, output, info, source, bits, tail, settings, interpolator, started)
+
+
+def _check_model_size(interpolator: Any, size: tuple[int, int]) -> None:
+    model = getattr(interpolator, "model", interpolator)
+    minimum = getattr(model, "min_size", None) or getattr(interpolator, "min_size", None)
+    width, height = size
+    if minimum and (width < minimum or height < minimum):
+        raise VfikitError(f"frames are {width}x{height} but {describe_interpolator(interpolator)} needs at least "
+                          f"{minimum}x{minimum} pixels")
+
+
+def _renderer(settings: JobSettings, interpolator: Any, bits: int, skip: int = 0) -> Renderer:
+    return Renderer(
+        interpolator, ArrayFrames(bits), settings.spec, detector=settings.detector,
+        batch_size=settings.batch_size, skip_before=skip,
+    )  # fmt: skip
+
+
+def _estimate(info: VideoInfo | ImagesInfo, settings: JobSettings, tail: bool) -> int | None:
+    if isinstance(info, ImagesInfo):
+        n = len(info.paths)
+        if settings.max_frames:
+            n = min(n, settings.max_frames)
+        span = Fraction(n - 1) / (settings.input_fps or 1)
+        return settings.spec.estimate_count(n, span, tail=False)
+    span = info.duration
+    if span is not None:
+        span = max(Fraction(0), span - (settings.start or 0))
+        if settings.duration is not None:
+            span = min(span, settings.duration)
+    rate = info.average_rate
+    n = None
+    if span is not None and rate:
+        n = math.ceil(span * rate)
+    elif info.frame_count:
+        n = info.frame_count
+    if n is None:
+        return None
+    if settings.max_frames:
+        n = min(n, settings.max_frames)
+        span = Fraction(n) / rate if rate else span
+    return settings.spec.estimate_count(max(n, 2), span, tail=tail)
+
+
+def _run_pair_image(inputs, output, source, bits, settings, interpolator, started) -> VideoJobResult:
+    renderer = _renderer(settings, interpolator, bits)
+    frames = list(renderer.run(iter(source)))
+    if renderer.stats.cuts:
+        note("the two images look like different shots: the middle frame is a copy of the first; "
+             "pass --no-scene-detect to interpolate anyway")  # fmt: skip
+    middle = frames[1][1]
+    tmp = temp_path(output)
+    try:
+        write_array_image(tmp, middle)
+        replace_into_place(tmp, output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        check_error(exc)
+        raise
+    _summary(output, renderer.stats, started)
+    return VideoJobResult(inputs[0], output, renderer.stats, time.perf_counter() - started)
+
+
+def _run_to_folder(kind, inputs, output, info, source, bits, tail, settings, interpolator, started) -> VideoJobResult:
+    suffix = settings.frame_suffix or ".png"
+    if suffix not in IMAGE_SUFFIXES:
+        raise VfikitError(f"frames can be written as {', '.join(IMAGE_SUFFIXES)}, not {suffix}")
+    if bits == 16 and suffix not in (".png", ".tif", ".tiff"):
+        raise VfikitError(f"the input has more than 8 bits per channel; {suffix} would truncate them: use --ext png")
+    if kind == "video" and info.carried and (settings.audio or settings.subtitles):
+        note(f"{len(info.carried)} audio/subtitle stream(s) are not written to a folder of frames")
+    record = _job_record(settings, inputs, "folder", None)
+    work = Workspace.open(output, record, resume=settings.resume, force=settings.force)
+    names = lambda index: f"{index:08d}{suffix}"  # noqa: E731
+    skip = done_frames(work.path, names) if work.resumed else 0
+    renderer = _renderer(settings, interpolator, bits, skip)
+    bar = progress_bar(_estimate(info, settings, tail), output.name, settings.progress)
+    try:
+        end = source.end_time if tail else None
+        stats = run_pipeline(source, renderer, FolderSink(work.path, suffix, names=names), end=end, progress=bar)
+        work.finish_folder()
+    except BaseException as exc:
+        if isinstance(exc, OSError):
+            check_error(exc)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    _report_source(source)
+    _summary(output, stats, started)
+    return VideoJobResult(inputs[0], output, stats, time.perf_counter() - started, resumed=work.resumed)
+
+
+def _run_to_video(kind, inputs, output, info, source, bits, size, tail, settings, interpolator, started):
+    spec = settings.spec
+    if isinstance(info, VideoInfo):
+        source_tb, source_rate, color = info.time_base, info.average_rate, info.color
+        pix_fmt, src_bits, rotation = info.pix_fmt, info.bits, info.rotation
+    else:
+        source_tb, source_rate = 1 / settings.input_fps, settings.input_fps
+        color, pix_fmt, src_bits, rotation = ColorInfo(1, 1, 1, 1), None, bits, 0.0  # sRGB images: BT.709 tags
+    stretch = spec.slowmo or Fraction(1)
+    plan = resolve_encoding(
+        output, settings.encode, width=size[0], height=size[1], source_bits=src_bits, source_pix_fmt=pix_fmt,
+        color=color, time_base=spec.time_base(source_tb) * stretch, rate=spec.output_rate(source_rate),
+        rotation=rotation,
+    )  # fmt: skip
+    carried = ()
+    transcode: dict = {}
+    if isinstance(info, VideoInfo) and info.carried:
+        wanted = tuple(s for s in info.carried if (s.kind == "audio" and settings.audio) or
+                       (s.kind == "subtitle" and settings.subtitles))  # fmt: skip
+        if wanted and spec.slowmo:
+            note("slow motion: audio and subtitles are not carried over (they cannot stay in sync)")
+        elif wanted:
+            transcode = carry_plan(plan.container, wanted)
+            carried = wanted
+            for index, codec in transcode.items():
+                if codec:
+                    note(f"audio stream #{index} is re-encoded to {codec}: {output.suffix} cannot hold its codec")
+    if isinstance(info, VideoInfo) and info.ignored:
+        note(f"not carried over: {', '.join(info.ignored)}")
+    rate = plan.rate or Fraction(25)
+    seg_frames = settings.segment_frames or max(1, math.ceil(SEGMENT_SECONDS * rate))
+    record = _job_record(settings, inputs, "video", {**plan.as_dict(), "carry": [s.index for s in carried]})
+    work = Workspace.open(output, record, resume=settings.resume, force=settings.force)
+    done = completed_segments(work.path) if work.resumed else []
+    skip = sum(seg["frames"] for seg in done)
+    if done:
+        note(f"resuming: {skip} output frames in {len(done)} finished segment(s) are kept")
+    writer = SegmentWriter(plan, work.path, segment_frames=seg_frames, first_index=skip)
+    renderer = _renderer(settings, interpolator, bits, skip)
+    bar = progress_bar(_estimate(info, settings, tail), output.name, settings.progress)
+    tmp = temp_path(output)
+    try:
+        end = source.end_time if tail else None
+        stats = run_pipeline(source, renderer, VideoSink(writer, plan.time_base / stretch), end=end, progress=bar)
+        segments = completed_segments(work.path)
+        origin = getattr(source, "first_time", None) or Fraction(0)
+        end_time = (source.end_time() if tail else None) or Fraction(10**9)
+        carry = CarrySpec(inputs[0], carried, origin, end_time) if carried else None
+        mux_output(tmp, plan, work.path, segments, carry, transcode)
+        replace_into_place(tmp, output)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            check_error(exc)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    work.discard()
+    _report_source(source)
+    _summary(output, stats, started)
+    return VideoJobResult(inputs[0], output, stats, time.perf_counter() - started, resumed=work.resumed)
+
+
+def _report_source(source: Any) -> None:
+    dropped = getattr(source, "dropped", 0)
+    if dropped:
+        note(f"{dropped} frame(s) with non-increasing timestamps were skipped (damaged input?)")
+    corrupt = getattr(source, "corrupt", 0)
+    if corrupt:
+        note(f"{corrupt} frame(s) were decoded with errors concealed (damaged input?)")
+
+
+def _summary(output: Path, stats: RenderStats, started: float) -> None:
+    seconds = time.perf_counter() - started
+    note(f"wrote {output}: {stats.summary()} in {seconds:.1f}s")
+
+
+__all__ = ["VideoJobResult", "fraction_text", "interpolate_video"]
