@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BlendInterpolator, pattern_frames
+from video_helpers import BlendInterpolator, pattern_frames
 
 from vfikit.errors import VfikitError
 from vfikit.video.frames import ArrayFrames

@@ -496,6 +496,8 @@ def _run_to_folder(kind, inputs, output, info, source, bits, tail, settings, int
         stats = run_pipeline(source, renderer, FolderSink(work.path, suffix, names=names), end=end, progress=bar)
         work.finish_folder()
     except BaseException as exc:
+        if not done_frames(work.path, names):
+            work.discard()  # nothing worth resuming
         if isinstance(exc, OSError):
             check_error(exc)
         raise
@@ -559,6 +561,8 @@ def _run_to_video(kind, inputs, output, info, source, bits, size, tail, settings
         replace_into_place(tmp, output)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if not completed_segments(work.path):
+            work.discard()  # nothing worth resuming
         if isinstance(exc, OSError):
             check_error(exc)
         raise

@@ -471,15 +471,28 @@ def carry_plan(container: str, streams: tuple[CarriedStream, ...]) -> dict[int, 
             import io
 
             with av.open(io.BytesIO(), "w", format=container) as probe:
-                plan[spec.index] = probe.default_audio_codec
-            if not plan[spec.index] or plan[spec.index] == "none":
-                raise VfikitError(f"the {container} container cannot hold audio; pass --no-audio")
+                codec = probe.default_audio_codec
+            if not codec or codec == "none":
+                raise VfikitError(f"a {container} file cannot hold audio; pass --no-audio")
+            plan[spec.index] = _audio_encoder(codec)
         else:
             raise VfikitError(
                 f"subtitle stream #{spec.index} ({spec.codec}) cannot be stored in a {container} file; "
                 "write .mkv (or .mp4 for mov_text), or pass --no-subtitles"
             )
     return plan
+
+
+def _audio_encoder(codec: str) -> str:
+    """The preferred encoder for an audio format (FFmpeg's native Opus/Vorbis encoders are experimental)."""
+    av = import_av()
+    for name in {"opus": ["libopus"], "vorbis": ["libvorbis"], "mp3": ["libmp3lame"]}.get(codec, []):
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except (av.error.FFmpegError, ValueError):
+            continue
+    return codec
 
 
 def _carried_packets(out, src, carry: CarrySpec, transcode: dict[int, str | None]) -> Iterator:
@@ -497,6 +510,7 @@ def _carried_packets(out, src, carry: CarrySpec, transcode: dict[int, str | None
             out_stream = out.add_stream(codec, rate=rate, layout=in_stream.layout.name)
         streams[spec.index] = (in_stream, out_stream, spec.kind, codec)
     order = 1
+    preroll: dict[int, object] = {}  # per audio stream: the last packet before the window (decoder warm-up)
     for packet in src.demux([s[0] for s in streams.values()]):
         in_stream, out_stream, kind, codec = streams[packet.stream.index]
         if packet.size == 0 or (packet.pts is None and packet.dts is None):
@@ -510,20 +524,25 @@ def _carried_packets(out, src, carry: CarrySpec, transcode: dict[int, str | None
         pts = packet.pts if packet.pts is not None else packet.dts
         start = pts * tb
         length = (packet.duration or 0) * tb
-        before = start + length <= carry.origin if length > 0 else start < carry.origin
-        if before or start >= carry.end:
+        if start >= carry.end:
             continue
-        order += 1
-        if codec is not None:
-            for frame in packet.decode():
-                yield from _encode_shifted(out_stream, frame, carry, kind, order)
+        if (start + length <= carry.origin) if length > 0 else (start < carry.origin):
+            if kind == "audio":  # audio decoders need the packet before the first one they play (priming, MDCT overlap)
+                preroll[packet.stream.index] = packet
             continue
-        shift = round(carry.origin / tb)
-        packet.pts = None if packet.pts is None else packet.pts - shift
-        packet.dts = None if packet.dts is None else packet.dts - shift
-        packet.stream = out_stream
-        when = packet.dts if packet.dts is not None else packet.pts
-        yield float(when * tb), order, packet, kind
+        held = preroll.pop(packet.stream.index, None)
+        for item in (held, packet) if held is not None else (packet,):
+            order += 1
+            if codec is not None:
+                for frame in item.decode():
+                    yield from _encode_shifted(out_stream, frame, carry, kind, order)
+                continue
+            shift = round(carry.origin / tb)
+            item.pts = None if item.pts is None else item.pts - shift
+            item.dts = None if item.dts is None else item.dts - shift
+            item.stream = out_stream
+            when = item.dts if item.dts is not None else item.pts
+            yield float(when * tb), order, item, kind
 
 
 def _encode_shifted(out_stream, frame, carry: CarrySpec, kind: str, order: int) -> Iterator:
