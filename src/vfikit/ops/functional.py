@@ -71,10 +71,14 @@ def _kernels(name: str) -> ModuleType:
     return _numba_module() if name == "numba" else tapwise
 
 
-def _autocast_to_fp32(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
-    dev = tensors[0].device.type
+def _autocast_to_fp32(tensors: list) -> tuple[list, bool]:
+    """Under autocast, run the op in float32 (inputs may arrive in mixed precisions)."""
+    first = tensors[0]
+    if not isinstance(first, torch.Tensor):
+        return tensors, False
+    dev = first.device.type
     if dev in ("cuda", "cpu") and torch.is_autocast_enabled(dev):
-        return [t.float() for t in tensors], True
+        return [t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in tensors], True
     return tensors, False
 
 
@@ -161,6 +165,7 @@ def adacof(
     """
     op = "adacof"
     check_convention(convention)
+    (input, weight, offset_y, offset_x), cast = _autocast_to_fp32([input, weight, offset_y, offset_x])
     check_tensors(op, {"input": input, "weight": weight, "offset_y": offset_y, "offset_x": offset_x})
     if not isinstance(dilation, int) or isinstance(dilation, bool) or dilation < 1:
         raise VfikitError(f"adacof: dilation must be an integer >= 1, got {dilation!r}")
@@ -174,7 +179,7 @@ def adacof(
     by, bx = expand_taps(tap_bases(f, dilation, convention, op), f)
     rule = RULE_ADACOF if convention == "official" else RULE_CLEAN
     name = resolve_backend(backend, input.device)
-    args, cast = _autocast_to_fp32([input, weight, offset_y, offset_x])
+    args = [input, weight, offset_y, offset_x]
     with torch.autocast(input.device.type, enabled=False) if cast else nullcontext():
         if name == "reference":
             return reference.adacof(*args, by, bx, rule)
@@ -212,6 +217,9 @@ def dsepconv(
     """
     op = "dsepconv"
     check_convention(convention)
+    (input, vertical, horizontal, offset_y, offset_x, mask), cast = _autocast_to_fp32(
+        [input, vertical, horizontal, offset_y, offset_x, mask]
+    )
     check_tensors(op, {"input": input, "vertical": vertical, "horizontal": horizontal,
                        "offset_y": offset_y, "offset_x": offset_x, "mask": mask})
     n, taps, h, w = vertical.shape
@@ -223,7 +231,7 @@ def dsepconv(
     by, bx = expand_taps(tap_bases(taps, 1, convention, op), taps)
     rule = RULE_DSEP if convention == "official" else RULE_CLEAN
     name = resolve_backend(backend, input.device)
-    args, cast = _autocast_to_fp32([input, vertical, horizontal, mask, offset_y, offset_x])
+    args = [input, vertical, horizontal, mask, offset_y, offset_x]
     with torch.autocast(input.device.type, enabled=False) if cast else nullcontext():
         if name == "reference":
             return reference.dsepconv(*args, by, bx, rule)
@@ -253,6 +261,7 @@ def sepconv(
     """
     op = "sepconv"
     check_convention(convention)
+    (input, vertical, horizontal), cast = _autocast_to_fp32([input, vertical, horizontal])
     check_tensors(op, {"input": input, "vertical": vertical, "horizontal": horizontal})
     n, taps, h, w = vertical.shape
     expect_shape(op, "horizontal", horizontal, (n, taps, h, w), "same as vertical")
@@ -262,7 +271,7 @@ def sepconv(
     expect_shape(op, "input", input, (n, input.shape[1], hin, win), f"{convention} convention with n={taps}")
     base = 0 if convention == "official" else -(taps - 1) // 2
     name = resolve_backend(backend, input.device)
-    args, cast = _autocast_to_fp32([input, vertical, horizontal])
+    args = [input, vertical, horizontal]
     with torch.autocast(input.device.type, enabled=False) if cast else nullcontext():
         if name == "reference":
             return reference.sepconv(*args, base)
