@@ -166,6 +166,7 @@ def test_disk_full_keeps_finished_work_and_no_output(tmp_path, run, models, monk
         (("--device", "tpu"), "unknown device"),
         (("--fp16", "--device", "cpu"), "--fp16 needs a GPU"),
         (("--scene-threshold", "3"), "scene-cut threshold"),
+        (("--preset", "bogus"), "refused these settings"),
     ],
 )
 def test_bad_options(tmp_path, run, models, args, match):

@@ -33,6 +33,18 @@ def pattern_frames(n: int, width: int = 64, height: int = 48, *, seed: int = 0, 
     return frames
 
 
+def smooth_frames(n: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
+    """Saturated, smoothly varying colours that move: colour-conversion errors show, chroma subsampling does not."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    frames = []
+    for i in range(n):
+        r = 128 + 100 * np.sin((x + 2 * i) / 25)
+        g = 128 + 100 * np.cos((y - i) / 20)
+        b = 128 + 100 * np.sin((x + y + 3 * i) / 30)
+        frames.append(np.clip(np.stack([r, g, b], axis=2), 0, 255).round().astype(np.uint8))
+    return frames
+
+
 def solid_frames(n: int, color: tuple[int, int, int], width: int = 64, height: int = 48) -> list[np.ndarray]:
     return [np.full((height, width, 3), color, np.uint8) for _ in range(n)]
 
@@ -99,15 +111,17 @@ def write_video(
     return path
 
 
-def decode_video(path: Path, fmt: str = "rgb24") -> tuple[list[Fraction], list[np.ndarray]]:
-    """All frames of the first video stream with their exact times (seconds)."""
+def decode_video(path: Path, fmt: str = "rgb24", **kwargs) -> tuple[list[Fraction], list[np.ndarray]]:
+    """All frames of the first video stream with their exact times (seconds), converted as vfikit does."""
+    from vfikit.video.sources import swscale_flags
+
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         tb = Fraction(s.time_base)
         times, frames = [], []
         for f in c.decode(s):
             times.append(Fraction(f.pts) * tb)
-            frames.append(f.to_ndarray(format=fmt))
+            frames.append(f.to_ndarray(format=fmt, interpolation=swscale_flags(decode=True), **kwargs))
     return times, frames
 
 

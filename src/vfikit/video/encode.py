@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from vfikit.errors import VfikitError
-from vfikit.video.sources import CarriedStream, ColorInfo, import_av
+from vfikit.video.sources import CarriedStream, ColorInfo, import_av, swscale_flags
 
 # Output suffix -> FFmpeg muxer. Frame folders and images are handled elsewhere.
 CONTAINERS = {
@@ -188,11 +188,32 @@ def resolve_encoding(
     if codec_name == "libx265":
         options["x265-params"] = "log-level=error"
     if codec_name == "libsvtav1":
-        options["svtav1-params"] = "log-level=error"
-    return EncodePlan(
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise (errors only)
+    plan = EncodePlan(
         container=container, codec=codec_name, pix_fmt=pix_fmt, bits=bits, options=options, bit_rate=bit_rate,
         width=width, height=height, time_base=time_base, rate=rate, color=color, rotation=rotation,
     )  # fmt: skip
+    _check_encoder(plan)
+    return plan
+
+
+def _check_encoder(plan: EncodePlan) -> None:
+    """Open the encoder once with the final settings, so a bad option fails before any work."""
+    av = import_av()
+    ctx = av.CodecContext.create(plan.codec, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = plan.width, plan.height, plan.pix_fmt
+    ctx.time_base = plan.time_base
+    if plan.rate:
+        ctx.framerate = plan.rate
+    if plan.bit_rate:
+        ctx.bit_rate = plan.bit_rate
+    try:
+        ctx.options = dict(plan.options)
+        ctx.open()
+    except av.error.FFmpegError as exc:
+        raise VfikitError(f"the {plan.codec} encoder refused these settings ({plan.describe()}): {exc}") from None
+    finally:
+        del ctx
 
 
 def _supported_codecs(container: str) -> set[str]:
@@ -249,6 +270,7 @@ class SegmentWriter:
         self.segment_frames = max(1, int(segment_frames))
         self.next_index = first_index
         self.current: _Segment | None = None
+        self._flags = swscale_flags(decode=False)
 
     @staticmethod
     def segment_name(number: int) -> str:
@@ -265,6 +287,8 @@ class SegmentWriter:
             format=self.plan.pix_fmt,
             dst_colorspace=self.plan.color.colorspace if self.plan.color.colorspace != 2 else None,
             dst_color_range=self.plan.color.color_range or None,
+            interpolation=self._flags,
+            threads=1,  # deterministic; encoding has its own thread
         )
         vf.pts = ticks
         vf.time_base = self.plan.time_base
@@ -426,9 +450,11 @@ def mux_output(
             out.mux(packet)
             counts[kind] += 1
         out.close()
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError, av_errors()):  # the original error is re-raised below
             out.close()
+        if isinstance(exc, av.error.FFmpegError) and not isinstance(exc, OSError):
+            raise VfikitError(f"FFmpeg could not write {path.name}: {exc}") from exc
         raise
     finally:
         for src in sources:

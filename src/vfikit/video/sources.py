@@ -40,6 +40,20 @@ def import_av():
     return av
 
 
+def swscale_flags(*, decode: bool):
+    """YUV<->RGB conversion flags: accurate rounding and full-resolution chroma.
+
+    FFmpeg's default conversion darkens every round trip by about one level (8-bit) and so
+    re-encoded copies of source frames would drift; with these flags a decoded frame re-encodes
+    and decodes back to itself (measured on real frames: mean error 0.004 levels instead of 1.2).
+    It costs about 35 ms instead of 3 ms per 1080p frame on one slow CPU core, in its own thread.
+    """
+    from av.video.reformatter import Interpolation
+
+    chroma = Interpolation.FULL_CHR_H_INT if decode else Interpolation.FULL_CHR_H_INP
+    return Interpolation.BICUBIC | Interpolation.ACCURATE_RND | chroma
+
+
 def natural_key(path: Path) -> list:
     """Sort key so that frame2.png comes before frame10.png."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
@@ -195,6 +209,7 @@ class VideoReader:
         info = self.info
         tb = info.time_base
         out_format = "rgb24" if info.frame_bits == 8 else "rgb48le"
+        decode_flags = swscale_flags(decode=True)
         begin = info.start_time + (self.start or 0)
         stop = None if self.duration is None else begin + self.duration
         self._limit_end = stop
@@ -231,7 +246,10 @@ class VideoReader:
                     self._last_duration = Fraction(frame.duration) * tb if frame.duration else None
                     if self.first_time is None:
                         self.first_time = when
-                    array = frame.to_ndarray(format=out_format, src_color_range=frame.color_range or None)
+                    array = frame.to_ndarray(
+                        format=out_format, src_color_range=frame.color_range or None, interpolation=decode_flags,
+                        threads=1,  # deterministic, and no oversubscription: decoding has its own thread
+                    )
                     yield when, np.ascontiguousarray(array)
                     count += 1
                     if self.max_frames is not None and count >= self.max_frames:
