@@ -393,3 +393,24 @@ def test_python_api_returns_results(tmp_path, models):
     result = vfikit.interpolate_video(src, tmp_path / "o.mp4", model="video_test_blend", factor=3, progress=False)
     assert result.output == tmp_path / "o.mp4" and result.stats.output_frames == 15
     assert result.stats.interpolated == 8 and len(models) == 8
+
+
+def test_midpoint_only_model_shares_bisection_and_uses_nearest_reachable_time(tmp_path, run, models):
+    frames = pattern_frames(3)
+    src = write_video(tmp_path / "in.nut", frames, codec="ffv1", pix_fmt="bgr0", fps=30)
+    code, err = run(src, tmp_path / "four", "--model", "video_test_mid", "--factor", "4", "--no-scene-detect")
+    assert code == 0, err
+    assert len(models) == 2 * 3  # per pair: 1/2, then 1/4 and 3/4 from it; never the midpoint twice
+    assert {t for _, t in models} == {0.5}
+    import cv2
+
+    quarter = cv2.imread(str(tmp_path / "four" / "00000001.png"))[..., ::-1].astype(float)
+    assert np.abs(quarter - (0.75 * frames[0] + 0.25 * frames[1])).max() <= 1
+    # 30 -> 25 fps: the frame at 1/25 s lies at t = 1/5 between source frames 1 and 2; with
+    # --bisect-depth 2 the nearest reachable time is 1/4
+    models.clear()
+    code, err = run(src, tmp_path / "25", "--model", "video_test_mid", "--fps", "25", "--bisect-depth", "2",
+                    "--no-scene-detect")  # fmt: skip
+    assert code == 0, err
+    second = cv2.imread(str(tmp_path / "25" / "00000001.png"))[..., ::-1].astype(float)
+    assert np.abs(second - (0.75 * frames[1] + 0.25 * frames[2])).max() <= 1

@@ -29,7 +29,13 @@ from typing import Any
 from vfikit import __version__
 from vfikit.errors import VfikitError
 from vfikit.imageio import IMAGE_SUFFIXES
-from vfikit.video.defaults import build_interpolator, check_precision, describe_interpolator, resolve_device
+from vfikit.video.defaults import (
+    DEFAULT_BISECT_DEPTH,
+    build_interpolator,
+    check_precision,
+    describe_interpolator,
+    resolve_device,
+)
 from vfikit.video.encode import (
     CONTAINERS,
     CarrySpec,
@@ -131,7 +137,8 @@ def interpolate_video(
     dup_threshold: float = DEFAULT_DUP_THRESHOLD,
     device: str | None = "auto",
     precision: str = "fp32",
-    tile: int | None = None,
+    tile: int | str | None = "auto",
+    bisect_depth: int = DEFAULT_BISECT_DEPTH,
     batch_size: int = 1,
     codec: str | None = None,
     crf: float | None = None,
@@ -162,7 +169,9 @@ def interpolate_video(
         factor / fps / slowmo: timing (see ``vfikit.video.timing``); default ``factor=2``.
         input_fps: frame rate of a folder of images (needed for ``fps`` or a video output).
         scene_threshold: scene-cut threshold, ``None`` disables; dup_threshold: 0 disables.
-        device / precision / tile / batch_size: where and how the model runs.
+        device / precision / tile / batch_size: where and how the model runs (``tile``: "auto", an
+            int tile size in px, or None for whole frames).
+        bisect_depth: models without native t render the nearest k / 2**bisect_depth.
         codec / crf / bitrate / pix_fmt / preset: video encoding (see ``vfikit.video.encode``).
         ext: suffix of the frames of a folder output (``.png``) or of each output of a folder of
             videos (default: the input's).
@@ -214,7 +223,9 @@ def interpolate_video(
     if interpolator is None:
         dev = resolve_device(device)
         check_precision(precision, dev)
-        interpolator = build_interpolator(model, weights, device=dev, precision=precision, tile=tile)
+        interpolator = build_interpolator(
+            model, weights, device=dev, precision=precision, tile=tile, max_depth=bisect_depth
+        )
     settings = _with_model(settings, interpolator, model, weights)
     results = []
     for number, (src, dst) in enumerate(jobs, 1):

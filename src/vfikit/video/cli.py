@@ -17,6 +17,15 @@ EXAMPLES = """examples:
 see docs/video.md for every option"""
 
 
+def _tile(text: str) -> int | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none or a size in px, got {text!r}") from None
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EXAMPLES
@@ -30,7 +39,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     prec = g.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="half precision (GPU)")
     prec.add_argument("--bf16", action="store_true", help="bfloat16 precision")
-    g.add_argument("--tile", type=int, help="process frames in tiles of this size (default: automatic)")
+    g.add_argument("--tile", default="auto", type=_tile,
+                   help="tile size in px for frames that do not fit, 'auto' (default) or 'none'")
+    g.add_argument("--bisect-depth", type=int, default=3,
+                   help="models without native t render the nearest k/2^N (default: 3, i.e. eighths)")
     g.add_argument("--batch-size", type=int, default=1, help="frames per model call (default: 1)")
 
     g = parser.add_argument_group("timing")
@@ -83,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         input_fps=args.input_fps, scene_threshold=None if args.no_scene_detect else args.scene_threshold,
         dup_threshold=args.dup_threshold, device=args.device,
         precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", tile=args.tile,
+        bisect_depth=args.bisect_depth,
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, ext=args.ext, audio=not args.no_audio, subtitles=not args.no_subtitles,
         drop_alpha=args.drop_alpha, start=args.start, duration=args.duration, max_frames=args.max_frames,

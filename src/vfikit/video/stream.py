@@ -114,6 +114,8 @@ class Renderer:
         self.batch_size = batch_size
         self.skip_before = skip_before
         self.reachable = _reachable(interpolator)
+        # midpoint-only models: all times of a pair in one call that shares the bisection tree
+        self.share_pairs = hasattr(interpolator, "interp_many") and not getattr(interpolator, "arbitrary_t", True)
         self.stats = RenderStats()
         self.size: tuple[int, int] | None = None
 
@@ -124,8 +126,8 @@ class Renderer:
         the input is exhausted (a video reader learns the last frame's duration only then)."""
         planner = Planner(self.spec)
         window: list[_Slot] = []
-        pending = 0
-        groups: dict[float, int] = {}  # pending model jobs per t
+        units: list[tuple[tuple[float, ...], list[_Slot]]] = []  # model work: (times, slots of one pair)
+        counts: dict[tuple[float, ...], int] = {}
         prev: _Source | None = None
         for index, (when, frame) in enumerate(frames):
             self._check_size(frame, index)
@@ -139,25 +141,22 @@ class Renderer:
                     self.stats.cuts.append(when)
                 elif kind is PairKind.DUPLICATE:
                     self.stats.duplicates += 1
-            for out in planner.add(when):
-                slot = self._decide(out, prev, cur, kind)
-                if slot.job is not None:
-                    pending += 1
-                    groups[slot.job[2]] = groups.get(slot.job[2], 0) + 1
-                window.append(slot)
+            slots = [self._decide(out, prev, cur, kind) for out in planner.add(when)]
+            window += slots
+            for unit in self._units([s for s in slots if s.job is not None]):
+                units.append(unit)
+                counts[unit[0]] = counts.get(unit[0], 0) + 1
             prev = cur
-            # a full batch for some t, or a bounded window when times rarely repeat
-            if pending and (max(groups.values()) >= self.batch_size or pending >= 8 * self.batch_size):
-                yield from self._flush(window)
-                window, pending, groups = [], 0, {}
+            # a full batch for some key, or a bounded window when keys rarely repeat
+            if units and (max(counts.values()) >= self.batch_size or len(units) >= 8 * self.batch_size):
+                yield from self._flush(window, units)
+                window, units, counts = [], [], {}
         if prev is None or self.stats.source_frames < 2:
-            raise VfikitError(
-                f"interpolation needs at least two frames, got {self.stats.source_frames}"
-            )
+            raise VfikitError(f"interpolation needs at least two frames, got {self.stats.source_frames}")
         end_time = end() if callable(end) else end
         for out in planner.finish(end_time):
             window.append(self._decide(out, prev, None, PairKind.MOTION))
-        yield from self._flush(window)
+        yield from self._flush(window, units)
 
     # -- internals -------------------------------------------------------------------------
     def _check_size(self, frame: Any, index: int) -> None:
@@ -184,22 +183,43 @@ class Renderer:
             return _Slot(out, frame=right.frame)
         return _Slot(out, job=(left.frame, right.frame, t))
 
-    def _flush(self, window: list[_Slot]) -> Iterator[tuple[OutputFrame, Any]]:
-        groups: dict[float, list[_Slot]] = {}
-        for slot in window:
-            if slot.job is not None:
-                groups.setdefault(slot.job[2], []).append(slot)
-        for t, slots in groups.items():
-            for i in range(0, len(slots), self.batch_size):
-                chunk = slots[i : i + self.batch_size]
-                f0 = self.kind.to_model([s.job[0] for s in chunk])
-                f1 = self.kind.to_model([s.job[1] for s in chunk])
-                with torch.inference_mode():
-                    result = self.interpolator(f0, f1, t)
+    def _units(self, jobs: list[_Slot]) -> list[tuple[tuple[float, ...], list[_Slot]]]:
+        """Split one pair's model jobs into batchable units.
+
+        Models with native t batch best across pairs by time (one unit per frame). Midpoint-only
+        models go through recursive bisection, so all times of one pair form one unit and share the
+        bisection tree (``Interpolator.interp_many``).
+        """
+        if not jobs:
+            return []
+        if self.share_pairs:
+            return [(tuple(s.job[2] for s in jobs), jobs)]
+        return [((s.job[2],), [s]) for s in jobs]
+
+    def _flush(
+        self, window: list[_Slot], units: list[tuple[tuple[float, ...], list[_Slot]]]
+    ) -> Iterator[tuple[OutputFrame, Any]]:
+        groups: dict[tuple[float, ...], list[list[_Slot]]] = {}
+        for key, slots in units:
+            groups.setdefault(key, []).append(slots)
+        for times, members in groups.items():
+            for i in range(0, len(members), self.batch_size):
+                chunk = members[i : i + self.batch_size]
+                f0 = self._to_device(self.kind.to_model([m[0].job[0] for m in chunk]))
+                f1 = self._to_device(self.kind.to_model([m[0].job[1] for m in chunk]))
+                try:
+                    with torch.inference_mode():
+                        if self.share_pairs:
+                            results = self.interpolator.interp_many(f0, f1, list(times))
+                        else:
+                            results = [self.interpolator(f0, f1, times[0])]
+                except RuntimeError as exc:
+                    raise self._explain(exc) from exc
                 self.stats.model_calls += 1
-                for slot, frame in zip(chunk, self.kind.from_model(result)):
-                    slot.frame, slot.job, slot.computed = frame, None, True
-                self.stats.interpolated += len(chunk)
+                for k, result in enumerate(results):
+                    for slots, frame in zip(chunk, self.kind.from_model(result)):
+                        slots[k].frame, slots[k].job, slots[k].computed = frame, None, True
+                self.stats.interpolated += len(chunk) * len(times)
         for slot in window:
             self.stats.output_frames += 1
             if slot.out.index < self.skip_before:
@@ -207,6 +227,22 @@ class Renderer:
             elif not slot.computed:
                 self.stats.copied += 1
             yield slot.out, slot.frame
+
+    def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        """Move a batch to a CUDA interpolator's device (pinned, asynchronous); results then come
+        back as 8/16-bit integers, a quarter of the float traffic."""
+        device = getattr(self.interpolator, "device", None)
+        if isinstance(device, torch.device) and device.type == "cuda":
+            return batch.pin_memory().to(device, non_blocking=True)
+        return batch
+
+    def _explain(self, exc: RuntimeError) -> Exception:
+        """Out-of-memory errors get advice; other errors pass through unchanged."""
+        text = str(exc)
+        if "out of memory" in text.lower():
+            return VfikitError(f"the model ran out of memory on {self.size[1]}x{self.size[0]} frames: "
+                               "use --tile 512 (or smaller), --batch-size 1, or --fp16/--bf16")  # fmt: skip
+        return exc
 
 
 def interpolate_frames(
