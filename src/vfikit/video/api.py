@@ -99,7 +99,9 @@ class VideoJobResult:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """Everything, besides the inputs, that decides the result (recorded for ``resume``)."""
+    """The job's options. Those that decide which frames are made are recorded for ``resume``;
+    device, precision, tile and batch size may change between runs (e.g. to get past an
+    out-of-memory error)."""
 
     spec: TimingSpec
     detector: SceneDetector
@@ -226,7 +228,7 @@ def interpolate_video(
         interpolator = build_interpolator(
             model, weights, device=dev, precision=precision, tile=tile, max_depth=bisect_depth
         )
-    settings = _with_model(settings, interpolator, model, weights)
+    settings = _with_model(settings, interpolator, model, weights, bisect_depth)
     results = []
     for number, (src, dst) in enumerate(jobs, 1):
         if kind == "batch":
@@ -371,11 +373,16 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
     return [(inputs[0], output)]
 
 
-def _with_model(settings: JobSettings, interpolator: Any, model: str | None, weights: Any) -> JobSettings:
+def _with_model(settings: JobSettings, interpolator: Any, model: str | None, weights: Any, depth: int) -> JobSettings:
     from dataclasses import replace
 
     name = model or describe_interpolator(interpolator)
-    extra = {"weights": file_identity(Path(weights)) if weights is not None else None}
+    model_obj = getattr(interpolator, "model", None)
+    native = bool(getattr(interpolator, "arbitrary_t", getattr(model_obj, "arbitrary_t", False)))
+    extra = {
+        "weights": file_identity(Path(weights)) if weights is not None else None,
+        "bisect_depth": None if native else depth,
+    }
     return replace(settings, model=name, extra=extra)
 
 
@@ -386,7 +393,7 @@ def _job_record(settings: JobSettings, inputs: list[Path], output_kind: str, enc
         "inputs": [file_identity(p) for p in inputs],
         "model": s.model,
         "weights": s.extra.get("weights"),
-        "precision": s.precision,
+        "bisect_depth": s.extra.get("bisect_depth"),
         "timing": s.spec.describe(),
         "scene": [s.detector.cut_threshold, s.detector.dup_threshold],
         "window": [str(s.start), str(s.duration), s.max_frames, str(s.input_fps)],
