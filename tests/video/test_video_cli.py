@@ -414,3 +414,22 @@ def test_midpoint_only_model_shares_bisection_and_uses_nearest_reachable_time(tm
     assert code == 0, err
     second = cv2.imread(str(tmp_path / "25" / "00000001.png"))[..., ::-1].astype(float)
     assert np.abs(second - (0.75 * frames[1] + 0.25 * frames[2])).max() <= 1
+
+
+def test_variable_frame_rate_to_constant_rate(tmp_path, run, models):
+    pts = [0, 2, 3, 6, 7, 8]  # 1/30 s ticks
+    src = write_video(tmp_path / "vfr.mp4", pattern_frames(6), fps=30, pts=pts, time_base=Fraction(1, 30))
+    assert run(src, tmp_path / "cfr.mp4", *MODEL, "--fps", "30")[0] == 0
+    times, _ = decode_video(tmp_path / "cfr.mp4")
+    assert times == [Fraction(j, 30) for j in range(9)]  # the gaps are filled, by timestamps
+
+
+def test_image_pair_into_a_new_folder(tmp_path, run, models):
+    import cv2
+
+    a, b = pattern_frames(2)
+    cv2.imwrite(str(tmp_path / "a.png"), a)
+    cv2.imwrite(str(tmp_path / "b.png"), b)
+    code, err = run(tmp_path / "a.png", tmp_path / "b.png", tmp_path / "new" / "deeper" / "mid.png", *MODEL)
+    assert code == 0, err
+    assert (tmp_path / "new" / "deeper" / "mid.png").is_file()

@@ -102,6 +102,17 @@ def test_output_exists_needs_force_and_is_replaced_only_when_complete(tmp_path, 
     assert out.read_bytes() != b"precious"
 
 
+def test_force_never_replaces_an_unrelated_folder(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    mine = tmp_path / "documents"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    expect_error(run, tmp_path, src, mine, *MODEL, "--force", match="will not be replaced")
+    assert run(src, tmp_path / "frames", *MODEL)[0] == 0  # an earlier frame output may be replaced
+    assert run(src, tmp_path / "frames", *MODEL, "--force", "--factor", "3")[0] == 0
+    assert len(list((tmp_path / "frames").iterdir())) == 9
+
+
 def test_output_equal_to_or_inside_input(tmp_path, run, models):
     src = write_video(tmp_path / "in.mp4", pattern_frames(3))
     expect_error(run, tmp_path, src, src, *MODEL, "--force", match="choose another path")

@@ -484,6 +484,7 @@ def _run_pair_image(inputs, output, source, bits, settings, interpolator, starte
              "pass --no-scene-detect to interpolate anyway")  # fmt: skip
     middle = frames[1][1]
     tmp = temp_path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     try:
         write_array_image(tmp, middle)
         replace_into_place(tmp, output)

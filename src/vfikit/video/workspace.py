@@ -58,10 +58,23 @@ def check_writable_dir(folder: Path) -> None:
 
 
 def check_output_free(output: Path, *, force: bool, resume: bool) -> None:
-    """Refuse an existing output unless ``force`` (``resume`` of a finished job is also refused)."""
+    """Refuse an existing output unless ``force``.
+
+    Even with ``force``, an existing folder is replaced only when it holds nothing but image files
+    (an earlier frame output): ``--force`` must never wipe an unrelated folder given by mistake.
+    """
     if output.exists() and not force:
         hint = "it is already complete; " if resume else ""
         raise VfikitError(f"output {output} already exists; {hint}pass --force to replace it")
+    if output.is_dir() and not output.is_symlink():
+        from vfikit.imageio import IMAGE_SUFFIXES
+
+        others = [p.name for p in output.iterdir() if not (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)]
+        if others:
+            raise VfikitError(
+                f"{output} is a folder holding other things than frames (e.g. {others[0]}); "
+                "it will not be replaced, even with --force: choose a new output folder"
+            )
 
 
 @dataclass
