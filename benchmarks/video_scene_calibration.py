@@ -32,7 +32,7 @@ def main() -> int:
            for p in sorted((DATA / "middlebury_others/input").glob("*/frame10.png"))]  # fmt: skip
 
     def sig(frame):
-        return signature(frame.astype(np.float32) / 255)
+        return signature(frame, 255)
 
     sc, ss, sm = [sig(f) for f in car], [sig(f) for f in seq], [sig(f) for f in mid]
     for name, sigs in (("car-turn", sc), ("cdfi_img_seq", ss)):

@@ -75,7 +75,7 @@ def test_duplicates_are_not_sent_to_the_model(blend):
 
 def test_small_motion_is_not_a_duplicate():
     a = pattern_frames(2, width=256, height=192, step=10)
-    sig = [signature(f.astype(np.float32) / 255) for f in a]
+    sig = [signature(f, 255) for f in a]
     assert duplicate_score(sig[0], sig[1]) > 0.05  # a 12 px square moved: some 8x8 block changed a lot
     kind, _ = SceneDetector().classify(sig[0], sig[1])
     assert kind.value == "motion"
@@ -129,8 +129,8 @@ def test_cut_threshold_separates_real_motion_from_real_cuts():
 
     car = _video_frames(SHARED / "data/clips/davis_car_turn/car-turn.mp4")[:40]
     seq = [cv2.imread(str(p))[..., ::-1] for p in sorted((SHARED / "data/clips/cdfi_img_seq").glob("*.jpg"))[:40]]
-    sig_car = [signature(f.astype(np.float32) / 255) for f in car]
-    sig_seq = [signature(cv2.resize(f, (640, 360)).astype(np.float32) / 255) for f in seq]
+    sig_car = [signature(f, 255) for f in car]
+    sig_seq = [signature(cv2.resize(f, (640, 360)), 255) for f in seq]
     motion = [cut_score(a, b) for sigs in (sig_car, sig_seq) for a, b in itertools.pairwise(sigs)]
     cuts = [cut_score(a, b) for a in sig_car[::8] for b in sig_seq[::8]]
     threshold = SceneDetector().cut_threshold

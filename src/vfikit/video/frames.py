@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from vfikit.errors import VfikitError
+from vfikit.video.scenes import Signature, signature
 
 
 class FrameKind(Protocol):
@@ -26,8 +27,8 @@ class FrameKind(Protocol):
     def from_model(self, batch: torch.Tensor) -> list[Any]:
         """(B, 3, H, W) float in [0, 1] (any device) -> a list of frames."""
 
-    def to_float_hwc(self, frame: Any) -> np.ndarray:
-        """One frame -> (H, W, 3) float32 numpy array in [0, 1] (for scene detection)."""
+    def signature(self, frame: Any) -> Signature:
+        """Scene-detection summary of one frame (see :mod:`vfikit.video.scenes`)."""
 
     def size(self, frame: Any) -> tuple[int, int]:
         """(height, width)."""
@@ -55,8 +56,8 @@ class ArrayFrames:
         q = q.to(torch.int32).permute(0, 2, 3, 1).cpu().numpy().astype(self.dtype)
         return list(q)
 
-    def to_float_hwc(self, frame: np.ndarray) -> np.ndarray:
-        return frame.astype(np.float32) / np.float32(self.max_value)
+    def signature(self, frame: np.ndarray) -> Signature:
+        return signature(frame, self.max_value)
 
     def size(self, frame: np.ndarray) -> tuple[int, int]:
         return int(frame.shape[0]), int(frame.shape[1])
@@ -79,8 +80,8 @@ class TensorFrames:
     def from_model(self, batch: torch.Tensor) -> list[torch.Tensor]:
         return list(batch.detach().float().cpu().unbind(0))
 
-    def to_float_hwc(self, frame: torch.Tensor) -> np.ndarray:
-        return frame.detach().to("cpu", torch.float32).permute(1, 2, 0).contiguous().numpy()
+    def signature(self, frame: torch.Tensor) -> Signature:
+        return signature(frame.detach().to("cpu", torch.float32).permute(1, 2, 0).contiguous().numpy())
 
     def size(self, frame: torch.Tensor) -> tuple[int, int]:
         return int(frame.shape[-2]), int(frame.shape[-1])

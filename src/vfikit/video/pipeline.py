@@ -169,6 +169,9 @@ def run_pipeline(
             writer_error.append(exc)
             stop.set()
 
+    if renderer.detector is not None:  # scene-detection summaries are made in the decode thread
+        kind = renderer.kind
+        source = ((when, frame, kind.signature(frame)) for when, frame in source)
     decoder = threading.Thread(target=_feed, args=(source, decoded, stop), name="vfikit-decode", daemon=True)
     writer = threading.Thread(target=write_all, name="vfikit-encode", daemon=True)
     decoder.start()

@@ -29,7 +29,7 @@ import torch
 
 from vfikit.errors import VfikitError
 from vfikit.video.frames import FrameKind, TensorFrames, check_tensor_frame
-from vfikit.video.scenes import PairKind, SceneDetector, Signature, nearest_side, signature
+from vfikit.video.scenes import PairKind, SceneDetector, Signature, nearest_side
 from vfikit.video.timing import OutputFrame, Planner, TimingSpec, parse_rate
 
 
@@ -120,18 +120,25 @@ class Renderer:
         self.size: tuple[int, int] | None = None
 
     def run(
-        self, frames: Iterable[tuple[Fraction, Any]], end: Fraction | Callable[[], Fraction | None] | None = None
+        self, frames: Iterable[tuple], end: Fraction | Callable[[], Fraction | None] | None = None
     ) -> Iterator[tuple[OutputFrame, Any]]:
-        """Yield every planned output frame in order. ``end`` may be a callable evaluated once
-        the input is exhausted (a video reader learns the last frame's duration only then)."""
+        """Yield every planned output frame in order.
+
+        ``frames`` yields ``(time, frame)`` or ``(time, frame, signature)``. ``end`` may be a
+        callable evaluated once the input is exhausted (a video reader learns the last frame's
+        duration only then).
+        """
         planner = Planner(self.spec)
         window: list[_Slot] = []
         units: list[tuple[tuple[float, ...], list[_Slot]]] = []  # model work: (times, slots of one pair)
         counts: dict[tuple[float, ...], int] = {}
         prev: _Source | None = None
-        for index, (when, frame) in enumerate(frames):
+        for index, item in enumerate(frames):
+            when, frame = item[0], item[1]
             self._check_size(frame, index)
-            sig = signature(self.kind.to_float_hwc(frame)) if self.detector is not None else None
+            sig = None
+            if self.detector is not None:  # a source may have computed it already (in its own thread)
+                sig = item[2] if len(item) > 2 else self.kind.signature(frame)
             cur = _Source(index, when, frame, sig)
             self.stats.source_frames += 1
             kind = PairKind.MOTION
