@@ -1,7 +1,7 @@
 """Scene-cut and duplicate-frame detection between consecutive source frames.
 
-Both tests work on small area-averaged copies of the frames (a "signature"), so they cost about a
-millisecond per frame at any resolution.
+Both tests work on small area-averaged copies of the frames (a "signature"): about 6 ms for a
+1080p frame and 22 ms for 4K on one slow core, computed in the decode thread.
 
 * **Cut score** in [0, 1]: the mean of (a) the colour-histogram distance (total variation between
   16-bin per-channel histograms) and (b) the mean absolute difference, both on a copy whose long
