@@ -281,6 +281,9 @@ def test_start_duration_and_max_frames(tmp_path, run, models):
     packet = Fraction(1024, 48000)
     assert audio[0][0] + packet <= 0  # one packet before the window, for the decoder to warm up
     assert audio[1][0] <= 0 < audio[1][0] + packet and audio[-1][0] < Fraction(2, 10)
+    # a duration that is no multiple of the frame interval: frames starting inside it, each whole
+    assert run(src, tmp_path / "odd.mp4", *MODEL, "--start", "0.01", "--duration", "0.123")[0] == 0
+    assert decode_video(tmp_path / "odd.mp4")[0] == [Fraction(j, 50) for j in range(6)]
     assert run(src, tmp_path / "few.mp4", *MODEL, "--max-frames", "4")[0] == 0
     assert len(decode_video(tmp_path / "few.mp4")[0]) == 8
 

@@ -201,7 +201,6 @@ class VideoReader:
     _last: Fraction | None = field(default=None, repr=False)
     _last_duration: Fraction | None = field(default=None, repr=False)
     _gap: Fraction | None = field(default=None, repr=False)
-    _limit_end: Fraction | None = field(default=None, repr=False)
     first_time: Fraction | None = None
 
     def __iter__(self) -> Iterator[tuple[Fraction, np.ndarray]]:
@@ -212,7 +211,6 @@ class VideoReader:
         decode_flags = swscale_flags(decode=True)
         begin = info.start_time + (self.start or 0)
         stop = None if self.duration is None else begin + self.duration
-        self._limit_end = stop
         count = 0
         try:
             container = av.open(str(info.path))
@@ -259,17 +257,16 @@ class VideoReader:
                 raise VfikitError(f"{info.path}: the video data is corrupt near {where}: {exc}") from None
 
     def end_time(self) -> Fraction | None:
-        """End of the last frame read: timestamp + duration (container value, else the last gap)."""
+        """End of the last frame read: timestamp + its duration (container value, else the last gap)."""
         if self._last is None:
             return None
         step = self._last_duration or self._gap
         if step is None:
             rate = self.info.average_rate
             step = 1 / rate if rate else Fraction(1, 25)
-        end = self._last + step
-        if self._limit_end is not None and self._limit_end > self._last:
-            end = min(end, self._limit_end)
-        return end
+        # not clipped to --duration: the last frame keeps its whole duration, so every planned time
+        # stays a multiple of the source time base
+        return self._last + step
 
     def time_base(self) -> Fraction:
         """A time base in which all frame times and the end time are integers."""
