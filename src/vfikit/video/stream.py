@@ -10,9 +10,11 @@ decides what to do:
   ``t``; others render the nearest time that ``interpolator.reachable_t(t)`` reports (t = 0.5 and,
   through recursive bisection, k / 2**d); a reachable time of 0 or 1 is a copy.
 
-Model calls are batched: up to ``batch_size`` frames that share a (reachable) time are stacked.
-The window of pending frames is flushed as soon as one time has a full batch (or 8 batches are
-pending), so memory does not grow with the length of the input.
+Model calls are batched: up to ``batch_size`` frames that share a time are stacked (for
+midpoint-only models with ``interp_many``: up to ``batch_size`` pairs that need the same set of
+times, all in one call that shares the bisection tree). The window of pending frames is flushed as
+soon as one key has a full batch (or 8 batches are pending), so memory does not grow with the
+length of the input.
 
 :func:`interpolate_frames` is the public generator over float tensors (also attached to
 ``vfikit.Interpolator`` as ``frames``).
