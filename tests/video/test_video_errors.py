@@ -178,6 +178,9 @@ def test_disk_full_keeps_finished_work_and_no_output(tmp_path, run, models, monk
         (("--fp16", "--device", "cpu"), "--fp16 needs a GPU"),
         (("--scene-threshold", "3"), "scene-cut threshold"),
         (("--preset", "bogus"), "refused these settings"),
+        (("--bisect-depth", "0"), "bisect depth"),
+        (("--duration", "0"), "duration must be positive"),
+        (("--max-frames", "0"), "max frames must be a positive integer"),
     ],
 )
 def test_bad_options(tmp_path, run, models, args, match):

@@ -125,6 +125,8 @@ def interpolate_video(
         progress=progress,
         precision=precision,
     )
+    if isinstance(bisect_depth, bool) or not isinstance(bisect_depth, int) or not 1 <= bisect_depth <= 20:
+        raise VfikitError(f"bisect depth must be an integer from 1 to 20, got {bisect_depth!r}")
     if settings.duration is not None and settings.duration <= 0:
         raise VfikitError(f"duration must be positive, got {duration!r}")
     inputs = [Path(input)] if isinstance(input, (str, Path)) else [Path(p) for p in input]

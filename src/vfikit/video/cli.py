@@ -48,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("timing")
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--factor", type=int, help="N output frames per input frame (default: 2)")
-    mode.add_argument("--fps", help="target frame rate, any rational: 60, 23.976, 24000/1001")
+    mode.add_argument("--fps", help="target frame rate, any rational: 60, 25, 24000/1001 (decimals are exact)")
     g.add_argument("--slowmo", help="slow motion by this factor: keeps every frame, lowers the output rate")
     g.add_argument("--input-fps", help="frame rate of a folder of images (for --fps or a video output)")
     g.add_argument("--scene-threshold", type=float, default=DEFAULT_CUT_THRESHOLD,
