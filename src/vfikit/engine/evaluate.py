@@ -63,23 +63,22 @@ def device_description(device: torch.device) -> dict[str, Any]:
 def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch.device) -> Predictor:
     """A function ``(frame0, frame1, t) -> frame_t`` on (3, H, W) tensors in [0, 1].
 
-    An ``nn.Module`` following the VFIModel contract is moved to ``device`` and called directly under
-    ``torch.inference_mode()`` on the full frame (each model pads internally, as its official
-    pipeline); models without ``arbitrary_t`` only serve t = 0.5. Any other callable (for example a
-    ``vfikit.inference.Interpolator``) is called as ``fn(frame0[None], frame1[None], t)``.
+    An ``nn.Module`` following the VFIModel contract runs through ``vfikit.inference.Interpolator`` on
+    ``device`` (whole frames, fp32, inference mode; the output is clamped to [0, 1], which the uint8
+    quantisation of the protocol does anyway); models without ``arbitrary_t`` only serve t = 0.5.
+    Any other callable (e.g. a configured Interpolator) is called as ``fn(frame0[None], frame1[None], t)``.
     """
     if isinstance(model, nn.Module):
-        model = model.to(device).eval()
-        arbitrary = bool(getattr(model, "arbitrary_t", False))
+        from vfikit.inference import Interpolator
+
+        interp = Interpolator(model, device=device)
 
         def predict(frame0: torch.Tensor, frame1: torch.Tensor, t: float) -> torch.Tensor:
-            if not arbitrary and abs(t - 0.5) > 1e-9:
+            if not interp.arbitrary_t and abs(t - 0.5) > 1e-9:
                 raise VfikitError(
                     f"model {type(model).__name__} only computes t = 0.5, but the dataset asks for t = {t}"
                 )
-            with torch.inference_mode():
-                out = model(frame0[None].to(device), frame1[None].to(device), t=None if not arbitrary else t)
-            return out[0]
+            return interp(frame0, frame1, t)
 
         return predict
     if callable(model):
