@@ -221,3 +221,11 @@ def test_argument_errors():
     with pytest.raises(VfikitError, match="dtype"):
         ip((f0 * 255).to(torch.uint8), f1)
     assert math.isclose(ip.reachable_t(1 / 3), 21 / 64)
+
+
+def test_frames_yields_timestamped_stream_through_the_interpolator():
+    interp = Interpolator(create_model("overlay"))
+    frames = [torch.full((3, 8, 8), v) for v in (0.0, 0.5, 1.0)]
+    out = list(interp.frames(frames, factor=4))
+    assert [float(ts) for ts, _ in out] == [i / 4 for i in range(9)]
+    torch.testing.assert_close(out[1][1], torch.full((3, 8, 8), 0.125))  # overlay blend at t = 1/4

@@ -45,6 +45,8 @@ def read_image(path: str | Path, *, drop_alpha: bool = False) -> tuple[torch.Ten
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise VfikitError(f"cannot read image {path}: {exc}") from None
     converted = None
+    if mode in ("RGB", "RGBA") and _is_16bit_color(path):
+        arr = _read_16bit_color(path)
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         bits = 16
         arr = arr.astype(np.float32) / 65535.0
@@ -73,6 +75,31 @@ def read_image(path: str | Path, *, drop_alpha: bool = False) -> tuple[torch.Ten
         converted = (converted + "; " if converted else "") + "alpha channel dropped"
     tensor = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
     return tensor, ImageInfo(mode=mode, bits=bits, converted=converted)
+
+
+def _is_16bit_color(path: Path) -> bool:
+    """True for 16-bit-per-channel colour PNG/TIFF, which Pillow opens as 8-bit RGB (losing bits)."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+        # signature (8) + IHDR length (4) + b"IHDR" (4) + width (4) + height (4) + bit depth (1)
+        return len(head) >= 25 and head[12:16] == b"IHDR" and head[24] == 16
+    if suffix in (".tif", ".tiff"):
+        with Image.open(path) as img:
+            bits = getattr(img, "tag_v2", {}).get(258, (8,))
+        return max(bits if isinstance(bits, tuple) else (bits,)) == 16
+    return False
+
+
+def _read_16bit_color(path: Path) -> np.ndarray:
+    """(H, W, 3|4) uint16 RGB(A) via OpenCV, which keeps all 16 bits."""
+    import cv2
+
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+        raise VfikitError(f"cannot read 16-bit image {path}")
+    return arr[..., [2, 1, 0, 3]] if arr.shape[2] == 4 else arr[..., ::-1]
 
 
 def load_rgb(path: str | Path) -> torch.Tensor:

@@ -173,6 +173,17 @@ class Interpolator:
         """The frame at ``t`` (at ``reachable_t(t)`` for midpoint-only models); same layout as the input."""
         return self.interp_many(frame0, frame1, [t])[0]
 
+    def frames(self, frames, **options):
+        """Interpolate a stream of frames, yielding ``(timestamp, frame)`` pairs in order.
+
+        ``frames``: (3, H, W) tensors or ``(seconds, tensor)`` pairs; ``options``: ``factor``, ``fps``,
+        ``input_fps``, ``end``, ``scene_threshold``, ``dup_threshold``, ``batch_size`` (see
+        :func:`vfikit.video.stream.interpolate_frames`, which this calls with this interpolator).
+        """
+        from vfikit.video.stream import interpolate_frames
+
+        return interpolate_frames(self, frames, **options)
+
     def interp_many(self, frame0: torch.Tensor, frame1: torch.Tensor, ts: Sequence[float]) -> list[torch.Tensor]:
         """Frames at several times for one pair; bisection nodes are computed once and shared."""
         ts = [self._check_t(t) for t in ts]

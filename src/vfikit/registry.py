@@ -24,6 +24,7 @@ MODEL_MODULES: list[str] = [
     "vfikit.models.edsc",
     "vfikit.models.adacof",
     "vfikit.models.cdfi",
+    "vfikit.models.classical",
 ]
 
 

@@ -1,1 +1,1 @@
-"""Command-line subcommands: each module provides ``configure(parser)`` and ``run(args) -> int``."""
+"""One module per CLI command: ``configure(parser)`` and ``run(args) -> int`` (see vfikit.cli)."""

@@ -1,1 +1,1 @@
-"""Training and evaluation engines (``train``, ``checkpoint``, ``distributed``)."""
+"""Engines: the evaluation and training loops, checkpoints and distributed set-up."""

@@ -144,15 +144,18 @@ class AdaCoF(KernelVFIModel):
         k0 = (hd["weight1"](trunk), hd["offset_y1"](trunk), hd["offset_x1"](trunk))
         k1 = (hd["weight2"](trunk), hd["offset_y2"](trunk), hd["offset_x2"](trunk))
         occlusion = hd["occlusion"](trunk)
-        warp0, warp1 = self._warp(x0, k0), self._warp(x1, k1)
+        warp0, warp1, extra = self._warps(x0, x1, encoder, k0, k1)
         out = occlusion * warp0 + (1 - occlusion) * warp1
         aux = {"kernels": [k0, k1], "occlusion": occlusion}
-        out = self._refine(out, x0, x1, warp0, warp1, trunk, encoder, k0, k1, aux)
+        out = self._refine(out, warp0, warp1, extra, trunk, aux)
         out = flip_channels(out[..., :h0, :w0], self.channel_order)
         return (out, aux) if return_aux else out
 
-    def _refine(self, out: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor, warp0: torch.Tensor,
-                warp1: torch.Tensor, trunk: torch.Tensor, encoder: list[torch.Tensor], k0: tuple, k1: tuple,
+    def _warps(self, x0: torch.Tensor, x1: torch.Tensor, encoder: list[torch.Tensor], k0: tuple, k1: tuple):
+        """The two warped frames, plus whatever else the synthesis stage warps (CDFI's features)."""
+        return self._warp(x0, k0), self._warp(x1, k1), None
+
+    def _refine(self, out: torch.Tensor, warp0: torch.Tensor, warp1: torch.Tensor, extra, trunk: torch.Tensor,
                 aux: dict) -> torch.Tensor:
         """CDFI's synthesis stage; AdaCoF returns the occlusion-weighted warp unchanged."""
         return out

@@ -133,15 +133,33 @@ class CDFI(AdaCoF):
     def _build_after_heads(self, widths: Mapping[str, list[int]]) -> None:
         self.synthesis = GridNet(6 + 2 * sum(widths["pyramid"]), 3)
 
-    def _refine(self, out, x0, x1, warp0, warp1, trunk, encoder, k0, k1, aux):
+    def _warps(self, x0, x1, encoder, k0, k1):
+        """Warp each frame together with the five feature maps in ONE op call per frame.
+
+        The op treats channels independently, so warping ``cat[frame, f1..f5]`` equals six separate
+        calls while computing every tap's indices and weights once (the official code made 12 calls).
+        Returns the two warped frames and the warped features in the synthesis order L1, R1, ..., L5, R5.
+        """
         hp, wp = x0.shape[-2:]
         size = (hp + 2 * self.reach, wp + 2 * self.reach) if self.convention == "official" else (hp, wp)
-        stack = [warp0, warp1]
-        for conv, enc in zip(self.pyramid, encoder):
-            feat = F.interpolate(conv(enc), size=size, mode="bilinear", align_corners=False)
-            stack.append(adacof_op(feat, *like(feat, k0), self.dilation, convention=self.convention))
-            stack.append(adacof_op(feat, *like(feat, k1), self.dilation, convention=self.convention))
-        synth = self.synthesis(torch.cat(stack, 1))
+        feats = [F.interpolate(conv(enc), size=size, mode="bilinear", align_corners=False)
+                 for conv, enc in zip(self.pyramid, encoder)]
+        widths = [f.shape[1] for f in feats]
+
+        def warp(x: torch.Tensor, kernels: tuple) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+            if self.convention == "official":
+                p = self.reach
+                x = F.pad(x, (p, p, p, p), mode="replicate")
+            source = torch.cat([x.to(feats[0].dtype), *feats], 1)
+            y = adacof_op(source, *like(source, kernels), self.dilation, convention=self.convention)
+            return y[:, :3], torch.split(y[:, 3:], widths, 1)
+
+        warp0, left = warp(x0, k0)
+        warp1, right = warp(x1, k1)
+        return warp0, warp1, [t for pair in zip(left, right) for t in pair]
+
+    def _refine(self, out, warp0, warp1, extra, trunk, aux):
+        synth = self.synthesis(torch.cat([warp0, warp1, *extra], 1))
         blend = self.heads["blend"](trunk)
         aux["blend"] = blend
         return blend * synth + (1 - blend) * out

@@ -1,0 +1,324 @@
+"""Weight-free baselines registered as models: ``overlay`` and ``flow_dis``.
+
+* ``overlay``: the time-weighted blend ``(1 - t) * frame0 + t * frame1`` (at t = 0.5 the average).
+  The floor of every table.
+* ``flow_dis``: classical flow-based interpolation. OpenCV's DIS optical flow (Kroeger et al. 2016)
+  both ways on the grayscale frames; forward-backward consistency gives a soft occlusion map of
+  each frame; both flows are splatted forward to time t (softmax splatting, weighted by
+  photometric and flow consistency, so that where two surfaces land on one pixel the consistent
+  one wins) which yields the backward flows t->0 and t->1 and the visibility of each frame at t;
+  holes are filled by normalised convolution at growing scales; both frames are backward-warped
+  (bilinear, border replicate) and blended with the time weights times the visibilities.
+  Runs in numpy/OpenCV on the CPU whatever the input device (results are moved back).
+
+Neither has parameters; both take any t in [0, 1] (``arbitrary_t = True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vfikit.errors import VfikitError, VfikitTypeError
+from vfikit.models.base import VFIModel
+from vfikit.registry import register_model
+
+
+def _check_frames(frame0: torch.Tensor, frame1: torch.Tensor) -> None:
+    for name, x in (("frame0", frame0), ("frame1", frame1)):
+        if not isinstance(x, torch.Tensor):
+            raise VfikitTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise VfikitError(f"{name} must have shape (B, 3, H, W), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise VfikitTypeError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
+    if frame0.shape != frame1.shape:
+        raise VfikitError(f"frame0 and frame1 shapes differ: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
+
+
+def _time_tensor(t: float | torch.Tensor | None, frame: torch.Tensor) -> torch.Tensor:
+    """t as a (B, 1, 1, 1) tensor on the frame's device/dtype; checks the range [0, 1]."""
+    b = frame.shape[0]
+    if t is None:
+        t = 0.5
+    if isinstance(t, torch.Tensor):
+        if t.dim() > 1 or (t.dim() == 1 and t.shape[0] not in (1, b)):
+            raise VfikitError(f"t must be a float or a (B,) tensor with B={b}, got shape {tuple(t.shape)}")
+        tt = t.detach().to(frame.device, frame.dtype).reshape(-1)
+    elif isinstance(t, (int, float)) and not isinstance(t, bool):
+        tt = torch.tensor([float(t)], device=frame.device, dtype=frame.dtype)
+    else:
+        raise VfikitTypeError(f"t must be a float or a tensor, got {type(t).__name__}")
+    if not torch.isfinite(tt).all() or (tt < 0).any() or (tt > 1).any():
+        raise VfikitError(f"t must lie in [0, 1], got {tt.tolist()}")
+    return tt.expand(b).reshape(b, 1, 1, 1)
+
+
+class Overlay(VFIModel):
+    """``frame_t = (1 - t) * frame0 + t * frame1``."""
+
+    arbitrary_t = True
+
+    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t=None, return_aux: bool = False):
+        _check_frames(frame0, frame1)
+        tt = _time_tensor(t, frame0)
+        out = frame0 * (1 - tt) + frame1 * tt
+        return (out, {}) if return_aux else out
+
+
+# ---------------------------------------------------------------------------------------------
+# flow_dis
+
+_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}  # cv2.DISOPTICAL_FLOW_PRESET_*
+
+
+@dataclass(frozen=True)
+class FlowDISConfig:
+    """Settings of ``flow_dis`` (defaults chosen on the cdfi_img_seq clip, never on Middlebury).
+
+    preset: DIS preset (ultrafast / fast / medium). variational_iterations, finest_scale: DIS
+    refinement iterations and finest pyramid level (0 = full resolution; None keeps the preset's).
+    fb_alpha, fb_beta: forward-backward test
+    ``|F01 + F10(x + F01)|^2 <= fb_alpha * (|F01|^2 + |F10(x + F01)|^2) + fb_beta`` (Sundaram et
+    al. 2010), softened. splat_beta: sharpness of the softmax splatting weights
+    ``exp(-splat_beta * error)`` (error: mean absolute colour difference in [0, 1] plus the
+    occlusion score). occlusion_blur: std (pixels) of the blur softening the visibility maps.
+    flow_at_t: ``"splat"`` (forward splatting, above) or ``"linear"`` (the quadratic
+    approximation of Super SloMo, ``F_t0 = -(1-t) t F01 + t^2 F10``, for comparison).
+    occlusion: False blends with the time weights only (ablation). occlusion_strength: how far an
+    occluded frame's weight is lowered (1: to zero; 0.5: to half).
+    """
+
+    preset: str = "medium"
+    variational_iterations: int | None = None
+    finest_scale: int | None = 0
+    fb_alpha: float = 0.01
+    fb_beta: float = 0.5
+    splat_beta: float = 20.0
+    occlusion_blur: float = 1.0
+    flow_at_t: str = "splat"
+    occlusion: bool = True
+    occlusion_strength: float = 0.5
+
+
+def _dis(cfg: FlowDISConfig):
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(_PRESETS[cfg.preset])
+    if cfg.variational_iterations is not None:
+        dis.setVariationalRefinementIterations(int(cfg.variational_iterations))
+    if cfg.finest_scale is not None:
+        dis.setFinestScale(int(cfg.finest_scale))
+    return dis
+
+
+def _gray_u8(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float [0, 1] -> (H, W) uint8 luma (BT.601 weights, round half up)."""
+    g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+    return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _remap(img: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
+    """Bilinear backward warp: out(p) = img(p + f(p)), border replicate."""
+    import cv2
+
+    h, w = fx.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(img, gx + fx, gy + fy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _occlusion(flow_ab: np.ndarray, flow_ba: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """Soft score in [0, 1] that a pixel of frame a is not visible in frame b (forward-backward test)."""
+    back = _remap(flow_ba, flow_ab[..., 0], flow_ab[..., 1])
+    err = np.sum((flow_ab + back) ** 2, axis=2)
+    bound = alpha * (np.sum(flow_ab**2, axis=2) + np.sum(back**2, axis=2)) + beta
+    # 0 well inside the bound, 1 beyond twice the bound: linear in between.
+    return np.clip(err / bound - 1.0, 0.0, 1.0).astype(np.float32)
+
+
+def _splat(values: np.ndarray, px: np.ndarray, py: np.ndarray, weight: np.ndarray, h: int, w: int):
+    """Bilinear forward splatting of (N, C) values to positions (px, py) with weights (N,).
+
+    Returns the weighted sums (H*W, C), the weight sums (H*W,) and the coverage (H*W,): the sum of
+    the bilinear weights alone, which says where anything landed whatever its softmax weight.
+    """
+    x0 = np.floor(px)
+    y0 = np.floor(py)
+    fx = px - x0
+    fy = py - y0
+    x0 = x0.astype(np.int64)
+    y0 = y0.astype(np.int64)
+    channels = np.ascontiguousarray(values.T, dtype=np.float64)  # (C, N)
+    acc = np.zeros((values.shape[1], h * w), np.float64)
+    wsum = np.zeros(h * w, np.float64)
+    cover = np.zeros(h * w, np.float64)
+    for dy, dx, bw in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
+        xi, yi = x0 + dx, y0 + dy
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        bw = np.where(inside, bw, 0.0)  # out-of-frame corners get weight 0 at a valid dummy index
+        idx = np.where(inside, yi * w + xi, 0)
+        ww = bw * weight
+        wsum += np.bincount(idx, weights=ww, minlength=h * w)
+        cover += np.bincount(idx, weights=bw, minlength=h * w)
+        for c in range(channels.shape[0]):
+            acc[c] += np.bincount(idx, weights=ww * channels[c], minlength=h * w)
+    return acc.T, wsum, cover
+
+
+def _fill_holes(values: np.ndarray, wsum: np.ndarray, cover: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Normalised values (H, W, C); pixels nothing landed on (coverage <= eps) take a
+    normalised-convolution average of their surroundings, at growing scales (3, 9, 27, ... px)
+    until every hole is filled.
+    """
+    import cv2
+
+    h, w, _ = values.shape
+    known = (cover > eps) & (wsum > 0)
+    out = np.where(known[..., None], values / np.where(known, wsum, 1.0)[..., None], 0.0).astype(np.float32)
+    if known.all():
+        return out
+    if not known.any():
+        return out  # nothing was splatted at all (cannot happen for non-empty frames)
+    mask = known.astype(np.float32)
+    k = 3
+    filled = out.copy()
+    todo = ~known
+    while todo.any():
+        num = cv2.blur(out * mask[..., None], (k, k), borderType=cv2.BORDER_REPLICATE)
+        den = cv2.blur(mask, (k, k), borderType=cv2.BORDER_REPLICATE)
+        if num.ndim == 2:
+            num = num[..., None]
+        got = todo & (den > 1e-6)
+        filled[got] = num[got] / den[got][..., None]
+        todo &= ~got
+        k = k * 3
+        if k > 3 * max(h, w):  # pragma: no cover - a known pixel always exists, so this ends earlier
+            break
+    return filled
+
+
+class FlowDIS(VFIModel):
+    """Classical interpolation with OpenCV DIS flow, occlusion-aware splatting and blending."""
+
+    arbitrary_t = True
+    uncounted_work = "OpenCV DIS flow, splatting and warping (numpy/OpenCV, not torch)"
+
+    def __init__(self, config: FlowDISConfig | None = None, **overrides):
+        super().__init__()
+        config = config or FlowDISConfig()
+        if overrides:
+            unknown = set(overrides) - set(FlowDISConfig.__dataclass_fields__)
+            if unknown:
+                raise VfikitError(f"flow_dis: unknown settings {sorted(unknown)}")
+            config = FlowDISConfig(**{**config.__dict__, **overrides})
+        if config.flow_at_t not in ("splat", "linear"):
+            raise VfikitError(f"flow_dis: flow_at_t must be 'splat' or 'linear', got {config.flow_at_t!r}")
+        if not 0.0 <= config.occlusion_strength <= 1.0:
+            raise VfikitError(f"flow_dis: occlusion_strength must lie in [0, 1], got {config.occlusion_strength}")
+        for name in ("fb_alpha", "fb_beta", "splat_beta", "occlusion_blur"):
+            if getattr(config, name) < 0:
+                raise VfikitError(f"flow_dis: {name} must be >= 0, got {getattr(config, name)}")
+        if config.preset not in _PRESETS:
+            raise VfikitError(f"flow_dis: unknown DIS preset {config.preset!r}; choose one of {', '.join(_PRESETS)}")
+        self.config = config
+
+    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t=None, return_aux: bool = False):
+        _check_frames(frame0, frame1)
+        tt = _time_tensor(t, frame0).flatten().tolist()
+        outs, auxes = [], []
+        with torch.no_grad():
+            for b in range(frame0.shape[0]):
+                a = frame0[b].detach().float().cpu().permute(1, 2, 0).numpy()
+                c = frame1[b].detach().float().cpu().permute(1, 2, 0).numpy()
+                out, aux = self.interpolate_numpy(a, c, tt[b])
+                outs.append(torch.from_numpy(out).permute(2, 0, 1))
+                auxes.append({k: torch.from_numpy(v).permute(2, 0, 1) for k, v in aux.items()})
+        frame_t = torch.stack(outs).to(frame0.device, frame0.dtype)
+        if not return_aux:
+            return frame_t
+        return frame_t, {k: torch.stack([a[k] for a in auxes]).to(frame0.device) for k in auxes[0]}
+
+    def interpolate_numpy(self, img0: np.ndarray, img1: np.ndarray, t: float):
+        """(H, W, 3) float32 RGB frames -> ((H, W, 3) frame at t, aux maps with flows and visibilities)."""
+        cfg = self.config
+        img0 = np.ascontiguousarray(img0, dtype=np.float32)
+        img1 = np.ascontiguousarray(img1, dtype=np.float32)
+        dis = _dis(cfg)
+        g0, g1 = _gray_u8(img0), _gray_u8(img1)
+        f01 = dis.calc(g0, g1, None)
+        f10 = dis.calc(g1, g0, None)
+        return self.synthesize(img0, img1, f01, f10, t)
+
+    def synthesize(self, img0: np.ndarray, img1: np.ndarray, f01: np.ndarray, f10: np.ndarray, t: float):
+        """The frame at ``t`` from (H, W, 3) frames and their (H, W, 2) flows (x, y) 0->1 and 1->0.
+
+        ``img0(p) ~ img1(p + f01(p))``. Returns the frame and the aux maps (see :meth:`interpolate_numpy`).
+        """
+        import cv2
+
+        cfg = self.config
+        h, w, _ = img0.shape
+        occ0 = _occlusion(f01, f10, cfg.fb_alpha, cfg.fb_beta)  # frame0 pixel not visible in frame1
+        occ1 = _occlusion(f10, f01, cfg.fb_alpha, cfg.fb_beta)
+        # photometric consistency of each pixel with its match in the other frame
+        err0 = np.abs(img0 - _remap(img1, f01[..., 0], f01[..., 1])).mean(axis=2)
+        err1 = np.abs(img1 - _remap(img0, f10[..., 0], f10[..., 1])).mean(axis=2)
+
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        gx, gy = gx.ravel(), gy.ravel()
+        # Values splatted per source pixel: (F_t0 x, F_t0 y, F_t1 x, F_t1 y, vis0, vis1).
+        u01, u10 = f01.reshape(-1, 2), f10.reshape(-1, 2)
+        o0, o1 = occ0.ravel(), occ1.ravel()
+        vals0 = np.stack([-t * u01[:, 0], -t * u01[:, 1], (1 - t) * u01[:, 0], (1 - t) * u01[:, 1],
+                          np.ones_like(o0), 1 - o0], axis=1)
+        vals1 = np.stack([t * u10[:, 0], t * u10[:, 1], -(1 - t) * u10[:, 0], -(1 - t) * u10[:, 1],
+                          1 - o1, np.ones_like(o1)], axis=1)
+        # frames nearer in time are more reliable sources for their side
+        wt0 = np.exp(-cfg.splat_beta * (err0.ravel() + o0)) * (1 - t + 1e-3)
+        wt1 = np.exp(-cfg.splat_beta * (err1.ravel() + o1)) * (t + 1e-3)
+        acc0, ws0, cov0 = _splat(vals0, gx + t * u01[:, 0], gy + t * u01[:, 1], wt0, h, w)
+        acc1, ws1, cov1 = _splat(vals1, gx + (1 - t) * u10[:, 0], gy + (1 - t) * u10[:, 1], wt1, h, w)
+        fields = _fill_holes((acc0 + acc1).reshape(h, w, 6), (ws0 + ws1).reshape(h, w), (cov0 + cov1).reshape(h, w))
+        ft0, ft1, vis = fields[..., 0:2], fields[..., 2:4], np.clip(fields[..., 4:6], 0.0, 1.0)
+        if cfg.flow_at_t == "linear":
+            ft0 = -(1 - t) * t * f01 + t * t * f10
+            ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
+            vis = np.stack([1 - _remap(occ1, ft1[..., 0], ft1[..., 1]), 1 - _remap(occ0, ft0[..., 0], ft0[..., 1])], 2)
+        if not cfg.occlusion:
+            vis = np.ones_like(vis)
+        elif cfg.occlusion_strength != 1.0:
+            vis = 1.0 - cfg.occlusion_strength * (1.0 - vis)
+        if cfg.occlusion_blur > 0:
+            vis = cv2.GaussianBlur(vis, (0, 0), cfg.occlusion_blur, borderType=cv2.BORDER_REPLICATE)
+        # content whose source lies outside a frame is not visible in it
+        for k, f in ((0, ft0), (1, ft1)):
+            sx, sy = gx.reshape(h, w) + f[..., 0], gy.reshape(h, w) + f[..., 1]
+            inside = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)
+            vis[..., k] *= inside
+        warp0 = _remap(img0, ft0[..., 0], ft0[..., 1])
+        warp1 = _remap(img1, ft1[..., 0], ft1[..., 1])
+        w0 = (1 - t) * vis[..., 0:1]
+        w1 = t * vis[..., 1:2]
+        den = w0 + w1
+        blend = (w0 * warp0 + w1 * warp1) / np.maximum(den, 1e-6)
+        plain = (1 - t) * warp0 + t * warp1  # where neither frame claims the pixel
+        out = np.where(den > 1e-3, blend, plain).astype(np.float32)
+        aux = {"flow_t0": ft0, "flow_t1": ft1, "visibility": vis.astype(np.float32)}
+        return out, aux
+
+
+@register_model("overlay", family="classical", description="time-weighted average of the two frames (no weights)",
+                arbitrary_t=True)
+def overlay() -> Overlay:
+    """The blend baseline."""
+    return Overlay()
+
+
+@register_model("flow_dis", family="classical",
+                description="OpenCV DIS flow both ways, occlusion-aware splatting to t, backward warp and blend",
+                arbitrary_t=True)
+def flow_dis(**settings) -> FlowDIS:
+    """The classical flow baseline; keyword settings override :class:`FlowDISConfig` fields."""
+    return FlowDIS(**settings)

@@ -1,0 +1,111 @@
+"""``vfikit interpolate``: the command-line shell around :func:`vfikit.video.api.interpolate_video`."""
+
+from __future__ import annotations
+
+import argparse
+
+from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
+
+EXAMPLES = """examples:
+  vfikit interpolate clip.mp4 clip-2x.mp4                 # double the frame rate, audio kept
+  vfikit interpolate clip.mp4 clip-60.mp4 --fps 60        # any rational target: 24000/1001, 25, ...
+  vfikit interpolate clip.mp4 slow.mp4 --slowmo 4         # 4x slow motion at the input frame rate
+  vfikit interpolate a.png b.png mid.png                  # the middle frame of two images
+  vfikit interpolate frames/ out/ --factor 4              # a folder of frames -> a folder
+  vfikit interpolate videos/ out/ --ext .mkv              # every video of a folder (torchrun shards it)
+  vfikit interpolate long.mp4 long-2x.mp4 --resume        # continue a job that was killed
+see docs/video.md for every option"""
+
+
+def _tile(text: str) -> int | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none or a size in px, got {text!r}") from None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EXAMPLES
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="INPUT OUTPUT, or IMAGE0 IMAGE1 OUTPUT; an input is a video, a folder of frames "
+                             "or a folder of videos; the output's suffix picks the format (no suffix: a folder)")
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", help="registered model name, e.g. cdfi or cdfi.official (default: the packaged model)")
+    g.add_argument("--weights", help="weights file (an official checkpoint or a .vfikit file)")
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    prec = g.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true", help="half precision (GPU)")
+    prec.add_argument("--bf16", action="store_true", help="bfloat16 precision")
+    g.add_argument("--tile", default="auto", type=_tile,
+                   help="tile size in px for frames that do not fit, 'auto' (default) or 'none'")
+    g.add_argument("--bisect-depth", type=int, default=3,
+                   help="models without native t render the nearest k/2^N (default: 3, i.e. eighths)")
+    g.add_argument("--batch-size", type=int, default=1, help="frames per model call (default: 1)")
+
+    g = parser.add_argument_group("timing")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--factor", type=int, help="N output frames per input frame (default: 2)")
+    mode.add_argument("--fps", help="target frame rate, any rational: 60, 25, 24000/1001 (decimals are exact)")
+    g.add_argument("--slowmo", help="slow motion by this factor: keeps every frame, lowers the output rate")
+    g.add_argument("--input-fps", help="frame rate of a folder of images (for --fps or a video output)")
+    g.add_argument("--scene-threshold", type=float, default=DEFAULT_CUT_THRESHOLD,
+                   help=f"scene-cut score in (0, 1] above which frames are copied, not morphed "
+                        f"(default: {DEFAULT_CUT_THRESHOLD})")
+    g.add_argument("--no-scene-detect", action="store_true", help="interpolate across scene cuts too")
+    g.add_argument("--dup-threshold", type=float, default=DEFAULT_DUP_THRESHOLD,
+                   help=f"frames closer than this are duplicates and are copied (default: {DEFAULT_DUP_THRESHOLD}; "
+                        "0 disables)")
+    g.add_argument("--start", help="start at this time of the input video (seconds or [hh:]mm:ss)")
+    g.add_argument("--duration", help="process this much of the input video (seconds or [hh:]mm:ss)")
+    g.add_argument("--max-frames", type=int, help="read at most this many input frames")
+
+    g = parser.add_argument_group("output")
+    g.add_argument("--codec", help="video encoder: libx264 (default), libx265, libvpx-vp9, ffv1, ...")
+    g.add_argument("--crf", type=float, help="constant quality (default: 18 for x264, 20 x265, 30 VP9)")
+    g.add_argument("--bitrate", help="target bitrate instead of --crf, e.g. 8M")
+    g.add_argument("--pix-fmt", help="pixel format, e.g. yuv420p, yuv420p10le (default: the source's)")
+    g.add_argument("--preset", help="encoder speed preset (x264/x265/SVT-AV1)")
+    g.add_argument("--ext", help="suffix of output frames (.png) or of each output of a folder of videos")
+    g.add_argument("--no-audio", action="store_true", help="do not copy audio streams")
+    g.add_argument("--no-subtitles", action="store_true", help="do not copy subtitle streams")
+    g.add_argument("--drop-alpha", action="store_true", help="discard an alpha channel instead of refusing the input")
+
+    g = parser.add_argument_group("job")
+    g.add_argument("--force", action="store_true", help="replace an existing output (once the new one is complete)")
+    g.add_argument("--resume", action="store_true", help="continue an unfinished job for the same output")
+    g.add_argument("--segment-frames", type=int, help="output frames per resumable segment (default: 10 s)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or notes")
+
+
+def run(args: argparse.Namespace) -> int:
+    import contextlib
+    import io
+
+    from vfikit.errors import VfikitError
+    from vfikit.video.api import interpolate_video
+
+    if len(args.paths) < 2:
+        raise VfikitError("give an input and an output path (or two images and an output)")
+    *inputs, output = args.paths
+    kwargs = dict(
+        model=args.model, weights=args.weights, factor=args.factor, fps=args.fps, slowmo=args.slowmo,
+        input_fps=args.input_fps, scene_threshold=None if args.no_scene_detect else args.scene_threshold,
+        dup_threshold=args.dup_threshold, device=args.device,
+        precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", tile=args.tile,
+        bisect_depth=args.bisect_depth,
+        batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
+        preset=args.preset, ext=args.ext, audio=not args.no_audio, subtitles=not args.no_subtitles,
+        drop_alpha=args.drop_alpha, start=args.start, duration=args.duration, max_frames=args.max_frames,
+        force=args.force, resume=args.resume, progress=not args.quiet, segment_frames=args.segment_frames,
+    )  # fmt: skip
+    source = inputs[0] if len(inputs) == 1 else inputs
+    if args.quiet:
+        notes = io.StringIO()
+        with contextlib.redirect_stderr(notes):
+            interpolate_video(source, output, **kwargs)
+    else:
+        interpolate_video(source, output, **kwargs)
+    return 0

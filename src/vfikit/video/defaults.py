@@ -1,0 +1,111 @@
+"""Which model the video tool uses when none is named, and how the interpolator is built.
+
+The default is a model whose trained weights ship inside the package (``vfikit/weights/``):
+
+* on CPU, ``compressed_adacof_k5_d1`` (about 10x fewer operations than CDFI, close in quality),
+  falling back to ``cdfi`` when only that one ships;
+* on GPU, ``cdfi`` (the most accurate kernel-based model here), falling back to the compressed one.
+
+When no weights ship (a development checkout) there is no sensible default: an untrained
+network produces garbage, so :func:`default_model` raises and asks for ``--model``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from vfikit.errors import VfikitError
+
+# (arch, packaged file) in order of preference per device type
+_PREFERENCE = {
+    "cpu": [("compressed_adacof_k5_d1", "compressed_adacof_k5_d1.vfikit"), ("cdfi", "cdfi.vfikit")],
+    "gpu": [("cdfi", "cdfi.vfikit"), ("compressed_adacof_k5_d1", "compressed_adacof_k5_d1.vfikit")],
+}
+PRECISIONS = ("fp32", "fp16", "bf16")
+DEFAULT_BISECT_DEPTH = 3
+
+
+def packaged_weights(filename: str) -> Path | None:
+    """Path of a weights file shipped in ``vfikit/weights/``, or None."""
+    try:
+        candidate = resources.files("vfikit") / "weights" / filename
+    except ModuleNotFoundError:  # pragma: no cover
+        return None
+    path = Path(str(candidate))
+    return path if path.is_file() else None
+
+
+def default_model(device: str = "cpu") -> str:
+    """The model name (``arch.vfikit``) used when ``--model`` is not given (see module docstring)."""
+    kind = "cpu" if str(device).startswith("cpu") else "gpu"
+    for arch, filename in _PREFERENCE[kind]:
+        if packaged_weights(filename) is not None:
+            return f"{arch}.vfikit"
+    raise VfikitError(
+        "no trained weights ship with this installation, so there is no default model; "
+        "choose one with --model NAME (and --weights FILE for an official checkpoint); see `vfikit models`"
+    )
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto`` (or None) -> ``cuda`` when available (``cuda:LOCAL_RANK`` under torchrun), else ``cpu``."""
+    import torch
+
+    name = "auto" if device is None else str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise VfikitError(f"--device {device} was asked for but CUDA is not available here")
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):
+        raise VfikitError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
+    return name
+
+
+def check_precision(precision: str, device: str) -> str:
+    if precision not in PRECISIONS:
+        raise VfikitError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.startswith("cpu"):
+        raise VfikitError("--fp16 needs a GPU (half precision on CPU is slow and inexact); use --bf16 or no flag")
+    return precision
+
+
+def build_interpolator(
+    model: str | None,
+    weights: str | Path | None = None,
+    *,
+    device: str = "cpu",
+    precision: str = "fp32",
+    tile: int | str | None = "auto",
+    max_depth: int = DEFAULT_BISECT_DEPTH,
+) -> Any:
+    """Create the model (registry name or default) and wrap it in :class:`vfikit.inference.Interpolator`.
+
+    ``max_depth``: models without native t reach other times by recursive bisection, to the
+    nearest k / 2**max_depth (the video tool's default 3 keeps the timing error within 1/16 of
+    a frame interval at no more than 3 model calls per frame).
+    """
+    from vfikit.registry import create_model, split_name
+
+    name = model or default_model(device)
+    if model is None:  # the default's weights are a packaged file: load it by path
+        arch = split_name(name)[0]
+        name, weights = arch, packaged_weights(f"{arch}.vfikit")
+    if weights is not None and not Path(weights).is_file():
+        raise VfikitError(f"weights file not found: {weights}")
+    net = create_model(name, weights=weights)
+    from vfikit.inference import Interpolator
+
+    return Interpolator(net, device=device, precision=precision, tile=tile, max_depth=max_depth)
+
+
+def describe_interpolator(interpolator: Any) -> str:
+    """A short name for messages: the model's registry name when known."""
+    model = getattr(interpolator, "model", None)
+    return str(getattr(model, "vfikit_arch", None) or type(model or interpolator).__name__)

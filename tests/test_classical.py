@@ -1,0 +1,131 @@
+"""The weight-free baselines: overlay (exact formula) and flow_dis (recovers known motion)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from vfikit.errors import VfikitError, VfikitTypeError
+from vfikit.metrics import psnr
+from vfikit.models.base import VFIModel
+from vfikit.models.classical import FlowDIS, Overlay
+from vfikit.registry import create_model, get_entry, list_models
+
+
+def texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A smooth random colour texture (3, H, W) in [0, 1] with detail at several scales."""
+    g = torch.Generator().manual_seed(seed)
+    out = torch.zeros(1, 3, h, w)
+    for cells, amp in ((6, 0.5), (14, 0.3), (30, 0.2)):
+        coarse = torch.rand(1, 3, cells, cells * w // h, generator=g)
+        out += amp * F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+    return out[0].clamp(0, 1)
+
+
+def test_registered_and_contract():
+    assert {"overlay", "flow_dis"} <= set(list_models())
+    for name, cls in (("overlay", Overlay), ("flow_dis", FlowDIS)):
+        entry = get_entry(name)
+        assert entry.arbitrary_t and entry.family == "classical"
+        model = create_model(name)
+        assert isinstance(model, cls) and isinstance(model, VFIModel)
+        assert model.arbitrary_t and not model.training
+        assert sum(p.numel() for p in model.parameters()) == 0
+
+
+def test_overlay_is_the_time_weighted_blend():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.rand(2, 3, 5, 7, generator=g), torch.rand(2, 3, 5, 7, generator=g)
+    model = Overlay()
+    torch.testing.assert_close(model(a, b), (a + b) / 2, rtol=0, atol=1e-7)
+    torch.testing.assert_close(model(a, b, t=0.25), 0.75 * a + 0.25 * b, rtol=0, atol=1e-7)
+    t = torch.tensor([0.0, 1.0])
+    out, aux = model(a, b, t=t, return_aux=True)
+    assert torch.equal(out[0], a[0]) and torch.equal(out[1], b[1]) and aux == {}
+
+
+def test_input_errors():
+    model = Overlay()
+    x = torch.zeros(1, 3, 4, 4)
+    with pytest.raises(VfikitError, match=r"\[0, 1\]"):
+        model(x, x, t=1.5)
+    with pytest.raises(VfikitError, match="shapes differ"):
+        model(x, torch.zeros(1, 3, 4, 5))
+    with pytest.raises(VfikitError, match=r"\(B, 3, H, W\)"):
+        model(x[0], x[0])
+    with pytest.raises(VfikitTypeError, match="float"):
+        model(x.to(torch.uint8), x.to(torch.uint8))
+    with pytest.raises(VfikitError, match="with B=1"):
+        model(x, x, t=torch.tensor([0.5, 0.5]))
+    with pytest.raises(VfikitError, match="unknown DIS preset"):
+        FlowDIS(preset="slow")
+    with pytest.raises(VfikitError, match="occlusion_strength"):
+        FlowDIS(occlusion_strength=2.0)
+    with pytest.raises(VfikitError, match="unknown settings"):
+        create_model("flow_dis", blur=3)
+
+
+@pytest.mark.parametrize("t", [0.5, 0.25])
+def test_flow_dis_recovers_a_translation(t):
+    big = texture(96, 160)
+    shift = 8  # frame1 shows the scene moved 8 px to the left
+    f0, f1 = big[:, :, 16:144], big[:, :, 16 + shift:144 + shift]
+    s = round(t * shift)
+    truth = big[:, :, 16 + s:144 + s]
+    out = FlowDIS()(f0[None], f1[None], t=t)[0]
+    inner = (slice(None), slice(8, -8), slice(16, -16))  # away from the borders that enter / leave the view
+    ours = psnr(out[inner], truth[inner])
+    blend = psnr(Overlay()(f0[None], f1[None], t=t)[0][inner], truth[inner])
+    assert ours > 40, ours
+    assert ours > blend + 10
+
+
+def test_flow_dis_endpoints_and_batch():
+    a, b = texture(48, 64, seed=2)[None], texture(48, 64, seed=3)[None]
+    model = FlowDIS()
+    torch.testing.assert_close(model(a, b, t=0.0), a, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model(a, b, t=1.0), b, rtol=0, atol=1e-6)
+    batch = model(torch.cat([a, b]), torch.cat([b, a]), t=torch.tensor([0.3, 0.6]))
+    torch.testing.assert_close(batch[0], model(a, b, t=0.3)[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(batch[1], model(b, a, t=0.6)[0], rtol=0, atol=1e-6)
+    out, aux = model(a.double(), b.double(), return_aux=True)
+    assert out.dtype == torch.float64 and out.shape == a.shape
+    assert set(aux) == {"flow_t0", "flow_t1", "visibility"}
+    assert aux["flow_t0"].shape == (1, 2, 48, 64) and aux["visibility"].shape == (1, 2, 48, 64)
+
+
+def test_flow_dis_occlusion_reasoning_fills_uncovered_background():
+    """A square moves 12 px right over a static background (true flows given, so DIS is not tested here).
+
+    At t = 0.5 the background left of the square exists only in frame1 and the background right of it
+    only in frame0; occlusion reasoning must take each from the right frame, where a plain blend leaves
+    a half-transparent ghost of the square.
+    """
+    h, w, d = 60, 110, 20
+    bg = texture(h, w, seed=4).permute(1, 2, 0).numpy()
+    fg = (texture(h, w, seed=5) * 0.5 + 0.5).permute(1, 2, 0).numpy()
+    frames = []
+    for x in (30, 30 + d, 30 + d // 2):  # frame0, frame1, truth
+        img = bg.copy()
+        img[20:40, x:x + 30] = fg[20:40, x:x + 30]
+        frames.append(img)
+    f01 = np.zeros((h, w, 2), np.float32)
+    f01[20:40, 30:60, 0] = d
+    f10 = np.zeros((h, w, 2), np.float32)
+    f10[20:40, 30 + d:60 + d, 0] = -d
+    truth = torch.from_numpy(frames[2]).permute(2, 0, 1)
+    with_occ, aux = FlowDIS(occlusion_strength=1.0).synthesize(frames[0], frames[1], f01, f10, 0.5)
+    half, _ = FlowDIS(occlusion_strength=0.5).synthesize(frames[0], frames[1], f01, f10, 0.5)
+    without, _ = FlowDIS(occlusion=False).synthesize(frames[0], frames[1], f01, f10, 0.5)
+    with_occ, half, without = (torch.from_numpy(o).permute(2, 0, 1) for o in (with_occ, half, without))
+    for cols in (slice(33, 38), slice(72, 77)):  # uncovered strips at t
+        region = (slice(None), slice(22, 38), cols)
+        full_db, half_db, none_db = (psnr(o[region], truth[region]) for o in (with_occ, half, without))
+        assert full_db > 40
+        assert none_db < 30
+        assert none_db + 1 < half_db < full_db  # the default strength 0.5 lies in between
+    vis = aux["visibility"]
+    assert vis[30, 35, 0] < 0.2 and vis[30, 35, 1] > 0.8  # left strip: only frame1 sees it
+    assert vis[30, 74, 0] > 0.8 and vis[30, 74, 1] < 0.2  # right strip: only frame0

@@ -1,0 +1,220 @@
+"""Bad input gets a clear error (exit 2), and nothing is lost: no output, inputs untouched."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from video_helpers import pattern_frames, write_video
+
+from vfikit.errors import VfikitError
+from vfikit.video.encode import EncodeOptions, parse_bitrate, resolve_encoding
+from vfikit.video.sources import ColorInfo
+
+MODEL = ("--model", "video_test_blend", "--device", "cpu")
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def expect_error(run, tmp_path, *args, match: str) -> str:
+    before = digest(tmp_path)
+    code, err = run(*args)
+    assert code == 2, err
+    assert match in err, err
+    assert "Traceback" not in err
+    assert digest(tmp_path) == before  # nothing written, nothing changed
+    return err
+
+
+def test_unreadable_and_corrupt_files(tmp_path, run, models):
+    (tmp_path / "junk.mp4").write_bytes(b"this is not a video" * 50)
+    expect_error(run, tmp_path, tmp_path / "junk.mp4", tmp_path / "o.mp4", *MODEL, match="cannot read")
+    good = write_video(tmp_path / "good.mp4", pattern_frames(6))
+    (tmp_path / "cut.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # truncated download
+    err = expect_error(run, tmp_path, tmp_path / "cut.mp4", tmp_path / "o.mp4", *MODEL, match="cut.mp4")
+    assert "error" in err
+    expect_error(run, tmp_path, tmp_path / "missing.mp4", tmp_path / "o.mp4", *MODEL, match="not found")
+
+
+def test_no_video_stream(tmp_path, run, models):
+    path = tmp_path / "sound.m4a"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=48000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        for p in [*s.encode(frame), *s.encode()]:
+            c.mux(p)
+    expect_error(run, tmp_path, path, tmp_path / "o.mp4", *MODEL, match="no video stream (audio)")
+
+
+def test_a_single_frame(tmp_path, run, models):
+    src = write_video(tmp_path / "one.mp4", pattern_frames(1))
+    expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, match="at least two frames, got 1")
+    img = tmp_path / "one"
+    img.mkdir()
+    import cv2
+
+    cv2.imwrite(str(img / "0.png"), pattern_frames(1)[0])
+    expect_error(run, tmp_path, img, tmp_path / "o", *MODEL, match="at least two frames, got 1")
+    expect_error(run, tmp_path, img / "0.png", tmp_path / "o.png", *MODEL, match="single image")
+
+
+def test_frames_of_different_sizes(tmp_path, run, models):
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), pattern_frames(1)[0])
+    cv2.imwrite(str(folder / "1.png"), pattern_frames(1, width=32, height=32)[0])
+    expect_error(run, tmp_path, folder, tmp_path / "o", *MODEL, match="1.png is 32x32 but 0.png is 64x48")
+
+
+def test_frames_smaller_than_the_model_needs(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    expect_error(run, tmp_path, src, tmp_path / "o.mp4", "--model", "video_test_big", match="at least 128x128")
+
+
+def test_unknown_model_and_missing_weights(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    expect_error(run, tmp_path, src, tmp_path / "o.mp4", "--model", "video_test_blendd", match="did you mean")
+    expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, "--weights", tmp_path / "nope.pth", match="not found")
+
+
+def test_output_exists_needs_force_and_is_replaced_only_when_complete(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(4))
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    expect_error(run, tmp_path, src, out, *MODEL, match="already exists")
+    from video_helpers import BlendNet
+
+    BlendNet.kill_after = 1
+    assert run(src, out, *MODEL, "--force")[0] == 130
+    assert out.read_bytes() == b"precious"  # a killed --force run leaves the old output alone
+    BlendNet.kill_after = None
+    assert run(src, out, *MODEL, "--force")[0] == 0
+    assert out.read_bytes() != b"precious"
+
+
+def test_force_never_replaces_an_unrelated_folder(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    mine = tmp_path / "documents"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    expect_error(run, tmp_path, src, mine, *MODEL, "--force", match="will not be replaced")
+    assert run(src, tmp_path / "frames", *MODEL)[0] == 0  # an earlier frame output may be replaced
+    assert run(src, tmp_path / "frames", *MODEL, "--force", "--factor", "3")[0] == 0
+    assert len(list((tmp_path / "frames").iterdir())) == 9
+
+
+def test_output_equal_to_or_inside_input(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    expect_error(run, tmp_path, src, src, *MODEL, "--force", match="choose another path")
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(pattern_frames(2)):
+        cv2.imwrite(str(folder / f"{i}.png"), f)
+    expect_error(run, tmp_path, folder, folder / "out", *MODEL, match="choose another path")
+    expect_error(run, tmp_path, src, tmp_path, *MODEL, "--force", match="choose another path")
+
+
+def test_missing_write_permission(tmp_path, run, models, monkeypatch):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    expect_error(run, tmp_path, src, locked / "o.mp4", *MODEL, match=f"no permission to write into {locked}")
+    (tmp_path / "file").write_text("x")
+    expect_error(run, tmp_path, src, tmp_path / "file" / "o.mp4", *MODEL, match="is not a folder")
+
+
+def test_disk_full_keeps_finished_work_and_no_output(tmp_path, run, models, monkeypatch):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(12))
+    from vfikit.video.encode import SegmentWriter
+
+    real_write = SegmentWriter.write
+    written = []
+
+    def fill_up(self, ticks, duration, frame):
+        if len(written) == 9:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(ticks)
+        real_write(self, ticks, duration, frame)
+
+    monkeypatch.setattr(SegmentWriter, "write", fill_up)
+    out = tmp_path / "out.mp4"
+    code, err = run(src, out, *MODEL, "--segment-frames", "4")
+    assert code == 2 and "disk full" in err and "--resume" in err
+    assert not out.exists() and not (tmp_path / ".out.vfikit-tmp.mp4").exists()
+    partial = tmp_path / ".out.mp4.vfikit-partial"
+    assert sorted(p.name for p in partial.glob("segment_*.json")) == ["segment_000000.json", "segment_000001.json"]
+    monkeypatch.setattr(SegmentWriter, "write", real_write)
+    assert run(src, out, *MODEL, "--segment-frames", "4", "--resume")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("--factor", "1"), "integer >= 2"),
+        (("--fps", "abc"), "invalid target frame rate"),
+        (("--codec", "nonesuch"), "unknown video encoder 'nonesuch'"),
+        (("--pix-fmt", "yuv420p", "--codec", "ffv1", "--crf", "10"), "lossless"),
+        (("--crf", "20", "--bitrate", "2M"), "not both"),
+        (("--pix-fmt", "rgb48le"), "libx264 cannot encode pixel format 'rgb48le'"),
+        (("--batch-size", "0"), "batch size must be a positive integer"),
+        (("--start", "later"), "invalid start"),
+        (("--device", "tpu"), "unknown device"),
+        (("--fp16", "--device", "cpu"), "--fp16 needs a GPU"),
+        (("--scene-threshold", "3"), "scene-cut threshold"),
+        (("--preset", "bogus"), "refused these settings"),
+        (("--bisect-depth", "0"), "bisect depth"),
+        (("--duration", "0"), "duration must be positive"),
+        (("--max-frames", "0"), "max frames must be a positive integer"),
+    ],
+)
+def test_bad_options(tmp_path, run, models, args, match):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    expect_error(run, tmp_path, src, tmp_path / "o.mp4", "--model", "video_test_blend", *args, match=match)
+
+
+def test_bad_paths(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    expect_error(run, tmp_path, src, tmp_path / "o.xyz", *MODEL, match="cannot tell what to write")
+    expect_error(run, tmp_path, src, tmp_path / "o.png", *MODEL, match="needs a video or folder output")
+    expect_error(run, tmp_path, src, *MODEL, match="give an input and an output")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a.png").write_bytes(b"")
+    (mixed / "b.mp4").write_bytes(b"")
+    expect_error(run, tmp_path, mixed, tmp_path / "o", *MODEL, match="both images and videos")
+
+
+def test_resolve_encoding_rules():
+    common = dict(width=64, height=48, source_bits=8, source_pix_fmt="yuv420p", color=ColorInfo(),
+                  time_base=Fraction(1, 50), rate=Fraction(50))  # fmt: skip
+    plan = resolve_encoding(Path("o.mp4"), EncodeOptions(), **common)
+    assert (plan.codec, plan.pix_fmt, plan.options["crf"]) == ("libx264", "yuv420p", "18")
+    assert resolve_encoding(Path("o.webm"), EncodeOptions(), **common).codec == "libvpx-vp9"
+    with pytest.raises(VfikitError, match="even width and height"):
+        resolve_encoding(Path("o.mp4"), EncodeOptions(), **{**common, "width": 63})
+    assert resolve_encoding(Path("o.mp4"), EncodeOptions(pix_fmt="yuv444p"), **{**common, "width": 63}).bits == 8
+    with pytest.raises(VfikitError, match="cannot store 10-bit"):
+        resolve_encoding(Path("o.mp4"), EncodeOptions(codec="mpeg4"), **{**common, "source_bits": 10})
+    with pytest.raises(VfikitError, match="cannot hold"):
+        resolve_encoding(Path("o.webm"), EncodeOptions(codec="libx264"), **common)
+    with pytest.raises(VfikitError, match="choose one of"):
+        resolve_encoding(Path("o.gif"), EncodeOptions(), **common)
+    assert parse_bitrate("8M") == 8_000_000 and parse_bitrate("2500k") == 2_500_000
+    with pytest.raises(VfikitError, match="invalid bitrate"):
+        parse_bitrate("fast")
