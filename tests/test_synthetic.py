@@ -145,3 +145,16 @@ def test_t_choices_and_range():
 def test_bad_settings_raise(kwargs, match):
     with pytest.raises(VfikitError, match=match):
         SyntheticGenerator(SyntheticConfig(**kwargs))
+
+
+def test_motion_blur_averages_the_exposure_and_stays_exact_at_t():
+    import dataclasses
+
+    gen = SyntheticGenerator(SyntheticConfig(**SMALL, noise=0.0, quantize=False))
+    sharp = dataclasses.replace(gen.scene(4), shutter=0.0)
+    blurred = dataclasses.replace(sharp, shutter=0.2, blur_samples=3)
+    got = render(blurred, (0.0, 0.5))
+    expected = torch.stack([render(sharp, (t - 0.1, t, t + 0.1)).mean(0) for t in (0.0, 0.5)])
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    assert not torch.equal(got[1], render(sharp, (0.5,))[0])
+    assert torch.equal(render(blurred, (0.5,))[0], got[1])

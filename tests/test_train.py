@@ -141,9 +141,13 @@ def test_arbitrary_t_training_and_fixed_t_refusal(tmp_path):
     assert result.step == 2
 
 
-def test_amp_on_cpu_needs_bfloat16(tmp_path):
+def test_amp_on_cpu_needs_bfloat16_and_trains_with_it(tmp_path):
     with pytest.raises(VfikitError, match="bfloat16"):
         train(config_from_dict(_raw(tmp_path, amp=True)), log=_quiet)
+    result = train(config_from_dict(_raw(tmp_path, "bf16", amp=True, amp_dtype="bfloat16", steps=2, ckpt_every=2,
+                                         val_every=2)), log=_quiet)
+    assert result.step == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
 
 
 def test_lr_schedules():

@@ -45,13 +45,16 @@ class SyntheticConfig:
     ones present. ``static_camera``: probability of a still camera. Rotations in degrees, zooms as
     relative scale change. ``acceleration``: largest deviation of the midpoint from linear motion,
     as a fraction of the displacement (0: constant velocity). ``lighting``: largest relative gain
-change of a layer (with probability ``lighting_prob``); ``noise``: largest sensor-noise std
-(drawn per sample, independent per frame); ``shading``: probability of a soft multiplicative
-shading pattern on a texture; ``quantize``: round frames to 8 bits. ``texture_weights``: relative
-    frequency of each texture kind (``image`` needs ``texture_sources``: image files, folders of
-    images, or video files, loaded once into a uint8 pool of at most ``texture_pool`` frames whose
-    longer side is at most ``texture_max_side``). ``t``: the target time (one value) or a list to
-    draw from; ``t_range``: draw t uniformly in [lo, hi] instead.
+    change of a layer (with probability ``lighting_prob``). ``noise``: largest sensor-noise std
+    (drawn per sample, independent per frame). ``motion_blur``: probability that a scene is filmed
+    with a shutter open for up to ``max_shutter`` of the frame0 -> frame1 interval (0.25 is a
+    180-degree shutter at the inputs' frame rate when the target is the middle frame).
+    ``shading``: probability of a soft multiplicative shading pattern on a texture. ``quantize``:
+    round frames to 8 bits. ``texture_weights``: relative frequency of each texture kind
+    (``image`` needs ``texture_sources``: image files, folders of images, or video files, loaded
+    once into a uint8 pool of at most ``texture_pool`` frames whose longer side is at most
+    ``texture_max_side``). ``t``: the target time (one value) or a list to draw from;
+    ``t_range``: draw t uniformly in [lo, hi] instead.
     """
 
     size: list[int] = field(default_factory=lambda: [256, 256])
@@ -68,6 +71,8 @@ shading pattern on a texture; ``quantize``: round frames to 8 bits. ``texture_we
     lighting: float = 0.08
     lighting_prob: float = 0.3
     noise: float = 0.01
+    motion_blur: float = 0.25
+    max_shutter: float = 0.25
     shading: float = 0.4
     quantize: bool = True
     texture_weights: dict[str, float] = field(
@@ -117,12 +122,18 @@ class Camera:
 
 @dataclass
 class Scene:
+    """Layers seen by a camera. ``shutter`` > 0 adds motion blur: each frame is the mean of
+    ``blur_samples`` renders spread over ``[t - shutter/2, t + shutter/2]`` (times in units of the
+    frame0 -> frame1 interval), so a blurred target is still the exact frame at t."""
+
     size: tuple[int, int]
     camera: Camera
     layers: list[Layer]  # back to front; layers[0] is the opaque background
     noise_std: float
     noise_seed: int
     quantize: bool
+    shutter: float = 0.0
+    blur_samples: int = 5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,8 +218,29 @@ def render(scene: Scene, times: list[float] | tuple[float, ...]) -> torch.Tensor
     """Render the scene at each time. Returns (len(times), 3, H, W) float32 in [0, 1].
 
     Each frame depends only on its own time (and the scene): rendering a time alone gives the same
-    image as rendering it together with others. Noise is drawn per time from ``(noise_seed, t)``.
+    image as rendering it together with others. Motion blur (``scene.shutter``) averages renders
+    over the exposure; noise is then drawn per time from ``(noise_seed, t)``, and the frame clamped
+    and quantised.
     """
+    h, w = scene.size
+    n = len(times)
+    k = max(1, scene.blur_samples) if scene.shutter > 0 else 1
+    exposures = [t + scene.shutter * (j / (k - 1) - 0.5) if k > 1 else t for t in times for j in range(k)]
+    frames = _composite(scene, exposures)
+    if k > 1:
+        frames = frames.view(n, k, 3, h, w).mean(dim=1)
+    if scene.noise_std > 0:
+        for i, t in enumerate(times):
+            g = torch.Generator().manual_seed(_time_seed(scene.noise_seed, t))
+            frames[i] += scene.noise_std * torch.randn(frames[i].shape, generator=g)
+    frames = frames.clamp(0.0, 1.0)
+    if scene.quantize:
+        frames = torch.round(frames * 255.0) / 255.0
+    return frames
+
+
+def _composite(scene: Scene, times: list[float]) -> torch.Tensor:
+    """The noiseless, unclamped frames at ``times`` (one render each). (len(times), 3, H, W)."""
     h, w = scene.size
     n = len(times)
     full_grid = _base_grid(h, w)
@@ -232,15 +264,7 @@ def render(scene: Scene, times: list[float] | tuple[float, ...]) -> torch.Tensor
         frames[:, :, y0:y1, x0:x1] = region + alpha * (colour - region)
     cam = scene.camera
     exposure = torch.tensor([cam.gain0 + (cam.gain1 - cam.gain0) * t for t in times], dtype=torch.float32)
-    frames = frames * exposure.view(n, 1, 1, 1)
-    if scene.noise_std > 0:
-        for i, t in enumerate(times):
-            g = torch.Generator().manual_seed(_time_seed(scene.noise_seed, t))
-            frames[i] += scene.noise_std * torch.randn(frames[i].shape, generator=g)
-    frames = frames.clamp(0.0, 1.0)
-    if scene.quantize:
-        frames = torch.round(frames * 255.0) / 255.0
-    return frames
+    return frames * exposure.view(n, 1, 1, 1)
 
 
 def _time_seed(seed: int, t: float) -> int:
@@ -606,7 +630,8 @@ class SyntheticGenerator:
                 )
             )
         noise = cfg.noise * rng.random() if cfg.noise > 0 else 0.0
-        return Scene((h, w), camera, layers, noise, int(rng.integers(2**62)), cfg.quantize)
+        shutter = cfg.max_shutter * rng.random() if rng.random() < cfg.motion_blur else 0.0
+        return Scene((h, w), camera, layers, noise, int(rng.integers(2**62)), cfg.quantize, shutter)
 
     def draw_t(self, rng: np.random.Generator) -> float:
         cfg = self.config

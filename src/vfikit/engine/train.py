@@ -106,6 +106,17 @@ def build_model(cfg: TrainConfig) -> nn.Module:
         raise VfikitError(f"model.args {cfg.model.args} do not fit {cfg.model.arch!r}: {exc}") from None
 
 
+def _float_tree(obj: Any) -> Any:
+    """Every floating tensor in a nested dict/list/tuple as float32 (aux outputs under autocast)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.float() if obj.is_floating_point() else obj
+    if isinstance(obj, dict):
+        return {k: _float_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_float_tree(v) for v in obj)
+    return obj
+
+
 def _slice_tree(obj: Any, stop: int) -> Any:
     """``obj[:stop]`` for every tensor in a nested dict/list/tuple (aux outputs of a doubled batch)."""
     if isinstance(obj, torch.Tensor):
@@ -446,6 +457,8 @@ def _train(
                 pred, aux, pred_flipped = forward_for_loss(
                     ddp_model, batch, need_aux=need_aux, need_flip=need_flip, pass_t=pass_t
                 )
+            if run.amp and aux is not None:
+                aux = _float_tree(aux)  # the loss is computed in float32, outside autocast
             inputs = LossInputs(
                 pred=pred.float(), target=batch.target, frame0=batch.frame0, frame1=batch.frame1, t=batch.t,
                 aux=aux, pred_flipped=pred_flipped.float() if pred_flipped is not None else None,
