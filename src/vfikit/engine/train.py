@@ -469,6 +469,7 @@ def _train(
             if cfg.optim.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+            lr_used = optimizer.param_groups[0]["lr"]
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
@@ -483,7 +484,7 @@ def _train(
                 sps = acc_n / max(now - t_mark, 1e-9)
                 row = {
                     "step": step,
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": lr_used,
                     "loss": float(acc_loss) / acc_n,
                     **{n: float(acc_terms[n]) / acc_n for n in term_names},
                     "steps_per_s": sps,
