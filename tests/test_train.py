@@ -86,6 +86,23 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
         assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2, 3, 4, 5, 6]
 
 
+def test_weight_average_is_the_ema_of_the_steps_and_resumes_exactly(tmp_path):
+    raw = _raw(tmp_path, "ema", steps=3, ckpt_every=1, keep_last=5, val_every=3, ema_decay=0.25)
+    result = train(config_from_dict(raw), log=_quiet)
+    w = [load_checkpoint(tmp_path / "ema" / f"step_{k:09d}.pt")["model"] for k in (1, 2, 3)]
+    want = {k: 0.25 * (0.25 * w[0][k] + 0.75 * w[1][k]) + 0.75 * w[2][k] for k in w[0]}  # first update copies
+    averaged = load_trained_model(tmp_path / "ema" / "step_000000003.pt").state_dict()
+    assert all(torch.allclose(averaged[k], want[k], atol=1e-7) for k in want)
+    assert not _same_state(averaged, result.model.state_dict())
+    assert _same_state(load_trained_model(tmp_path / "ema" / "best.pt").state_dict(), averaged)  # validated = average
+    # an interrupted run resumes its average too
+    train(config_from_dict(_raw(tmp_path, "ema2", steps=3, ckpt_every=1, keep_last=5, val_every=3, ema_decay=0.25)),
+          stop_at=2, log=_quiet)
+    train(config_from_dict(_raw(tmp_path, "ema2", steps=3, ckpt_every=1, keep_last=5, val_every=3, ema_decay=0.25)),
+          resume="auto", log=_quiet)
+    assert _same_state(load_trained_model(tmp_path / "ema2" / "step_000000003.pt").state_dict(), averaged)
+
+
 def test_resume_refuses_another_model(tmp_path):
     train(config_from_dict(_raw(tmp_path, steps=2, ckpt_every=2, val_every=2)), log=_quiet)
     raw = _raw(tmp_path, steps=4)

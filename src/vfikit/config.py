@@ -150,7 +150,9 @@ class RunConfig:
     scaler on CUDA, or bfloat16 on CUDA or on CPUs with bf16 support); the sampling ops always run
     in float32. ``channels_last``: NHWC memory format for model and inputs (1.5x faster CPU
     convolutions here, same maths). ``threads``: torch CPU threads per process (None: cores /
-    local processes). ``time_limit``: hours, then checkpoint and stop (resume later)."""
+    local processes). ``time_limit``: hours, then checkpoint and stop (resume later). ``ema_decay``:
+    keep an exponential moving average of the weights (e.g. 0.999); validation, ``best.pt`` and
+    ``load_trained_model`` then use the averaged weights, which are good at any step of a run."""
 
     steps: int = 1000
     seed: int = 0
@@ -168,6 +170,7 @@ class RunConfig:
     images: int = 4
     time_limit: float | None = None
     find_unused_parameters: bool = False
+    ema_decay: float | None = None
 
 
 @dataclass

@@ -11,7 +11,8 @@ Sources understood by :func:`load_model` (``create_model(name, weights=...)`` ca
   authors' code computes;
 * a path to **our file** (safetensors written by :func:`save_vfikit`, any file name): the model is
   rebuilt from the architecture and arguments stored inside (convention and channel order included);
-* a path to a **training checkpoint** (a dict with ``arch``, ``model_args`` and ``model``).
+* a path to a **training checkpoint** (a dict with ``arch``, ``model_args`` and ``model``; the averaged
+  weights when the run kept an ``ema``).
 
 The format of a file is decided by its content, never by its extension.
 """
@@ -260,8 +261,10 @@ def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.M
         if isinstance(obj, Mapping) and {"arch", "model_args", "model"} <= set(obj):
             if obj["arch"] != entry.name:
                 raise VfikitError(f"{path} is a checkpoint of {obj['arch']!r}, not {entry.name!r}")
+            from vfikit.engine.checkpoint import ema_weights
+
             model = _build(entry, {**obj["model_args"], **kwargs})
-            _load_state(model, obj["model"], str(path))
+            _load_state(model, ema_weights(obj) or obj["model"], str(path))
         else:
             model = _load_official(entry, obj, str(path), kwargs)
     model.vfikit_weights = str(path)

@@ -121,7 +121,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """The model of a training checkpoint or ``best.pt``, rebuilt from ``arch``/``model_args``, in eval mode."""
+    """The model of a training checkpoint or ``best.pt``, rebuilt from ``arch``/``model_args``, in eval mode.
+
+    A checkpoint of a run with ``train.ema_decay`` gives its averaged weights (``best.pt`` already holds
+    the weights that were validated).
+    """
     from vfikit.registry import create_model
 
     path = Path(path).expanduser()
@@ -134,5 +138,13 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
     if not isinstance(state, dict) or any(k not in state for k in ("model", "arch", "model_args")):
         raise VfikitError(f"{path} holds no vfikit training weights (needs model, arch, model_args)")
     model = create_model(state["arch"], **state["model_args"])
-    model.load_state_dict(state["model"])
+    model.load_state_dict(ema_weights(state) or state["model"])
     return model.eval()
+
+
+def ema_weights(state: dict) -> dict | None:
+    """The averaged weights of a training checkpoint (``train.ema_decay``), or None when it has none."""
+    ema = state.get("ema")
+    if not ema:
+        return None
+    return {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}

@@ -341,6 +341,7 @@ def _train(
     def autocast() -> Any:
         return torch.autocast(device.type, dtype=amp_dtype) if run.amp else nullcontext()
 
+    ema = _make_ema(model, run.ema_decay) if primary else None
     start_step, best_val = 0, None
     if ckpt_path is not None:
         state = load_checkpoint(ckpt_path)
@@ -356,6 +357,11 @@ def _train(
             scaler.load_state_dict(state["scaler"])
         start_step = int(state["step"])
         best_val = state.get("best_val")
+        if ema is not None:
+            if state.get("ema"):
+                ema.load_state_dict(state["ema"])
+            else:
+                say("note: the checkpoint has no weight average; the average starts from its weights")
         ranks = state["rng"]["ranks"]
         if len(ranks) == info.world_size:
             set_rng_state(ranks[info.rank])
@@ -444,6 +450,7 @@ def _train(
             "vfikit_version": __version__,
             "rng": {"ranks": ranks, "sampler": {"seed": run.seed, "next_sample": step_done * cfg.data.batch_size}},
             "best_val": best_val,
+            "ema": ema.state_dict() if ema is not None else None,
         }
         result.last_checkpoint = save_checkpoint(out_dir / step_filename(step_done), state)
         prune_checkpoints(out_dir, run.keep_last)
@@ -473,6 +480,8 @@ def _train(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             acc_loss += loss.detach()
             for n in term_names:
@@ -509,7 +518,8 @@ def _train(
                 acc_n, t_mark = 0, time.perf_counter()
 
             if val_samples and (step % run.val_every == 0 or step == end):
-                metrics, preds = validate(model, val_samples, device, cfg.data.val_batch_size, pass_t, autocast,
+                judged = ema.module if ema is not None else model
+                metrics, preds = validate(judged, val_samples, device, cfg.data.val_batch_size, pass_t, autocast,
                                           memory_format)
                 improved = best_val is None or metrics["val_psnr"] > best_val
                 if improved:
@@ -529,7 +539,7 @@ def _train(
                         writer.add_image("val/frame0|pred|target|frame1", grid, step)
                     _write_png(out_dir / "samples" / f"step_{step:09d}.png", grid)
                 if improved:
-                    result.best_checkpoint = _save_best(out_dir, model, cfg, step, metrics)
+                    result.best_checkpoint = _save_best(out_dir, judged, cfg, step, metrics)
             # stop requests (signal, time limit); under DDP the ranks agree at log/checkpoint boundaries
             want_stop = stop_flag.requested or (
                 run.time_limit is not None and time.perf_counter() - run_started > run.time_limit * 3600
@@ -549,6 +559,15 @@ def _train(
         writer.close()
     distributed.barrier()
     return result
+
+
+def _make_ema(model: nn.Module, decay: float | None) -> nn.Module | None:
+    """An exponential moving average of ``model``'s weights (and buffers), or None."""
+    if decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _resolve_resume(resume: str | Path | None, out_dir: Path) -> Path | None:
