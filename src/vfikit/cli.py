@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("vfikit.models.cli", "list the model zoo: architectures, parameters, weight tags"),
     "eval": ("vfikit.commands.eval", "score a model on a benchmark (PSNR, SSIM, IE, LPIPS)"),
     "bench": ("vfikit.commands.bench", "measure latency, memory, parameters and MACs"),
+    "compress": ("vfikit.commands.compress", "compression-driven design: OBProxSG, report, compact model, fine-tune"),
     "train": ("vfikit.commands.train", "train a model from a YAML config or packaged recipe"),
 }
 

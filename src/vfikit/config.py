@@ -122,13 +122,24 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["adamax", "adamw", "adam", "sgd"] = "adamax"
+    """``obproxsg`` (``vfikit.compress.OBProxSG``) uses ``lr``, ``lambda_``, ``n_p``, ``n_o``,
+    ``epoch_size``, ``prox_eps`` and ``sparsity``: ``"group"`` puts each prunable conv's output
+    channels (weights + bias) in groups, so its zeros are removable channels (AdaCoF family);
+    ``"l1"`` is the paper's element-wise penalty on every parameter."""
+
+    name: Literal["adamax", "adamw", "adam", "sgd", "obproxsg"] = "adamax"
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     weight_decay: float = 0.0
     momentum: float = 0.9
     grad_clip: float | None = None
+    lambda_: float = 1e-4
+    n_p: int = 2
+    n_o: int | None = None
+    epoch_size: int = 100
+    prox_eps: float = 0.0
+    sparsity: Literal["group", "l1"] = "group"
 
 
 @dataclass

@@ -84,9 +84,17 @@ def lr_factor(step: int, schedule: ScheduleConfig, total_steps: int, base_lr: fl
     return 1.0
 
 
-def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig, model: nn.Module | None = None
+                    ) -> torch.optim.Optimizer:
     o = cfg.optim
     betas = (o.betas[0], o.betas[1])
+    if o.name == "obproxsg":
+        from vfikit.compress import OBProxSG
+        from vfikit.compress.groups import obproxsg_param_groups
+
+        groups = obproxsg_param_groups(model, o.sparsity, params) if model is not None else params
+        return OBProxSG(groups, lr=o.lr, lambda_=o.lambda_, epoch_size=o.epoch_size, n_p=o.n_p, n_o=o.n_o,
+                        eps=o.prox_eps, sparsity=o.sparsity)
     if o.name == "adamax":
         return torch.optim.Adamax(params, lr=o.lr, betas=betas, eps=o.eps, weight_decay=o.weight_decay)
     if o.name == "adamw":
@@ -331,7 +339,7 @@ def _train(
     model.train().to(device, memory_format=memory_format)
     loss_fn: CompositeLoss = build_loss(cfg.loss).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(params, cfg)
+    optimizer = build_optimizer(params, cfg, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, cfg.schedule, run.steps, cfg.optim.lr)
     )

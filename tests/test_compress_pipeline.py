@@ -1,0 +1,74 @@
+"""``vfikit compress`` end to end on a narrow AdaCoF and synthetic data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+
+from tests.test_compress_prune import SMALL
+from vfikit.cli import main
+from vfikit.config import config_from_dict
+from vfikit.engine.train import train
+
+
+def _base(tmp_path) -> dict:
+    return {
+        "model": {"arch": "adacof_k5_d1", "args": {"kernel_size": 3, "channels": SMALL}},
+        "data": {"train": [{"type": "synthetic", "seed": 0, "max_translation": 3.0, "objects": [0, 2]}],
+                 "val": [{"type": "synthetic", "seed": 77, "max_translation": 3.0, "objects": [0, 2]}],
+                 "crop": 32, "batch_size": 2, "val_samples": 4, "val_crop": 32},
+        "loss": [{"name": "charbonnier", "weight": 1.0}],
+        "optim": {"name": "adamax", "lr": 1e-3},
+        "train": {"steps": 4, "log_every": 2, "val_every": 4, "ckpt_every": 4, "threads": 1, "tensorboard": False,
+                  "out_dir": str(tmp_path / "pretrain")},
+    }
+
+
+def test_compress_cuts_parameters_exactly_then_fine_tunes(tmp_path, capsys):
+    base = _base(tmp_path)
+    train(config_from_dict(base), log=lambda _m: None)  # a (briefly) pretrained model
+    base["model"]["init"] = str(tmp_path / "pretrain" / "best.pt")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    comp = {
+        "base": str(tmp_path / "base.yaml"),
+        "out_dir": str(tmp_path / "comp"),
+        "sparsify": {"steps": 6, "optim": {"name": "obproxsg", "lr": 0.05, "lambda_": 2.0, "n_p": 1,
+                                           "epoch_size": 3, "sparsity": "group"}, "schedule": {"name": "constant"}},
+        "finetune": {"steps": 4},
+        "eval": {"latency_size": [64, 48], "latency_repeats": 1},
+    }
+    (tmp_path / "comp.yaml").write_text(yaml.safe_dump(comp))
+    assert main(["compress", str(tmp_path / "comp.yaml")]) == 0
+    out = tmp_path / "comp"
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["model"]: r for r in summary["rows"]}
+    assert summary["param_reduction"] >= 5.0
+    assert rows["compact"]["params"] == rows["fine-tuned"]["params"] < rows["pretrained"]["params"] / 5
+    # the group strategy removes exactly-zero channels: the compact model computes what the sparse one does
+    assert rows["compact"]["val_psnr"] == pytest.approx(rows["sparse"]["val_psnr"], abs=1e-4)
+    assert rows["compact"]["gmacs"] < rows["pretrained"]["gmacs"]
+    for r in rows.values():
+        assert math.isfinite(r["val_psnr"]) and r["latency_s"] > 0 and r["peak_mb"] > 0
+    report = json.loads((out / "report.json").read_text())
+    assert 0 < report["density"] < 1 and any(s["group"] < s["width"] for s in report["sets"])
+    spec = json.loads((out / "channel_spec.json").read_text())
+    assert spec["format"] == "vfikit-channel-spec" and spec["widths"]["conv1"][0] <= SMALL["conv1"][0]
+    printed = capsys.readouterr().out
+    assert "| fine-tuned |" in printed and "Parameters cut" in printed
+    print(f"PSNR pretrained {rows['pretrained']['val_psnr']:.2f} -> compact {rows['compact']['val_psnr']:.2f} "
+          f"-> fine-tuned {rows['fine-tuned']['val_psnr']:.2f} dB, params /{summary['param_reduction']:.1f}")
+    # an existing run is never overwritten; --resume skips completed stages
+    assert main(["compress", str(tmp_path / "comp.yaml")]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["compress", str(tmp_path / "comp.yaml"), "--resume", "--set", "eval.measure_latency=false"]) == 0
+    assert "[1/5] sparsify" not in capsys.readouterr().out
+
+
+def test_compress_config_errors(tmp_path):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"base": "x.yaml", "strategie": "group"}))
+    assert main(["compress", str(tmp_path / "bad.yaml")]) == 2
+    (tmp_path / "bad2.yaml").write_text(yaml.safe_dump({"base": "x.yaml", "sparsify": {"optim": {"name": "adamax"}}}))
+    assert main(["compress", str(tmp_path / "bad2.yaml")]) == 2
