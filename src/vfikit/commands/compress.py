@@ -8,12 +8,18 @@ import sys
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="a compression config (YAML) or packaged recipe name, e.g. compress_adacof_k5")
+    parser.add_argument("config", nargs="?",
+                        help="a compression config (YAML) or packaged recipe name, e.g. compress_adacof_k5")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config entry (dotted path, YAML value); repeatable")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in the same out_dir")
     parser.add_argument("--report-only", metavar="CHECKPOINT",
                         help="only print the sparsity report of a checkpoint (a model with zeros) and exit")
+    parser.add_argument("--grow-cdfi", metavar="CHECKPOINT",
+                        help="stage II: grow a trained (compressed) AdaCoF checkpoint into a CDFI initialisation "
+                             "(written to --out; use it as model.init of a cdfi training config) and exit")
+    parser.add_argument("--out", help="output file of --grow-cdfi")
+    parser.add_argument("--force", action="store_true", help="with --grow-cdfi: overwrite --out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,8 +31,36 @@ def run(args: argparse.Namespace) -> int:
 
         print(format_report(sparsity_report(load_trained_model(args.report_only))))
         return 0
+    if args.grow_cdfi:
+        return _grow(args)
     from vfikit.compress.pipeline import load_compress_config, run_compression
+    from vfikit.errors import VfikitError
+
+    if not args.config:
+        raise VfikitError("give a compression config (or --report-only / --grow-cdfi)")
 
     cfg = load_compress_config(args.config, args.overrides)
     run_compression(cfg, resume=args.resume, log=lambda msg: print(msg, flush=True))
+    return 0
+
+
+def _grow(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from vfikit.compress.grow import grow_to_cdfi
+    from vfikit.engine.checkpoint import load_trained_model
+    from vfikit.errors import VfikitError
+
+    if not args.out:
+        raise VfikitError("--grow-cdfi needs --out FILE")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise VfikitError(f"{out} exists; pass --force to overwrite it")
+    cdfi = grow_to_cdfi(load_trained_model(args.grow_cdfi))
+    tmp = out.with_name(f".{out.name}.tmp")
+    torch.save({"model": cdfi.state_dict(), "arch": "cdfi", "model_args": {}}, tmp)
+    tmp.replace(out)
+    print(f"wrote {out}: cdfi ({sum(p.numel() for p in cdfi.parameters()):,} parameters) grown from {args.grow_cdfi}")
     return 0

@@ -32,6 +32,11 @@ def _producer_norms(modules: dict[str, nn.Module], s: ChannelSet) -> torch.Tenso
     return total.cpu()
 
 
+def largest_channels(model: nn.Module, s: ChannelSet, n: int) -> torch.Tensor:
+    """The ``n`` channels of set ``s`` with the largest producer norm, in increasing index order."""
+    return torch.topk(_producer_norms(dict(model.named_modules()), s), n).indices.sort().values
+
+
 def keep_indices(model: nn.Module, strategy: str = "group") -> dict[str, torch.Tensor]:
     """Per channel-set name, the sorted channel indices kept by ``strategy``."""
     if strategy not in STRATEGIES:
@@ -49,8 +54,7 @@ def keep_indices(model: nn.Module, strategy: str = "group") -> dict[str, torch.T
             if idx.numel() == 0:  # a dead set still needs one (zero) channel
                 idx = torch.zeros(1, dtype=torch.long)
         else:
-            n = getattr(reports[s.name], strategy)
-            idx = torch.topk(_producer_norms(modules, s), n).indices.sort().values
+            idx = largest_channels(model, s, getattr(reports[s.name], strategy))
         keep[s.name] = idx
     return keep
 
@@ -73,28 +77,50 @@ def compact_model(model: nn.Module, strategy: str = "group") -> tuple[nn.Module,
     if hasattr(model, "vfikit_arch"):
         small.vfikit_arch = model.vfikit_arch
         small.vfikit_args = {**getattr(model, "vfikit_args", {}), "channels": widths}
+    sets = {s.name: s for s in channel_sets(model)}
+    copy_convs(model, small, sets, sets, keep)
+    return small.train(model.training), widths
+
+
+def copy_convs(src: nn.Module, dst: nn.Module, src_sets: dict[str, ChannelSet], dst_sets: dict[str, ChannelSet],
+               keep: dict[str, torch.Tensor], *, skip: set[str] = frozenset(), fill_new_inputs: float | None = None
+               ) -> None:
+    """Copy every parameter of ``src`` into ``dst`` (same module names), remapping channel sets.
+
+    For each conv, output channels of a set take ``src`` channels ``keep[set]`` at positions
+    ``0..len-1`` (a wider ``dst`` keeps its own initialisation in the rest), and input channels
+    likewise; with ``fill_new_inputs`` the copied rows' weights on ``dst``'s extra input channels are set
+    to that value (0: new channels have no effect). Modules in ``skip`` or absent from ``src`` keep their values.
+    """
     out_idx: dict[str, torch.Tensor] = {}
     in_idx: dict[str, torch.Tensor] = {}
-    for s in channel_sets(model):
+    for name, s in src_sets.items():
         for p in s.producers:
-            out_idx[p] = keep[s.name]
+            out_idx[p] = keep[name]
         for c in s.consumers:
-            in_idx[c] = keep[s.name]
-    big = dict(model.named_modules())
+            in_idx[c] = keep[name]
+    src_mods = dict(src.named_modules())
     with torch.no_grad():
-        for name, m in small.named_modules():
-            src = big[name]
+        for name, m in dst.named_modules():
+            if name in skip or name not in src_mods:
+                continue
+            source = src_mods[name]
             if isinstance(m, nn.Conv2d):
-                w = src.weight.detach()
-                if name in out_idx:
-                    w = w[out_idx[name].to(w.device)]
-                if name in in_idx:
-                    w = w[:, in_idx[name].to(w.device)]
-                m.weight.copy_(w)
+                w = source.weight.detach()
+                rows = out_idx.get(name, torch.arange(w.shape[0]))
+                cols = in_idx.get(name, torch.arange(w.shape[1]))
+                w = w[rows.to(w.device)][:, cols.to(w.device)]
+                if w.shape[2:] != m.weight.shape[2:] or any(a > b for a, b in zip(w.shape[:2], m.weight.shape[:2])):
+                    raise VfikitError(f"cannot copy {name}: {tuple(w.shape)} into {tuple(m.weight.shape)}")
+                m.weight[: w.shape[0], : w.shape[1]] = w
+                if fill_new_inputs is not None:
+                    m.weight[: w.shape[0], w.shape[1]:] = fill_new_inputs
                 if m.bias is not None:
-                    b = src.bias.detach()
-                    m.bias.copy_(b[out_idx[name].to(b.device)] if name in out_idx else b)
+                    b = source.bias.detach()[rows.to(source.bias.device)]
+                    m.bias[: b.shape[0]] = b
             else:
                 for pname, p in m.named_parameters(recurse=False):
-                    p.copy_(getattr(src, pname))
-    return small.train(model.training), widths
+                    q = getattr(source, pname)
+                    if q.shape != p.shape:
+                        raise VfikitError(f"cannot copy {name}.{pname}: {tuple(q.shape)} into {tuple(p.shape)}")
+                    p.copy_(q)
