@@ -72,3 +72,13 @@ def test_compress_config_errors(tmp_path):
     assert main(["compress", str(tmp_path / "bad.yaml")]) == 2
     (tmp_path / "bad2.yaml").write_text(yaml.safe_dump({"base": "x.yaml", "sparsify": {"optim": {"name": "adamax"}}}))
     assert main(["compress", str(tmp_path / "bad2.yaml")]) == 2
+
+
+@pytest.mark.parametrize("name", __import__("vfikit.config", fromlist=["list_recipes"]).list_recipes("compress"))
+def test_every_packaged_compression_recipe_is_valid(name):
+    from vfikit.compress.pipeline import load_compress_config
+    from vfikit.config import list_recipes
+
+    cfg = load_compress_config(name)
+    assert cfg.base in list_recipes()  # its base is a packaged training recipe
+    assert cfg.sparsify.optim["name"] == "obproxsg"

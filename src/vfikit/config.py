@@ -340,32 +340,41 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 # loading, overrides, validation
 
 
-def list_recipes() -> list[str]:
-    """Names of the packaged recipes (``vfikit/recipes/*.yaml``)."""
-    root = importlib.resources.files("vfikit") / "recipes"
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+RECIPE_KINDS = {"train": "recipes", "compress": "recipes/compress"}
 
 
-def recipe_text(name: str) -> str:
-    root = importlib.resources.files("vfikit") / "recipes"
-    candidate = root / f"{name}.yaml"
+def _recipe_root(kind: str):
+    root = importlib.resources.files("vfikit")
+    for part in RECIPE_KINDS[kind].split("/"):
+        root = root / part
+    return root
+
+
+def list_recipes(kind: str = "train") -> list[str]:
+    """Names of the packaged recipes: training configs (``vfikit/recipes/*.yaml``) or compression
+    configs (``kind="compress"``, ``vfikit/recipes/compress/*.yaml``)."""
+    return sorted(p.name[:-5] for p in _recipe_root(kind).iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_text(name: str, kind: str = "train") -> str:
+    candidate = _recipe_root(kind) / f"{name}.yaml"
     if not candidate.is_file():
-        close = difflib.get_close_matches(name, list_recipes(), n=3)
+        close = difflib.get_close_matches(name, list_recipes(kind), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        known = ", ".join(list_recipes())
+        known = ", ".join(list_recipes(kind))
         raise VfikitError(f"no config file or packaged recipe named {name!r}{hint} (recipes: {known})")
     return candidate.read_text()
 
 
-def read_raw(source: str | Path) -> dict[str, Any]:
-    """The YAML mapping of a config file, or of a packaged recipe when no such file exists."""
+def read_raw(source: str | Path, kind: str = "train") -> dict[str, Any]:
+    """The YAML mapping of a config file, or of a packaged recipe of ``kind`` when no such file exists."""
     path = Path(source).expanduser()
     if path.is_file():
         text = path.read_text()
     elif path.suffix in (".yaml", ".yml") or path.parent != Path("."):
         raise VfikitError(f"config file not found: {path}")
     else:
-        text = recipe_text(str(source))
+        text = recipe_text(str(source), kind)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -83,7 +83,7 @@ def load_compress_config(source: str | Path, overrides: list[str] | tuple[str, .
     """Read a compression config (YAML file or packaged recipe name) with dotted overrides."""
     from vfikit.config import apply_override, from_dict, read_raw
 
-    raw = read_raw(source)
+    raw = read_raw(source, kind="compress")
     for assignment in overrides:
         apply_override(raw, assignment)
     cfg = from_dict(CompressConfig, raw)
