@@ -69,6 +69,14 @@ def _axis(off, base, length, rule):
     return i0, i1, 1.0 - w1, w1, act
 
 
+@njit(inline="always")
+def _tap_weight(w, kv, kh, m, sep, n, t, ti, tj, i, j):
+    """AdaCoF: the tap's weight; DSepConv: vertical[ti] * horizontal[tj] * mask[t]."""
+    if sep:
+        return kv[n, ti, i, j] * kh[n, tj, i, j] * m[n, t, i, j]
+    return w[n, t, i, j]
+
+
 @njit(parallel=True, cache=True)
 def _deform_fwd(x, w, kv, kh, m, oy, ox, by, bx, rule, sep, out):
     n_img, hin, win, ch = x.shape
@@ -83,10 +91,7 @@ def _deform_fwd(x, w, kv, kh, m, oy, ox, by, bx, rule, sep, out):
             ti = t // nk
             tj = t - ti * nk
             for j in range(wd):
-                if sep:
-                    wt = kv[n, ti, i, j] * kh[n, tj, i, j] * m[n, t, i, j]
-                else:
-                    wt = w[n, t, i, j]
+                wt = _tap_weight(w, kv, kh, m, sep, n, t, ti, tj, i, j)
                 y0, y1, wy0, wy1, _ = _axis(oy[n, t, i, j], i + by[t], hin, rule)
                 x0, x1, wx0, wx1, _ = _axis(ox[n, t, i, j], j + bx[t], win, rule)
                 cw[0] = wt * (wy0 * wx0)
@@ -125,10 +130,7 @@ def _deform_bwd(x, w, kv, kh, m, oy, ox, by, bx, rule, sep, g, need_x, need_w, n
                 ti = t // nk
                 tj = t - ti * nk
                 for j in range(wd):
-                    if sep:
-                        wt = kv[n, ti, i, j] * kh[n, tj, i, j] * m[n, t, i, j]
-                    else:
-                        wt = w[n, t, i, j]
+                    wt = _tap_weight(w, kv, kh, m, sep, n, t, ti, tj, i, j)
                     y0, y1, wy0, wy1, ay = _axis(oy[n, t, i, j], i + by[t], hin, rule)
                     x0, x1, wx0, wx1, ax = _axis(ox[n, t, i, j], j + bx[t], win, rule)
                     cw[0] = wy0 * wx0
