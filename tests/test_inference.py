@@ -108,7 +108,20 @@ def test_padding_is_undone_exactly_for_a_real_model():
     f0, f1 = frames(1, 3, 21, 37, seed=2)
     with torch.no_grad():
         direct = model(f0, f1).clamp(0, 1)
-    torch.testing.assert_close(Interpolator(model, device="cpu")(f0, f1), direct, rtol=0, atol=0)
+    exact = Interpolator(model, device="cpu", channels_last=False)  # same memory format: bit-identical
+    torch.testing.assert_close(exact(f0, f1), direct, rtol=0, atol=0)
+
+
+def test_channels_last_default_on_cpu_computes_the_same_frames():
+    model = create_model("compressed_adacof_k5_d1")
+    f0, f1 = frames(1, 3, 40, 56, seed=4)
+    with torch.no_grad():
+        direct = model(f0, f1).clamp(0, 1)
+    ip = Interpolator(model, device="cpu")
+    assert ip.memory_format == torch.channels_last
+    out = ip(f0, f1)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, direct, rtol=1e-5, atol=1e-5)
 
 
 def test_tiny_frames_work_and_padding_is_cropped_exactly():

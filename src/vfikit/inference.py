@@ -103,11 +103,13 @@ class Interpolator:
         max_depth: bisection depth for models without native t (bound 2**-(max_depth+1)).
         min_side: frames with a smaller side are replicate-padded to it first (17: the smallest side the
             official AdaCoF/CDFI reflect padding accepts).
+        channels_last: run the convolutions in NHWC memory format (same maths, about 1.4x faster on
+            CPU here). None (default): on CPU, and on GPU with fp16/bf16.
     """
 
     def __init__(self, model: nn.Module | str, *, weights: str | None = None, device: str | torch.device = "auto",
                  precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
-                 min_side: int = 17) -> None:
+                 min_side: int = 17, channels_last: bool | None = None) -> None:
         if isinstance(model, str):
             from vfikit.registry import create_model
 
@@ -125,8 +127,11 @@ class Interpolator:
         if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or tile_overlap < 0:
             raise VfikitError(f"tile_overlap must be a non-negative integer, got {tile_overlap!r}")
         self.device = resolve_device(device)
-        self.model = model.eval().to(self.device)
         self.precision = precision
+        if channels_last is None:
+            channels_last = self.device.type == "cpu" or precision != "fp32"
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.eval().to(self.device, memory_format=self.memory_format)
         self.arbitrary_t = bool(getattr(model, "arbitrary_t", False))
         self.max_depth = max_depth
         self.min_side = min_side
@@ -240,11 +245,12 @@ class Interpolator:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _model(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:
+        f0, f1 = f0.contiguous(memory_format=self.memory_format), f1.contiguous(memory_format=self.memory_format)
         with self._autocast():
             out = self.model(f0, f1) if t is None or t == 0.5 else self.model(f0, f1, t)
         if isinstance(out, tuple):
             out = out[0]
-        return out.float().clamp(0, 1)
+        return out.float().clamp(0, 1).contiguous()
 
     def _predict(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:
         """One model evaluation (with small-frame padding and tiling), clamped, float32, (B, 3, H, W)."""
