@@ -218,3 +218,27 @@ def test_zoo_models_train_and_reload(tmp_path, monkeypatch, arch, loss, syntheti
     model = result.model.eval().to(memory_format=torch.contiguous_format)  # trained channels_last
     with torch.no_grad():
         torch.testing.assert_close(reloaded(frames[0], frames[1]), model(frames[0], frames[1]))
+
+
+def test_zero_heads_start_from_a_blur_that_still_learns():
+    from vfikit.engine.train import build_model
+
+    raw = {"model": {"arch": "compressed_adacof_k5_d1", "zero_heads": True}, "data": {"train": [{"type": "synthetic"}]}}
+    model = build_model(config_from_dict(raw, check_external=False))
+    torch.manual_seed(0)
+    f0, f1 = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    out, aux = model(f0, f1, return_aux=True)
+    (w0, oy0, ox0), (w1, oy1, ox1) = aux["kernels"]
+    assert torch.allclose(w0, torch.full_like(w0, 1 / 25)) and torch.allclose(w1, torch.full_like(w1, 1 / 25))
+    assert max(t.abs().max() for t in (oy0, ox0, oy1, ox1)) == 0
+    assert torch.allclose(aux["occlusion"], torch.full_like(aux["occlusion"], 0.5))
+    # interior pixel: the 5x5 box mean of both frames, averaged
+    expected = 0.5 * (f0[0, :, 8:13, 8:13].mean((1, 2)) + f1[0, :, 8:13, 8:13].mean((1, 2)))
+    assert torch.allclose(out[0, :, 10, 10], expected, atol=1e-5)
+    (out - f0).abs().mean().backward()
+    last = [m for m in model.heads["offset_x1"].modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert last.weight.grad.abs().sum() > 0  # zeroed heads still receive gradients
+
+    with pytest.raises(VfikitError, match="AdaCoF family"):
+        build_model(config_from_dict({"model": {"arch": "sepconv", "zero_heads": True},
+                                      "data": {"train": [{"type": "synthetic"}]}}, check_external=False))

@@ -32,11 +32,16 @@ from vfikit.errors import VfikitError
 @dataclass
 class ModelConfig:
     """``arch``: a registered model name; ``args``: factory keyword arguments; ``init``: weights to
-    start from (a file or a registered tag, as ``create_model(arch, weights=...)`` takes)."""
+    start from (a file or a registered tag, as ``create_model(arch, weights=...)`` takes).
+    ``zero_heads``: zero the last conv of every per-pixel head before training (models with
+    ``heads``): the model starts as a blur of both frames (uniform tap weights, zero offsets,
+    occlusion 0.5) instead of random kernels, which keeps the tap-weight softmax away from
+    saturating on one tap early in training."""
 
     arch: str
     args: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
+    zero_heads: bool = False
 
 
 @dataclass

@@ -109,9 +109,29 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     from vfikit.registry import create_model
 
     try:
-        return create_model(cfg.model.arch, weights=cfg.model.init, **cfg.model.args)
+        model = create_model(cfg.model.arch, weights=cfg.model.init, **cfg.model.args)
     except TypeError as exc:  # a factory refusing an argument: a config mistake
         raise VfikitError(f"model.args {cfg.model.args} do not fit {cfg.model.arch!r}: {exc}") from None
+    if cfg.model.zero_heads:
+        zero_head_outputs(model)
+    return model
+
+
+def zero_head_outputs(model: nn.Module) -> None:
+    """Zero the weights and bias of the last conv of every head in ``model.heads`` (in place)."""
+    heads = getattr(model, "heads", None)
+    if getattr(model, "family", None) not in ("adacof", "cdfi") or not isinstance(heads, nn.ModuleDict):
+        # SepConv-style heads end in plain kernels: zeroed, their output and gradients would vanish.
+        raise VfikitError(f"model.zero_heads works for the AdaCoF family (softmax tap weights), "
+                          f"not {type(model).__name__}")
+    with torch.no_grad():
+        for name, head in heads.items():
+            convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
+            if not convs:
+                raise VfikitError(f"model.zero_heads: head {name!r} has no convolution")
+            convs[-1].weight.zero_()
+            if convs[-1].bias is not None:
+                convs[-1].bias.zero_()
 
 
 def _float_tree(obj: Any) -> Any:
