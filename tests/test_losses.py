@@ -233,3 +233,54 @@ def test_composite_weights_terms():
                                                                                                            target)
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
     assert set(values) == {"charbonnier", "l1", "gradient_difference"}
+
+
+def _textured(h: int = 64, w: int = 80, seed: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // 4, w // 4, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_kernel_displacement_follows_the_clean_tap_grid():
+    from vfikit.losses import kernel_displacement
+
+    f, d = 3, 2
+    weight = torch.zeros(1, f * f, 2, 2)
+    weight[:, f - 1] = 1.0  # tap t = F*0 + (F-1): top row, right column
+    oy, ox = torch.full_like(weight, 0.25), torch.full_like(weight, -0.5)
+    disp = kernel_displacement(weight, oy, ox, dilation=d)
+    assert torch.allclose(disp[:, 0], torch.full((1, 2, 2), -(f - 1) / 2 * d + 0.25))  # rows: up
+    assert torch.allclose(disp[:, 1], torch.full((1, 2, 2), (f - 1) / 2 * d - 0.5))  # columns: right
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(2, 25, 3, 4, generator=g).softmax(1)
+    oy, ox = torch.randn(2, 25, 3, 4, generator=g), torch.randn(2, 25, 3, 4, generator=g)
+    loop = torch.zeros(2, 2, 3, 4)
+    for t in range(25):
+        k, l = divmod(t, 5)
+        loop[:, 0] += w[:, t] * (oy[:, t] + (k - 2))
+        loop[:, 1] += w[:, t] * (ox[:, t] + (l - 2))
+    assert torch.allclose(kernel_displacement(w, oy, ox), loop, atol=1e-6)
+    with pytest.raises(VfikitError, match="F\\*F"):
+        kernel_displacement(torch.rand(1, 24, 2, 2), torch.rand(1, 24, 2, 2), torch.rand(1, 24, 2, 2))
+
+
+def test_flow_hint_rewards_kernels_that_point_at_the_motion():
+    pytest.importorskip("cv2")
+    from vfikit.losses import FlowHintTerm, LossInputs, teacher_flow
+
+    tex = _textured(64, 96)
+    mid = tex[..., 8:-8]
+    frame0, frame1 = tex[..., 5:-11], tex[..., 11:-5]  # mid(p) = frame0(p + 3 px in x) = frame1(p - 3 px)
+    flow = teacher_flow(mid, frame0)
+    inner = flow[..., 8:-8, 8:-8]
+    assert abs(inner[:, 1].mean().item() - 3.0) < 0.3 and inner[:, 0].abs().mean() < 0.3  # dx = +3, dy = 0
+    weight = torch.zeros(1, 25, 64, 80)
+    weight[:, 12] = 1.0  # centre tap only
+
+    def loss(shift: float) -> float:
+        kernels = [(weight, torch.zeros_like(weight), torch.full_like(weight, shift)),
+                   (weight, torch.zeros_like(weight), torch.full_like(weight, -shift))]
+        inputs = LossInputs(pred=mid, target=mid, frame0=frame0, frame1=frame1, aux={"kernels": kernels})
+        return FlowHintTerm()(inputs).item()
+
+    assert loss(3.0) < 0.5 and loss(0.0) > 2.5  # 3 px off in x: 1.5 per frame (mean over dy, dx)

@@ -11,6 +11,8 @@ Facts from the papers (specs: adacof_cdfi_spec.md §2.4/§6, sepconv_dsepconv_sp
   (W2, ox2) pairs, ``m = mean over taps of W * offset`` and the term is the Charbonnier of the
   horizontal plus vertical neighbour differences of ``m``; summed over the four pairs.
 * ``g_occlusion`` (AdaCoF): Charbonnier of the neighbour differences of the occlusion map.
+* ``flow_hint`` (ours, not in the papers): kernels' mean displacement vs OpenCV DIS flow from the
+  target to each input frame; see ``FlowHintTerm``.
 * VGG: VGG16 ``features[:22]`` (up to conv4_3, before its ReLU) on raw [0, 1] RGB, MSE of
   features, target features without gradient.
 * DSepConv: Charbonnier on the output and on the output of the model run on the swapped inputs
@@ -21,6 +23,7 @@ Facts from the papers (specs: adacof_cdfi_spec.md §2.4/§6, sepconv_dsepconv_sp
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +122,39 @@ def offset_smoothness(kernels: list | tuple, eps: float = CHARBONNIER_EPS) -> to
     if total is None:
         raise VfikitError("g_spatial: aux['kernels'] is empty")
     return total
+
+
+def kernel_displacement(weight: torch.Tensor, offset_y: torch.Tensor, offset_x: torch.Tensor,
+                        dilation: int = 1) -> torch.Tensor:
+    """Mean sampling displacement of AdaCoF taps in the clean convention: (B, 2, H, W) = (dy, dx).
+
+    ``sum_t weight_t * (tap_t + offset_t)`` with the centred tap grid ``tap_t = ((k - (F-1)/2) D,
+    (l - (F-1)/2) D)`` for ``t = F*k + l``; inputs are (B, F*F, H, W).
+    """
+    taps = weight.shape[1]
+    f = math.isqrt(taps)
+    if f * f != taps or offset_y.shape != weight.shape or offset_x.shape != weight.shape:
+        raise VfikitError(f"kernel_displacement: expected three (B, F*F, H, W) tensors, got "
+                          f"{tuple(weight.shape)}, {tuple(offset_y.shape)}, {tuple(offset_x.shape)}")
+    grid = (torch.arange(f, dtype=weight.dtype, device=weight.device) - (f - 1) / 2) * dilation
+    tap_y = grid.repeat_interleave(f).view(1, taps, 1, 1)
+    tap_x = grid.repeat(f).view(1, taps, 1, 1)
+    return torch.stack([(weight * (offset_y + tap_y)).sum(1), (weight * (offset_x + tap_x)).sum(1)], 1)
+
+
+def teacher_flow(source: torch.Tensor, dest: torch.Tensor, preset: str = "medium") -> torch.Tensor:
+    """OpenCV DIS flow from each ``source`` image to ``dest`` as (B, 2, H, W) = (dy, dx), no gradient:
+    ``source(p) ~ dest(p + flow(p))``. Inputs (B, 3, H, W) in [0, 1]."""
+    import numpy as np
+
+    from vfikit.models.classical import FlowDISConfig, _dis, _gray_u8
+
+    dis = _dis(FlowDISConfig(preset=preset))
+    src = source.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    dst = dest.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    flows = [dis.calc(_gray_u8(a), _gray_u8(b), None)[..., ::-1] for a, b in zip(src, dst)]
+    out = torch.from_numpy(np.ascontiguousarray(np.stack(flows))).permute(0, 3, 1, 2)
+    return out.to(device=source.device, dtype=source.dtype)
 
 
 def occlusion_smoothness(occlusion: torch.Tensor, eps: float = CHARBONNIER_EPS) -> torch.Tensor:
@@ -308,6 +344,39 @@ class OcclusionTerm(LossTerm):
         return occlusion_smoothness(inputs.aux["occlusion"])
 
 
+class FlowHintTerm(LossTerm):
+    """Distillation of motion from a classical flow on the training data (AdaCoF family).
+
+    For each input frame j, the Charbonnier of ``kernel_displacement(aux["kernels"][j]) - teacher``
+    (pixels), with ``teacher = teacher_flow(target, frame_j)``: where each pixel of the true middle
+    frame lies in frame j, by OpenCV DIS. Unsupervised kernel training finds motion slowly from the
+    local gradients of bilinear sampling, and on short CPU runs the tap softmax settled on a frame
+    overlay before it did; the hint points the kernels at the motion from the first step. The
+    teacher is wrong at occlusions and on flat regions, so keep the weight small (e.g. 0.01): the
+    image loss decides. ``dilation``: the model's tap spacing D.
+    """
+
+    needs_aux = True
+
+    def __init__(self, dilation: int = 1, preset: str = "medium") -> None:
+        super().__init__()
+        self.dilation, self.preset = dilation, preset
+
+    def forward(self, inputs: LossInputs) -> torch.Tensor:
+        aux = _check_adacof_aux(inputs.aux, "flow_hint")
+        if inputs.frame0 is None or inputs.frame1 is None:
+            raise VfikitError("the flow_hint loss needs the input frames")
+        h, w = inputs.target.shape[-2:]
+        total = None
+        for frame, entry in zip((inputs.frame0, inputs.frame1), aux["kernels"]):
+            if len(entry) != 3:
+                raise VfikitError("flow_hint expects aux['kernels'] entries (weight, offset_y, offset_x)")
+            disp = kernel_displacement(*(x[..., :h, :w] for x in entry), dilation=self.dilation)
+            term = charbonnier(disp - teacher_flow(inputs.target, frame, self.preset))
+            total = term if total is None else total + term
+        return total
+
+
 class VGGTerm(LossTerm):
     """MSE between VGG16 features (default conv4_3 before ReLU) of prediction and target.
 
@@ -352,6 +421,7 @@ TERMS: dict[str, Callable[..., LossTerm]] = {
     "temporal_flip": TemporalFlipTerm,
     "g_spatial": SpatialTerm,
     "g_occlusion": OcclusionTerm,
+    "flow_hint": FlowHintTerm,
     "vgg": VGGTerm,
 }
 
