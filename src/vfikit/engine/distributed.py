@@ -7,8 +7,10 @@ Backend: nccl for CUDA, gloo for CPU.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -62,7 +64,13 @@ def setup(device_type: str) -> DistInfo:
 
 
 def teardown() -> None:
+    """Destroy the process group. With gloo, first wait (at most 60 s) for every rank to arrive:
+    destroying it while another rank still talks to it aborted that rank ("terminate called
+    without an active exception") in one fresh-clone CI run."""
     if dist.is_initialized():
+        if dist.get_backend() == "gloo":
+            with contextlib.suppress(RuntimeError):  # a rank failed or left: nothing to wait for
+                dist.monitored_barrier(timeout=timedelta(seconds=60))
         dist.destroy_process_group()
 
 
