@@ -52,15 +52,20 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a training checkpoint (``weights_only=True``); VfikitError if it is not one."""
-    path = Path(path).expanduser()
+def _read_torch_file(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)`` with user-facing errors for a missing or unreadable file."""
     if not path.is_file():
         raise VfikitError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # unreadable or not a torch file: name it
         raise VfikitError(f"cannot read checkpoint {path}: {exc}") from None
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint (``weights_only=True``); VfikitError if it is not one."""
+    path = Path(path).expanduser()
+    state = _read_torch_file(path, map_location)
     if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise VfikitError(f"{path} is not a vfikit training checkpoint (keys: {keys})")
@@ -129,12 +134,7 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
     from vfikit.registry import create_model
 
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise VfikitError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # unreadable or not a torch file: name it
-        raise VfikitError(f"cannot read checkpoint {path}: {exc}") from None
+    state = _read_torch_file(path, map_location)
     if not isinstance(state, dict) or any(k not in state for k in ("model", "arch", "model_args")):
         raise VfikitError(f"{path} holds no vfikit training weights (needs model, arch, model_args)")
     model = create_model(state["arch"], **state["model_args"])
