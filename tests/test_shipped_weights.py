@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from vfikit.hub import packaged_weights
 from vfikit.registry import create_model, get_entry, list_models
+from vfikit.video.defaults import default_model
 
 SHIPPED = [name for name in list_models(pretrained=True) if name.endswith(".vfikit")]
 
@@ -37,7 +38,7 @@ def _shifted_pair(shift: float, h: int = 96, w: int = 128):
 def test_the_cpu_default_ships_when_any_weights_ship():
     if not SHIPPED:
         pytest.skip("no trained weights are packaged in this checkout")
-    assert "compressed_adacof_k5_d1.vfikit" in SHIPPED
+    assert default_model("cpu") in SHIPPED and default_model("cuda") in SHIPPED
 
 
 @pytest.mark.parametrize("name", SHIPPED or ["none"])

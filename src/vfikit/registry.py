@@ -25,6 +25,7 @@ MODEL_MODULES: list[str] = [
     "vfikit.models.adacof",
     "vfikit.models.cdfi",
     "vfikit.models.classical",
+    "vfikit.models.guided",
 ]
 
 
