@@ -79,6 +79,7 @@ class GuidedAdaCoF(KernelVFIModel):
 
     arbitrary_t = False
     family = "guided"
+    uncounted_work = "OpenCV DIS flow and splatting of the guide (numpy/OpenCV, not torch)"
 
     def __init__(self, *, kernel_size: int = 5, dilation: int = 1, channels: Mapping[str, Any] | None = None,
                  flow: Mapping[str, Any] | None = None, convention: str = "clean", channel_order: str = "rgb") -> None:

@@ -1,0 +1,48 @@
+"""Score models on a recipe's validation samples (the set `vfikit train` selects weights with).
+
+    python tools/val_probe.py vfikit_guided_adacof_k5 flow_dis overlay guided_adacof_k5 \
+        runs/vfikit_guided_adacof_k5/best.pt
+
+Each model argument is a registry name (untrained for trainable archs) or a training checkpoint
+(``best.pt`` / ``step_*.pt``; its weight average when it has one, unless ``--raw``). Prints the mean PSNR per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from vfikit.config import load_config
+from vfikit.data.factory import build_val_samples
+from vfikit.engine.checkpoint import load_trained_model
+from vfikit.engine.train import validate
+from vfikit.registry import create_model
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recipe", help="recipe name or YAML path whose data.val is used")
+    p.add_argument("models", nargs="+", help="registry names or training checkpoints")
+    p.add_argument("--raw", action="store_true", help="checkpoints: the raw weights, not the weight average")
+    p.add_argument("--seed", type=int, default=None, help="the run's train.seed (default: the recipe's)")
+    args = p.parse_args(argv)
+    cfg = load_config(args.recipe)
+    seed = cfg.train.seed if args.seed is None else args.seed
+    samples = build_val_samples(cfg.data, seed=seed + 1_000_003, log=print)  # the seed `vfikit train` uses
+    for name in args.models:
+        if Path(name).is_file():
+            model = load_trained_model(Path(name))
+            if args.raw:
+                model.load_state_dict(torch.load(name, map_location="cpu", weights_only=True)["model"])
+        else:
+            model = create_model(name)
+        torch.manual_seed(0)
+        metrics, _ = validate(model, samples, torch.device("cpu"), cfg.data.val_batch_size, pass_t=False)
+        print(f"{name}: PSNR {metrics['val_psnr']:.3f} dB over {len(samples)} samples")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
