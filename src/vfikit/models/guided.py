@@ -8,15 +8,19 @@ and each frame's visibility. A U-Net sees the frames, the two backward-warped fr
 the visibilities, and predicts what AdaCoF predicts, as corrections:
 
 * tap offsets ``offset = F_t (all taps) + residual`` (so every F*F kernel sits where the flow points
-  and learns to fix the flow, sharpen or spread),
-* tap weights (softmax; at initialisation biased to the centre tap, ``-3 r^2`` logits),
+  and can learn to fix the flow),
+* tap weights ``W = onehot(centre) + r - mean(r)``: signed and summing to one, so a kernel can
+  sharpen (negative lobes, e.g. undo the blur of bilinear sampling at the flow's sub-pixel phase) as
+  well as spread. AdaCoF's softmax cannot: with a good flow, any non-negative spread is a blur, and
+  our first guided run drove the softmax to one-hot on the centre tap and stayed exactly at flow_dis;
 * the blend map ``V = sigmoid(logit(b0) + residual)`` with ``b0`` the blend weight of frame0 that
   ``flow_dis`` would use.
 
 ``frame_t = V * adacof(frame0, W0, F_t0 + r0) + (1 - V) * adacof(frame1, W1, F_t1 + r1)`` (clean
-convention). At initialisation the residual heads are scaled by 0.1, so the model starts close to
-``flow_dis`` with a slight (sigma ~0.4 px) blur and training only has to improve it. The flow part runs
-in numpy/OpenCV on the CPU (not differentiated); everything else runs on the model's device.
+convention). The last conv of every head starts at zero, so the untrained model *is* ``flow_dis``
+(up to float rounding) and training only has to improve it. The U-Net also sees the sub-pixel phase of
+both flows (sin and cos of 2 pi F). The flow part runs in numpy/OpenCV on the CPU (not
+differentiated); everything else runs on the model's device.
 """
 
 from __future__ import annotations
@@ -38,10 +42,10 @@ from vfikit.registry import register_model
 # Mean subtracted from the RGB inputs of the U-Net (that of AdaCoF / CDFI).
 RGB_MEAN = (0.4631, 0.4352, 0.3990)
 FLOW_SCALE = 1.0 / 16.0  # flows enter the U-Net in units of 16 px
-IN_CHANNELS = 18  # frame0, frame1, warp0, warp1 (RGB each), F_t0, F_t1 (x, y each), visibility of both
+# frame0, frame1, warp0, warp1 (RGB each), F_t0, F_t1 (x, y each), visibility of both, sin and cos of
+# 2 pi F_t0 and 2 pi F_t1 (x, y each)
+IN_CHANNELS = 26
 HEADS = ("weight1", "offset_y1", "offset_x1", "weight2", "offset_y2", "offset_x2", "occlusion")
-CENTRE_BIAS = 3.0  # tap-weight logits start at -CENTRE_BIAS * (row^2 + col^2) (tap units)
-RESIDUAL_INIT_SCALE = 0.1
 
 # A light U-Net (the flow does the matching): about a third of compressed AdaCoF's multiply-adds.
 GUIDED_WIDTHS: dict[str, list[int]] = {
@@ -107,23 +111,18 @@ class GuidedAdaCoF(KernelVFIModel):
         self.register_buffer("rgb_mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.reset_heads()
 
-    def tap_grid(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row and column position of each tap relative to the centre, in pixels: two (F*F,) tensors."""
-        r = (torch.arange(self.kernel_size, dtype=torch.float32) - (self.kernel_size - 1) / 2) * self.dilation
-        return r.repeat_interleave(self.kernel_size), r.repeat(self.kernel_size)
-
     @torch.no_grad()
     def reset_heads(self) -> None:
-        """Initialise the last conv of every head so that the model starts as ``flow_dis`` (slightly blurred)."""
-        ry, rx = self.tap_grid()
-        r2 = (ry**2 + rx**2) / self.dilation**2
-        for name, module in self.heads.items():
-            last = module[-1]
-            last.weight.mul_(RESIDUAL_INIT_SCALE)
-            if name.startswith("weight"):
-                last.bias.copy_(-CENTRE_BIAS * r2)
-            else:
-                last.bias.zero_()
+        """Zero the last conv of every head: the model then computes exactly what ``flow_dis`` computes."""
+        for module in self.heads.values():
+            module[-1].weight.zero_()
+            module[-1].bias.zero_()
+
+    def _tap_weights(self, raw: torch.Tensor) -> torch.Tensor:
+        """(B, F*F, H, W) head output -> signed tap weights summing to one, centred on the middle tap."""
+        w = raw - raw.mean(1, keepdim=True)
+        centre = self.kernel_size * self.kernel_size // 2
+        return torch.cat([w[:, :centre], w[:, centre:centre + 1] + 1, w[:, centre + 1:]], 1)
 
     def _guide(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float):
         """flow_dis's fields at t: F_t0, F_t1 (B, 2, H, W) (x, y), visibility (B, 2, H, W), b0 (B, 1, H, W)."""
@@ -151,14 +150,15 @@ class GuidedAdaCoF(KernelVFIModel):
         warp0 = adacof_op(x0, one, f0[:, 1:], f0[:, :1], 1, convention="clean")
         warp1 = adacof_op(x1, one, f1[:, 1:], f1[:, :1], 1, convention="clean")
         mean = self.rgb_mean.to(x0.dtype)
+        phase = 2 * torch.pi * torch.cat([f0, f1], 1)
         inp = torch.cat([x0 - mean, x1 - mean, warp0 - mean, warp1 - mean, f0 * FLOW_SCALE, f1 * FLOW_SCALE,
-                         vis_p], 1)
+                         vis_p, torch.sin(phase), torch.cos(phase)], 1)
         trunk, _ = self.unet(inp)
         hd = self.heads
         # offsets are relative to each tap's own grid position (the op adds the grid)
-        k0 = (torch.softmax(hd["weight1"](trunk), 1), f0[:, 1:] + hd["offset_y1"](trunk),
+        k0 = (self._tap_weights(hd["weight1"](trunk)), f0[:, 1:] + hd["offset_y1"](trunk),
               f0[:, :1] + hd["offset_x1"](trunk))
-        k1 = (torch.softmax(hd["weight2"](trunk), 1), f1[:, 1:] + hd["offset_y2"](trunk),
+        k1 = (self._tap_weights(hd["weight2"](trunk)), f1[:, 1:] + hd["offset_y2"](trunk),
               f1[:, :1] + hd["offset_x2"](trunk))
         occlusion = torch.sigmoid(torch.logit(b0_p) + hd["occlusion"](trunk))
         out0 = adacof_op(x0, *k0, self.dilation, convention="clean")
