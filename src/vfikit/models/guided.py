@@ -37,7 +37,7 @@ from vfikit.models.blocks import KernelUNet, check_frames, check_unet_widths, ch
 from vfikit.models.classical import FlowDIS, FlowDISConfig
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import adacof as adacof_op
-from vfikit.registry import register_model
+from vfikit.registry import WeightSpec, register_model
 
 # Mean subtracted from the RGB inputs of the U-Net (that of AdaCoF / CDFI).
 RGB_MEAN = (0.4631, 0.4352, 0.3990)
@@ -173,6 +173,13 @@ class GuidedAdaCoF(KernelVFIModel):
     "guided_adacof_k5",
     family="guided",
     description="AdaCoF kernels (F=5, D=1) placed by OpenCV DIS flow, corrected by a light U-Net (vfikit's own)",
+    weights=(
+        WeightSpec(tag="vfikit", format="vfikit", filename="guided_adacof_k5.vfikit", code_license="MIT",
+                   weights_license="MIT",
+                   reported_metrics={"middlebury_other": {"psnr": 35.516, "ssim": 0.9584}},
+                   notes="trained by vfikit on CPU (recipe vfikit_guided_adacof_k5, 8,000 steps, 1.06 h, no "
+                         "benchmark data); model card: guided_adacof_k5.card.json, docs/weights.md"),
+    ),
 )
 def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
     """Flow-guided AdaCoF, F=5, D=1."""
