@@ -26,6 +26,8 @@ def _model(arch: str, gen: torch.Generator):
     if arch == "cdfi":
         widths.update(pyramid=[2, 2, 3, 3, 4], blend=[12, 12, 8])
         model = create_model("cdfi", channels=widths, kernel_size=3, dilation=1)
+    elif arch == "guided":  # the flow-guided AdaCoF has the same U-Net and heads, so it compresses alike
+        model = create_model("guided_adacof_k5", channels=widths, kernel_size=3)
     else:
         model = create_model("adacof_k5_d1", channels=widths, kernel_size=3)
     with torch.no_grad():  # fan-in scaled weights (activations stay O(1) through the deep net), non-zero biases
@@ -51,7 +53,7 @@ def _zero_groups(model, gen, fraction=0.4):
     return zeroed
 
 
-@pytest.mark.parametrize("arch", ["adacof", "cdfi"])
+@pytest.mark.parametrize("arch", ["adacof", "cdfi", "guided"])
 def test_compact_model_equals_dense_model_with_zeroed_groups(arch, gen):
     model = _model(arch, gen).eval()
     original = {k: list(v) for k, v in model.model_args["channels"].items()}
