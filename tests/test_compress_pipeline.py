@@ -83,3 +83,21 @@ def test_every_packaged_compression_recipe_is_valid(name):
     cfg = load_compress_config(name)
     assert cfg.base in list_recipes()  # its base is a packaged training recipe
     assert cfg.sparsify.optim["name"] == "obproxsg"
+
+
+def test_benchmark_psnr_of_the_evaluation_table(tmp_path):
+    """The table's benchmark column is the benchmark's mean PSNR (a real-scale run once failed reading it)."""
+    from tests.test_datasets import as_tensor, make_middlebury_cdfi
+    from vfikit.compress.pipeline import BenchmarkEntry, _benchmark_psnr
+    from vfikit.metrics import psnr
+
+    arrays = make_middlebury_cdfi(tmp_path)
+    from vfikit.registry import create_model
+
+    overlay = create_model("overlay")
+    expected = [psnr((as_tensor(a) + as_tensor(b)) / 2, as_tensor(gt)) for a, b, gt in arrays.values()]
+    got = _benchmark_psnr(overlay, BenchmarkEntry(name="middlebury", root=str(tmp_path)), log=print)
+    assert got == pytest.approx(sum(expected) / len(expected), abs=1e-6)
+    notes = []
+    absent = BenchmarkEntry(name="middlebury", root=str(tmp_path / "absent"), optional=True)
+    assert _benchmark_psnr(overlay, absent, log=notes.append) is None and "absent" in notes[0]

@@ -254,7 +254,7 @@ def _benchmark_psnr(model: nn.Module, bench: BenchmarkEntry, log: Log) -> float 
         raise VfikitError(f"benchmark {bench.name}: root {bench.root} does not exist")
     dataset = open_benchmark(bench.name, bench.root, bench.split)
     report = evaluate(model, dataset, metrics=("psnr",), device="cpu", limit=bench.limit, progress=False)
-    return float(report.summary["psnr"])
+    return float(report.summary["metrics"]["psnr"])
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
