@@ -226,36 +226,66 @@ class FlowDIS(VFIModel):
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t=None, return_aux: bool = False):
         _check_frames(frame0, frame1)
+        def both(a: np.ndarray, c: np.ndarray, tb: float) -> dict[str, np.ndarray]:
+            frame, maps = self.interpolate_numpy(a, c, tb)
+            return {"frame": frame, **maps}
+
+        maps = self._per_sample(both, frame0, frame1, t)
+        frame_t = maps.pop("frame")
+        return (frame_t, maps) if return_aux else frame_t
+
+    def motion(self, frame0: torch.Tensor, frame1: torch.Tensor, t=None) -> dict[str, torch.Tensor]:
+        """The motion at t without the frame: ``{"flow_t0", "flow_t1"}`` (B, 2, H, W) (x, y) and
+        ``"visibility"`` (B, 2, H, W), as ``forward``'s aux (what ``guided_adacof`` builds on)."""
+        _check_frames(frame0, frame1)
+        return self._per_sample(lambda a, c, tb: self.motion_numpy(*self._flows(a, c), tb), frame0, frame1, t)
+
+    @staticmethod
+    def _per_sample(fn, frame0: torch.Tensor, frame1: torch.Tensor, t) -> dict[str, torch.Tensor]:
+        """Run ``fn((H, W, 3) img0, img1, t) -> dict of (H, W, C) maps`` per batch item (numpy, CPU);
+        the maps stacked as (B, C, H, W) on the frames' device and dtype."""
         tt = _time_tensor(t, frame0).flatten().tolist()
-        outs, auxes = [], []
+        items = []
         with torch.no_grad():
             for b in range(frame0.shape[0]):
                 a = frame0[b].detach().float().cpu().permute(1, 2, 0).numpy()
                 c = frame1[b].detach().float().cpu().permute(1, 2, 0).numpy()
-                out, aux = self.interpolate_numpy(a, c, tt[b])
-                outs.append(torch.from_numpy(out).permute(2, 0, 1))
-                auxes.append({k: torch.from_numpy(v).permute(2, 0, 1) for k, v in aux.items()})
-        frame_t = torch.stack(outs).to(frame0.device, frame0.dtype)
-        if not return_aux:
-            return frame_t
-        return frame_t, {k: torch.stack([a[k] for a in auxes]).to(frame0.device) for k in auxes[0]}
+                items.append(fn(a, c, tt[b]))
+        return {k: torch.stack([torch.from_numpy(m[k]).permute(2, 0, 1) for m in items]).to(frame0.device,
+                                                                                             frame0.dtype)
+                for k in items[0]}
 
-    def interpolate_numpy(self, img0: np.ndarray, img1: np.ndarray, t: float):
-        """(H, W, 3) float32 RGB frames -> ((H, W, 3) frame at t, aux maps with flows and visibilities)."""
-        cfg = self.config
+    def _flows(self, img0: np.ndarray, img1: np.ndarray):
+        """DIS flows 0->1 and 1->0 ((H, W, 2), x then y) of (H, W, 3) frames, and the float32 frames."""
         img0 = np.ascontiguousarray(img0, dtype=np.float32)
         img1 = np.ascontiguousarray(img1, dtype=np.float32)
-        dis = _dis(cfg)
+        dis = _dis(self.config)
         g0, g1 = _gray_u8(img0), _gray_u8(img1)
-        f01 = dis.calc(g0, g1, None)
-        f10 = dis.calc(g1, g0, None)
-        return self.synthesize(img0, img1, f01, f10, t)
+        return img0, img1, dis.calc(g0, g1, None), dis.calc(g1, g0, None)
+
+    def interpolate_numpy(self, img0: np.ndarray, img1: np.ndarray, t: float):
+        """(H, W, 3) float32 RGB frames -> ((H, W, 3) frame at t, :meth:`motion_numpy`'s maps)."""
+        return self.synthesize(*self._flows(img0, img1), t)
 
     def synthesize(self, img0: np.ndarray, img1: np.ndarray, f01: np.ndarray, f10: np.ndarray, t: float):
         """The frame at ``t`` from (H, W, 3) frames and their (H, W, 2) flows (x, y) 0->1 and 1->0.
 
-        ``img0(p) ~ img1(p + f01(p))``. Returns the frame and the aux maps (see :meth:`interpolate_numpy`).
+        ``img0(p) ~ img1(p + f01(p))``. Returns the frame and :meth:`motion_numpy`'s maps.
         """
+        maps = self.motion_numpy(img0, img1, f01, f10, t)
+        ft0, ft1, vis = maps["flow_t0"], maps["flow_t1"], maps["visibility"]
+        warp0 = _remap(img0, ft0[..., 0], ft0[..., 1])
+        warp1 = _remap(img1, ft1[..., 0], ft1[..., 1])
+        w0 = (1 - t) * vis[..., 0:1]
+        w1 = t * vis[..., 1:2]
+        den = w0 + w1
+        blend = (w0 * warp0 + w1 * warp1) / np.maximum(den, 1e-6)
+        plain = (1 - t) * warp0 + t * warp1  # where neither frame claims the pixel
+        return np.where(den > 1e-3, blend, plain).astype(np.float32), maps
+
+    def motion_numpy(self, img0: np.ndarray, img1: np.ndarray, f01: np.ndarray, f10: np.ndarray,
+                     t: float) -> dict[str, np.ndarray]:
+        """Backward flows t->0 and t->1 (H, W, 2) and the visibility of each frame at t (H, W, 2)."""
         import cv2
 
         cfg = self.config
@@ -297,16 +327,7 @@ class FlowDIS(VFIModel):
             sx, sy = gx.reshape(h, w) + f[..., 0], gy.reshape(h, w) + f[..., 1]
             inside = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)
             vis[..., k] *= inside
-        warp0 = _remap(img0, ft0[..., 0], ft0[..., 1])
-        warp1 = _remap(img1, ft1[..., 0], ft1[..., 1])
-        w0 = (1 - t) * vis[..., 0:1]
-        w1 = t * vis[..., 1:2]
-        den = w0 + w1
-        blend = (w0 * warp0 + w1 * warp1) / np.maximum(den, 1e-6)
-        plain = (1 - t) * warp0 + t * warp1  # where neither frame claims the pixel
-        out = np.where(den > 1e-3, blend, plain).astype(np.float32)
-        aux = {"flow_t0": ft0, "flow_t1": ft1, "visibility": vis.astype(np.float32)}
-        return out, aux
+        return {"flow_t0": ft0, "flow_t1": ft1, "visibility": vis.astype(np.float32)}
 
 
 @register_model("overlay", family="classical", description="time-weighted average of the two frames (no weights)",

@@ -33,14 +33,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from vfikit.errors import VfikitError
+from vfikit.models.adacof import RGB_MEAN  # the U-Net's input mean, as AdaCoF / CDFI
 from vfikit.models.blocks import KernelUNet, check_frames, check_unet_widths, check_widths, head, midpoint_only
 from vfikit.models.classical import FlowDIS, FlowDISConfig
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import adacof as adacof_op
 from vfikit.registry import WeightSpec, register_model
 
-# Mean subtracted from the RGB inputs of the U-Net (that of AdaCoF / CDFI).
-RGB_MEAN = (0.4631, 0.4352, 0.3990)
 FLOW_SCALE = 1.0 / 16.0  # flows enter the U-Net in units of 16 px
 # frame0, frame1, warp0, warp1 (RGB each), F_t0, F_t1 (x, y each), visibility of both, sin and cos of
 # 2 pi F_t0 and 2 pi F_t1 (x, y each)
@@ -126,8 +125,8 @@ class GuidedAdaCoF(KernelVFIModel):
 
     def _guide(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float):
         """flow_dis's fields at t: F_t0, F_t1 (B, 2, H, W) (x, y), visibility (B, 2, H, W), b0 (B, 1, H, W)."""
-        _, aux = self.guide(frame0, frame1, t, return_aux=True)
-        ft0, ft1, vis = (aux[k].to(frame0.dtype) for k in ("flow_t0", "flow_t1", "visibility"))
+        motion = self.guide.motion(frame0, frame1, t)  # the flows only: flow_dis's own warp and blend are not needed
+        ft0, ft1, vis = motion["flow_t0"], motion["flow_t1"], motion["visibility"]
         w0, w1 = (1 - t) * vis[:, :1], t * vis[:, 1:]
         den = w0 + w1
         b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), torch.full_like(den, 1 - t))
