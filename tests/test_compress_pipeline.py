@@ -68,6 +68,40 @@ def test_compress_cuts_parameters_exactly_then_fine_tunes(tmp_path, capsys):
     assert "[1/5] sparsify" not in capsys.readouterr().out
 
 
+def test_compress_the_papers_way_l1_and_sqrt_density_widths(tmp_path):
+    """Element-wise l1 (CDFI's setting) + the paper's sqrt(density) widths: not exact, so fine-tuned."""
+    base = _base(tmp_path)
+    train(config_from_dict(base), log=lambda _m: None)
+    base["model"]["init"] = str(tmp_path / "pretrain" / "best.pt")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    comp = {
+        "base": str(tmp_path / "base.yaml"),
+        "out_dir": str(tmp_path / "comp"),
+        "sparsify": {"steps": 4, "optim": {"name": "obproxsg", "lr": 0.05, "lambda_": 0.25, "n_p": 2,
+                                           "epoch_size": 2, "sparsity": "l1"}, "schedule": {"name": "constant"}},
+        "strategy": "paper_max",
+        "finetune": {"steps": 2},
+        "eval": {"measure_latency": False},
+    }
+    (tmp_path / "comp.yaml").write_text(yaml.safe_dump(comp))
+    assert main(["compress", str(tmp_path / "comp.yaml")]) == 0
+    out = tmp_path / "comp"
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["model"]: r for r in summary["rows"]}
+    report = json.loads((out / "report.json").read_text())
+    # 4 proximal steps soft-threshold by 0.25 * 0.05 * 4 = 0.05, a third of the widest init bound
+    assert 0.05 < report["density"] < 0.9
+    assert rows["sparse"]["nonzero_params"] == report["nonzero_params"] < 0.9 * rows["pretrained"]["params"]
+    widths = json.loads((out / "channel_spec.json").read_text())["widths"]
+    narrower = 0
+    for s in report["sets"]:  # every set got the report's paper_max width: "conv1[0]", "conv2[2]+upsample2"
+        key, index = s["name"].split("+")[0].rstrip("]").split("[")
+        assert widths[key][int(index)] == s["paper_max"] <= s["width"]
+        narrower += s["paper_max"] < s["width"]
+    assert narrower > 0 and rows["compact"]["params"] < rows["pretrained"]["params"]
+    assert math.isfinite(rows["fine-tuned"]["val_psnr"])
+
+
 def test_compress_config_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"base": "x.yaml", "strategie": "group"}))
     assert main(["compress", str(tmp_path / "bad.yaml")]) == 2
