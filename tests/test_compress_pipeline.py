@@ -135,3 +135,12 @@ def test_benchmark_psnr_of_the_evaluation_table(tmp_path):
     notes = []
     absent = BenchmarkEntry(name="middlebury", root=str(tmp_path / "absent"), optional=True)
     assert _benchmark_psnr(overlay, absent, log=notes.append) is None and "absent" in notes[0]
+
+
+def test_short_weight_average_warning():
+    from vfikit.compress.pipeline import short_average_warning
+
+    assert short_average_warning(None, 10) is None
+    assert short_average_warning(0.99, 1000) is None  # 0.99 ** 1000: the start is forgotten
+    note = short_average_warning(0.999, 500)  # 0.999 ** 500 = 0.61
+    assert note is not None and "61%" in note and "ema_decay=null" in note

@@ -115,6 +115,17 @@ def _stage_config(cfg: CompressConfig, stage: StageConfig, out_dir: Path, model_
     return config_from_dict(raw)
 
 
+def short_average_warning(ema_decay: float | None, steps: int) -> str | None:
+    """A warning when a weight average cannot forget the start of a short stage, else None.
+
+    An average with decay ``d`` weighs the stage's first weights by ``d ** steps``; above 10% the saved
+    (averaged) model is still largely the one the stage started from."""
+    if not ema_decay or ema_decay ** steps <= 0.1:
+        return None
+    return (f"note: the weight average (decay {ema_decay:g}) keeps {ema_decay ** steps:.0%} of the starting "
+            f"weights after {steps} steps; set train.ema_decay=null (or a smaller decay) in this stage's set")
+
+
 def _done(path: Path) -> bool:
     return (path / "DONE").is_file()
 
@@ -185,6 +196,8 @@ def run_compression(cfg: CompressConfig, *, resume: bool = False, log: Log = pri
     cfg2 = _stage_config(cfg, cfg.finetune, finetune_dir, {"args": small_args, "init": str(compact_path)})
     if not _done(finetune_dir):
         log(f"[4/5] fine-tune the compact model for {cfg2.train.steps} steps")
+        if (note := short_average_warning(cfg2.train.ema_decay, cfg2.train.steps)) is not None:
+            log(note)
         train(cfg2, resume="auto" if resume else None, log=log)
         _mark(finetune_dir)
     best = finetune_dir / "best.pt"
