@@ -27,13 +27,18 @@ def _base(tmp_path) -> dict:
     }
 
 
-def test_compress_cuts_parameters_exactly_then_fine_tunes(tmp_path, capsys):
+def _pretrained_base(tmp_path) -> str:
+    """Train the narrow AdaCoF briefly and write a base config that starts from it; returns its path."""
     base = _base(tmp_path)
-    train(config_from_dict(base), log=lambda _m: None)  # a (briefly) pretrained model
+    train(config_from_dict(base), log=lambda _m: None)
     base["model"]["init"] = str(tmp_path / "pretrain" / "best.pt")
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    return str(tmp_path / "base.yaml")
+
+
+def test_compress_cuts_parameters_exactly_then_fine_tunes(tmp_path, capsys):
     comp = {
-        "base": str(tmp_path / "base.yaml"),
+        "base": _pretrained_base(tmp_path),
         "out_dir": str(tmp_path / "comp"),
         "sparsify": {"steps": 6, "optim": {"name": "obproxsg", "lr": 0.05, "lambda_": 2.0, "n_p": 1,
                                            "epoch_size": 3, "sparsity": "group"}, "schedule": {"name": "constant"}},
@@ -70,12 +75,8 @@ def test_compress_cuts_parameters_exactly_then_fine_tunes(tmp_path, capsys):
 
 def test_compress_the_papers_way_l1_and_sqrt_density_widths(tmp_path):
     """Element-wise l1 (CDFI's setting) + the paper's sqrt(density) widths: not exact, so fine-tuned."""
-    base = _base(tmp_path)
-    train(config_from_dict(base), log=lambda _m: None)
-    base["model"]["init"] = str(tmp_path / "pretrain" / "best.pt")
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     comp = {
-        "base": str(tmp_path / "base.yaml"),
+        "base": _pretrained_base(tmp_path),
         "out_dir": str(tmp_path / "comp"),
         "sparsify": {"steps": 4, "optim": {"name": "obproxsg", "lr": 0.05, "lambda_": 0.25, "n_p": 2,
                                            "epoch_size": 2, "sparsity": "l1"}, "schedule": {"name": "constant"}},
