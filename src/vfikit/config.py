@@ -36,20 +36,25 @@ class ModelConfig:
     ``zero_heads``: zero the last conv of every per-pixel head before training (models with
     ``heads``): the model starts as a blur of both frames (uniform tap weights, zero offsets,
     occlusion 0.5) instead of random kernels, which keeps the tap-weight softmax away from
-    saturating on one tap early in training."""
+    saturating on one tap early in training. ``warm_start``: a trained model (a name as
+    ``create_model`` takes it, e.g. ``guided_adacof_k5.vfikit``) whose fitting parts the new model
+    copies through its ``warm_start`` method (for a related architecture; ``init`` is for the same one)."""
 
     arch: str
     args: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
     zero_heads: bool = False
+    warm_start: str | None = None
 
 
 @dataclass
 class DatasetConfig:
-    """Base of the dataset entries; ``type`` picks the subclass (see ``DATASET_TYPES``)."""
+    """Base of the dataset entries; ``type`` picks the subclass (see ``DATASET_TYPES``). ``name``: the
+    validation part the entry's samples are reported under (default: its type), e.g. ``real``."""
 
     type: str = ""
     weight: float = 1.0
+    name: str | None = None
 
 
 @dataclass
@@ -168,7 +173,9 @@ class RunConfig:
     convolutions here, same maths). ``threads``: torch CPU threads per process (None: cores /
     local processes). ``time_limit``: hours, then checkpoint and stop (resume later). ``ema_decay``:
     keep an exponential moving average of the weights (e.g. 0.999); validation, ``best.pt`` and
-    ``load_trained_model`` then use the averaged weights, which are good at any step of a run."""
+    ``load_trained_model`` then use the averaged weights, which are good at any step of a run.
+    ``select_on``: the validation part (a ``data.val`` entry's ``name``) whose PSNR picks ``best.pt``
+    (None: the PSNR over all validation samples)."""
 
     steps: int = 1000
     seed: int = 0
@@ -187,6 +194,7 @@ class RunConfig:
     time_limit: float | None = None
     find_unused_parameters: bool = False
     ema_decay: float | None = None
+    select_on: str | None = None
 
 
 @dataclass

@@ -131,7 +131,8 @@ def build_val_samples(data: DataConfig, seed: int, log: Log = print) -> list[Tri
         components.append((ds, spec.weight))
     steps = [RandomCrop(crop)] if crop is not None else []
     stream = MixedStream(components, Compose([*steps, ToFloat()]), seed=seed)
-    return [stream[g] for g in range(data.val_samples)]
+    names = [spec.name or spec.type for spec in data.val]
+    return [dataclasses.replace(stream[g], part=names[stream.locate(g)[0]]) for g in range(data.val_samples)]
 
 
 def t_values_fixed(data: DataConfig) -> bool:

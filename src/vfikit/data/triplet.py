@@ -13,6 +13,7 @@ class Triplet:
 
     ``frame0``, ``frame1``, ``target``: (3, H, W) float RGB in [0, 1] (a batch adds a leading B).
     ``t``: time of ``target`` in (0, 1), 0 = frame0. ``key``: a stable name (e.g. ``"Beanbags"``).
+    ``part``: the validation part the sample belongs to (e.g. ``"real"``; empty outside validation).
     """
 
     frame0: torch.Tensor
@@ -20,3 +21,4 @@ class Triplet:
     target: torch.Tensor
     t: float = 0.5
     key: str = ""
+    part: str = ""

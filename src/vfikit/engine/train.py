@@ -114,6 +114,10 @@ def build_model(cfg: TrainConfig) -> nn.Module:
         raise VfikitError(f"model.args {cfg.model.args} do not fit {cfg.model.arch!r}: {exc}") from None
     if cfg.model.zero_heads:
         zero_head_outputs(model)
+    if cfg.model.warm_start is not None:
+        if not hasattr(model, "warm_start"):
+            raise VfikitError(f"model.warm_start: {cfg.model.arch!r} cannot start from another model")
+        model.warm_start(create_model(cfg.model.warm_start))
     return model
 
 
@@ -189,10 +193,11 @@ def validate(
     model: nn.Module, samples: list[Triplet], device: torch.device, batch_size: int, pass_t: bool,
     autocast: Callable[[], Any] = nullcontext, memory_format: torch.memory_format = torch.contiguous_format,
 ) -> tuple[dict[str, float], list[torch.Tensor]]:
-    """Mean PSNR (clamped float output) and Charbonnier over fixed samples; also the predictions."""
+    """Mean PSNR (clamped float output) and Charbonnier over fixed samples, and the mean PSNR of each
+    validation part (``val_psnr/<part>``, samples tagged by ``Triplet.part``); also the predictions."""
     was_training = model.training
     model.eval()
-    psnrs, charbs, preds = [], [], []
+    psnrs, charbs, preds, parts = [], [], [], []
     try:
         i = 0
         while i < len(samples):
@@ -208,10 +213,16 @@ def validate(
             psnrs.append(_psnr(pred, target).cpu())
             charbs.append(torch.sqrt((pred - target) ** 2 + 1e-6).flatten(1).mean(1).cpu())
             preds.extend(pred.clamp(0, 1).cpu())
+            parts.extend(s.part for s in samples[i : i + size])
             i += size
     finally:
         model.train(was_training)
-    return {"val_psnr": float(torch.cat(psnrs).mean()), "val_charbonnier": float(torch.cat(charbs).mean())}, preds
+    psnr = torch.cat(psnrs)
+    metrics = {"val_psnr": float(psnr.mean()), "val_charbonnier": float(torch.cat(charbs).mean())}
+    for part in sorted({p for p in parts if p}):
+        chosen = torch.tensor([p == part for p in parts])
+        metrics[f"val_psnr/{part}"] = float(psnr[chosen].mean())
+    return metrics, preds
 
 
 class _StopFlag:
@@ -418,6 +429,12 @@ def _train(
 
     stream = build_train_stream(cfg.data, seed=run.seed, log=say)
     val_samples = build_val_samples(cfg.data, seed=run.seed + 1_000_003, log=say) if primary else []
+    selection_key = "val_psnr"
+    if run.select_on is not None:
+        selection_key = f"val_psnr/{run.select_on}"
+        if primary and val_samples and run.select_on not in {s.part for s in val_samples}:
+            raise VfikitError(f"train.select_on: no validation samples of part {run.select_on!r} "
+                              f"(parts: {sorted({s.part for s in val_samples})})")
     if primary and not cfg.data.val:
         say("note: no data.val given: no validation and no best checkpoint")
     sampler = StepBatchSampler(start_step, end, cfg.data.batch_size, info.rank, info.world_size)
@@ -440,7 +457,9 @@ def _train(
         resumed_at = start_step if ckpt_path is not None else None
         columns = ["step", "lr", "loss", *term_names, "steps_per_s", "samples_per_s", "elapsed_s"]
         train_csv = _CsvLog(out_dir / "train_log.csv", columns, resumed_at)
-        val_csv = _CsvLog(out_dir / "val_log.csv", ["step", "val_psnr", "val_charbonnier", "best"], resumed_at)
+        part_columns = [f"val_psnr/{p}" for p in sorted({s.part for s in val_samples if s.part})]
+        val_csv = _CsvLog(out_dir / "val_log.csv", ["step", "val_psnr", *part_columns, "val_charbonnier", "best"],
+                          resumed_at)
         if run.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -549,19 +568,25 @@ def _train(
                 judged = ema.module if ema is not None else model
                 metrics, preds = validate(judged, val_samples, device, cfg.data.val_batch_size, pass_t, autocast,
                                           memory_format)
-                improved = best_val is None or metrics["val_psnr"] > best_val
+                judged_psnr = metrics[selection_key]
+                improved = best_val is None or judged_psnr > best_val
                 if improved:
-                    best_val = metrics["val_psnr"]
+                    best_val = judged_psnr
                 row = {"step": step, **metrics, "best": int(improved)}
                 result.val_history.append(row)
                 assert val_csv is not None
                 val_csv.write(row)
-                say(f"validation at step {step}: PSNR {metrics['val_psnr']:.3f} dB, "
-                    f"Charbonnier {metrics['val_charbonnier']:.5f}" + (" (best)" if improved else ""))
+                by_part = ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in metrics.items() if "/" in k)
+                say(f"validation at step {step}: PSNR {metrics['val_psnr']:.3f} dB"
+                    + (f" ({by_part})" if by_part else "")
+                    + f", Charbonnier {metrics['val_charbonnier']:.5f}" + (" (best)" if improved else ""))
                 images = [_image_row(s, p) for s, p in zip(val_samples[: run.images], preds)]
                 if images:
                     grid = torch.cat(images, dim=1)
                     if writer is not None:
+                        for key, value in metrics.items():
+                            if key.startswith("val_psnr/"):
+                                writer.add_scalar(f"val/psnr_{key.split('/', 1)[1]}", value, step)
                         writer.add_scalar("val/psnr", metrics["val_psnr"], step)
                         writer.add_scalar("val/charbonnier", metrics["val_charbonnier"], step)
                         writer.add_image("val/frame0|pred|target|frame1", grid, step)

@@ -23,6 +23,7 @@ import torch
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import VFIModel
+from vfikit.ops.splat import SPLAT_BACKENDS, splat_motion
 from vfikit.registry import register_model
 
 
@@ -88,7 +89,8 @@ class FlowDISConfig:
     flow_at_t: ``"splat"`` (forward splatting, above) or ``"linear"`` (the quadratic
     approximation of Super SloMo, ``F_t0 = -(1-t) t F01 + t^2 F10``, for comparison).
     occlusion: False blends with the time weights only (ablation). occlusion_strength: how far an
-    occluded frame's weight is lowered (1: to zero; 0.5: to half).
+    occluded frame's weight is lowered (1: to zero; 0.5: to half). splat_backend: ``"numba"``
+    (compiled, the default) or ``"numpy"`` (the reference twin; :func:`vfikit.ops.splat.splat`).
     """
 
     preset: str = "medium"
@@ -101,6 +103,7 @@ class FlowDISConfig:
     flow_at_t: str = "splat"
     occlusion: bool = True
     occlusion_strength: float = 0.5
+    splat_backend: str = "numba"
 
 
 def _dis(cfg: FlowDISConfig):
@@ -138,49 +141,16 @@ def _occlusion(flow_ab: np.ndarray, flow_ba: np.ndarray, alpha: float, beta: flo
     return np.clip(err / bound - 1.0, 0.0, 1.0).astype(np.float32)
 
 
-def _splat(values: np.ndarray, px: np.ndarray, py: np.ndarray, weight: np.ndarray, h: int, w: int):
-    """Bilinear forward splatting of (N, C) values to positions (px, py) with weights (N,).
-
-    Returns the weighted sums (H*W, C), the weight sums (H*W,) and the coverage (H*W,): the sum of
-    the bilinear weights alone, which says where anything landed whatever its softmax weight.
-    """
-    x0 = np.floor(px)
-    y0 = np.floor(py)
-    fx = px - x0
-    fy = py - y0
-    x0 = x0.astype(np.int64)
-    y0 = y0.astype(np.int64)
-    channels = np.ascontiguousarray(values.T, dtype=np.float64)  # (C, N)
-    acc = np.zeros((values.shape[1], h * w), np.float64)
-    wsum = np.zeros(h * w, np.float64)
-    cover = np.zeros(h * w, np.float64)
-    for dy, dx, bw in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        xi, yi = x0 + dx, y0 + dy
-        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        bw = np.where(inside, bw, 0.0)  # out-of-frame corners get weight 0 at a valid dummy index
-        idx = np.where(inside, yi * w + xi, 0)
-        ww = bw * weight
-        wsum += np.bincount(idx, weights=ww, minlength=h * w)
-        cover += np.bincount(idx, weights=bw, minlength=h * w)
-        for c in range(channels.shape[0]):
-            acc[c] += np.bincount(idx, weights=ww * channels[c], minlength=h * w)
-    return acc.T, wsum, cover
-
-
-def _fill_holes(values: np.ndarray, wsum: np.ndarray, cover: np.ndarray, eps: float = 1e-3) -> np.ndarray:
-    """Normalised values (H, W, C); pixels nothing landed on (coverage <= eps) take a
-    normalised-convolution average of their surroundings, at growing scales (3, 9, 27, ... px)
-    until every hole is filled.
+def _fill_holes(out: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(H, W, C) splatted means with the (H, W) mask of pixels something landed on -> the same with
+    every hole (``~known``) set to a normalised-convolution average of its surroundings, at growing
+    scales (3, 9, 27, ... px) until every hole is filled.
     """
     import cv2
 
-    h, w, _ = values.shape
-    known = (cover > eps) & (wsum > 0)
-    out = np.where(known[..., None], values / np.where(known, wsum, 1.0)[..., None], 0.0).astype(np.float32)
-    if known.all():
-        return out
-    if not known.any():
-        return out  # nothing was splatted at all (cannot happen for non-empty frames)
+    h, w, _ = out.shape
+    if known.all() or not known.any():
+        return out  # no holes; or nothing was splatted at all (cannot happen for non-empty frames)
     mask = known.astype(np.float32)
     k = 3
     filled = out.copy()
@@ -220,6 +190,9 @@ class FlowDIS(VFIModel):
         for name in ("fb_alpha", "fb_beta", "splat_beta", "occlusion_blur"):
             if getattr(config, name) < 0:
                 raise VfikitError(f"flow_dis: {name} must be >= 0, got {getattr(config, name)}")
+        if config.splat_backend not in SPLAT_BACKENDS:
+            raise VfikitError(f"flow_dis: splat_backend must be one of {', '.join(SPLAT_BACKENDS)}, "
+                              f"got {config.splat_backend!r}")
         if config.preset not in _PRESETS:
             raise VfikitError(f"flow_dis: unknown DIS preset {config.preset!r}; choose one of {', '.join(_PRESETS)}")
         self.config = config
@@ -296,21 +269,10 @@ class FlowDIS(VFIModel):
         err0 = np.abs(img0 - _remap(img1, f01[..., 0], f01[..., 1])).mean(axis=2)
         err1 = np.abs(img1 - _remap(img0, f10[..., 0], f10[..., 1])).mean(axis=2)
 
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        gx, gy = gx.ravel(), gy.ravel()
-        # Values splatted per source pixel: (F_t0 x, F_t0 y, F_t1 x, F_t1 y, vis0, vis1).
-        u01, u10 = f01.reshape(-1, 2), f10.reshape(-1, 2)
-        o0, o1 = occ0.ravel(), occ1.ravel()
-        vals0 = np.stack([-t * u01[:, 0], -t * u01[:, 1], (1 - t) * u01[:, 0], (1 - t) * u01[:, 1],
-                          np.ones_like(o0), 1 - o0], axis=1)
-        vals1 = np.stack([t * u10[:, 0], t * u10[:, 1], -(1 - t) * u10[:, 0], -(1 - t) * u10[:, 1],
-                          1 - o1, np.ones_like(o1)], axis=1)
-        # frames nearer in time are more reliable sources for their side
-        wt0 = np.exp(-cfg.splat_beta * (err0.ravel() + o0)) * (1 - t + 1e-3)
-        wt1 = np.exp(-cfg.splat_beta * (err1.ravel() + o1)) * (t + 1e-3)
-        acc0, ws0, cov0 = _splat(vals0, gx + t * u01[:, 0], gy + t * u01[:, 1], wt0, h, w)
-        acc1, ws1, cov1 = _splat(vals1, gx + (1 - t) * u10[:, 0], gy + (1 - t) * u10[:, 1], wt1, h, w)
-        fields = _fill_holes((acc0 + acc1).reshape(h, w, 6), (ws0 + ws1).reshape(h, w), (cov0 + cov1).reshape(h, w))
+        # frames nearer in time are more reliable sources for their side (see vfikit.ops.splat.splat_motion)
+        splatted, known = splat_motion(f01, f10, occ0, occ1, err0, err1, t, cfg.splat_beta,
+                                       backend=cfg.splat_backend)
+        fields = _fill_holes(splatted, known)
         ft0, ft1, vis = fields[..., 0:2], fields[..., 2:4], np.clip(fields[..., 4:6], 0.0, 1.0)
         if cfg.flow_at_t == "linear":
             ft0 = -(1 - t) * t * f01 + t * t * f10
@@ -323,8 +285,9 @@ class FlowDIS(VFIModel):
         if cfg.occlusion_blur > 0:
             vis = cv2.GaussianBlur(vis, (0, 0), cfg.occlusion_blur, borderType=cv2.BORDER_REPLICATE)
         # content whose source lies outside a frame is not visible in it
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         for k, f in ((0, ft0), (1, ft1)):
-            sx, sy = gx.reshape(h, w) + f[..., 0], gy.reshape(h, w) + f[..., 1]
+            sx, sy = gx + f[..., 0], gy + f[..., 1]
             inside = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)
             vis[..., k] *= inside
         return {"flow_t0": ft0, "flow_t1": ft1, "visibility": vis.astype(np.float32)}

@@ -34,41 +34,188 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError
 from vfikit.models.adacof import RGB_MEAN  # the U-Net's input mean, as AdaCoF / CDFI
-from vfikit.models.blocks import KernelUNet, check_frames, check_unet_widths, check_widths, head, midpoint_only
+from vfikit.models.blocks import (
+    KernelUNet,
+    check_frames,
+    check_unet_widths,
+    check_widths,
+    head,
+    midpoint_only,
+    time_tensor,
+)
 from vfikit.models.classical import FlowDIS, FlowDISConfig
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import adacof as adacof_op
+from vfikit.ops import dsepconv as dsepconv_op
 from vfikit.registry import WeightSpec, register_model
 
 FLOW_SCALE = 1.0 / 16.0  # flows enter the U-Net in units of 16 px
 # frame0, frame1, warp0, warp1 (RGB each), F_t0, F_t1 (x, y each), visibility of both, sin and cos of
 # 2 pi F_t0 and 2 pi F_t1 (x, y each)
 IN_CHANNELS = 26
-HEADS = ("weight1", "offset_y1", "offset_x1", "weight2", "offset_y2", "offset_x2", "occlusion")
-
 # A light U-Net (the flow does the matching): about a third of compressed AdaCoF's multiply-adds.
-GUIDED_WIDTHS: dict[str, list[int]] = {
+_UNET_WIDTHS: dict[str, list[int]] = {
     "conv1": [16, 16, 16], "conv2": [32, 32, 32], "conv3": [64, 64, 64], "conv4": [96, 96, 96],
     "conv5": [128, 128, 128], "deconv5": [128, 128, 128], "upsample5": [128], "deconv4": [96, 96, 96],
     "upsample4": [96], "deconv3": [64, 64, 64], "upsample3": [64], "deconv2": [32, 32, 32], "upsample2": [32],
-    **{name: [32, 32, 16] for name in HEADS},
 }
+HEADS = ("weight1", "offset_y1", "offset_x1", "weight2", "offset_y2", "offset_x2", "occlusion")
+DSEP_HEADS = ("vertical1", "horizontal1", "offset_y1", "offset_x1", "mask1",
+              "vertical2", "horizontal2", "offset_y2", "offset_x2", "mask2", "occlusion")
+GUIDED_WIDTHS: dict[str, list[int]] = {**_UNET_WIDTHS, **{name: [32, 32, 16] for name in HEADS}}
+GUIDED_DSEP_WIDTHS: dict[str, list[int]] = {**_UNET_WIDTHS, **{name: [32, 32, 16] for name in DSEP_HEADS}}
 
 
-def _check_guided_widths(widths: Mapping[str, Any]) -> dict[str, list[int]]:
+def _check_guided_widths(widths: Mapping[str, Any], heads: Mapping[str, int], name: str) -> dict[str, list[int]]:
     out = {k: list(v) for k, v in widths.items()}
     check_unet_widths(out)
-    for name in HEADS:
-        if name not in out:
-            raise VfikitError(f"guided_adacof widths lack head {name!r}")
-        check_widths(name, out[name], 3)
-    unknown = set(out) - set(GUIDED_WIDTHS)
+    for key in heads:
+        if key not in out:
+            raise VfikitError(f"{name} widths lack head {key!r}")
+        check_widths(key, out[key], 3)
+    unknown = set(out) - set(_UNET_WIDTHS) - set(heads)
     if unknown:
-        raise VfikitError(f"guided_adacof widths: unknown modules {sorted(unknown)}")
+        raise VfikitError(f"{name} widths: unknown modules {sorted(unknown)}")
     return out
 
 
-class GuidedAdaCoF(KernelVFIModel):
+class _GuidedBase(KernelVFIModel):
+    """What the flow-guided models share: the guide, the U-Net input, padding and the blend map.
+
+    Subclasses name their ``HEADS`` (with output channels) and implement :meth:`_synthesise`.
+    ``time_input``: the U-Net also sees t (one constant channel), so one network serves any t.
+    ``net_downscale``: 1 runs the U-Net at the frame's resolution; 2 runs it on the frames and fields
+    downsampled by 2 and upsamples the heads' outputs (about 4x fewer multiply-adds; the guide's flows
+    and the sampling stay at full resolution).
+    """
+
+    family = "guided"
+    uncounted_work = "OpenCV DIS flow and splatting of the guide (numpy/OpenCV, not torch)"
+    default_widths: dict[str, list[int]] = GUIDED_WIDTHS
+
+    def __init__(self, *, kernel_size: int, dilation: int = 1, channels: Mapping[str, Any] | None = None,
+                 flow: Mapping[str, Any] | None = None, time_input: bool = False, net_downscale: int = 1,
+                 convention: str = "clean", channel_order: str = "rgb") -> None:
+        super().__init__(convention=convention, channel_order=channel_order)
+        name = self.arch_name
+        if convention != "clean" or channel_order != "rgb":
+            raise VfikitError(f"{name} has no official checkpoint: only convention='clean', channel_order='rgb'")
+        for key, v in (("kernel_size", kernel_size), ("dilation", dilation)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise VfikitError(f"{key} must be a positive integer, got {v!r}")
+        if kernel_size % 2 == 0:
+            raise VfikitError(f"{name} centres its taps and needs an odd kernel_size, got {kernel_size}")
+        if net_downscale not in (1, 2) or isinstance(net_downscale, bool):
+            raise VfikitError(f"net_downscale must be 1 or 2, got {net_downscale!r}")
+        widths = _check_guided_widths(channels if channels is not None else self.default_widths,
+                                      self.head_channels(kernel_size), name)
+        flow_settings = dict(flow or {})
+        unknown = set(flow_settings) - set(FlowDISConfig.__dataclass_fields__)
+        if unknown:
+            raise VfikitError(f"{name}: unknown flow settings {sorted(unknown)}")
+        self.kernel_size, self.dilation = kernel_size, dilation
+        self.time_input, self.net_downscale = bool(time_input), net_downscale
+        self.model_args.update(kernel_size=kernel_size, dilation=dilation, channels=widths, flow=flow_settings)
+        if time_input:
+            self.model_args["time_input"] = True
+        if net_downscale != 1:
+            self.model_args["net_downscale"] = net_downscale
+        self.guide = FlowDIS(**flow_settings)
+        self.unet = KernelUNet(widths, in_channels=IN_CHANNELS + int(time_input), order="interleaved")
+        c = self.unet.out_channels
+        self.heads = nn.ModuleDict({key: head(c, widths[key], cout)
+                                    for key, cout in self.head_channels(kernel_size).items()})
+        self.register_buffer("rgb_mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.reset_heads()
+
+    arch_name = "guided"
+
+    @staticmethod
+    def head_channels(kernel_size: int) -> dict[str, int]:
+        """Head name -> output channels."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def reset_heads(self) -> None:
+        """Zero the last conv of every head: the model then computes exactly what ``flow_dis`` computes."""
+        for module in self.heads.values():
+            module[-1].weight.zero_()
+            module[-1].bias.zero_()
+
+    def _signed_taps(self, raw: torch.Tensor) -> torch.Tensor:
+        """(B, K, H, W) head output -> signed weights over K taps summing to one, centred on the middle tap."""
+        w = raw - raw.mean(1, keepdim=True)
+        centre = raw.shape[1] // 2
+        return torch.cat([w[:, :centre], w[:, centre:centre + 1] + 1, w[:, centre + 1:]], 1)
+
+    def _guide(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor):
+        """flow_dis's fields at t ((B,) tensor): F_t0, F_t1 (B, 2, H, W) (x, y), visibility (B, 2, H, W),
+        b0 (B, 1, H, W): the blend weight of frame0 that flow_dis would use."""
+        motion = self.guide.motion(frame0, frame1, t)  # the flows only: flow_dis's own warp and blend are not needed
+        ft0, ft1, vis = motion["flow_t0"], motion["flow_t1"], motion["visibility"]
+        tt = t.view(-1, 1, 1, 1).to(vis.dtype)
+        w0, w1 = (1 - tt) * vis[:, :1], tt * vis[:, 1:]
+        den = w0 + w1
+        b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), (1 - tt).expand_as(den))
+        return ft0, ft1, vis, b0.clamp(1e-3, 1 - 1e-3)
+
+    def _trunk_outputs(self, x0, x1, f0, f1, vis, tt) -> dict[str, torch.Tensor]:
+        """The heads' outputs (B, C, Hp, Wp) at the padded full resolution, contiguous (NCHW)."""
+        one = torch.ones_like(vis[:, :1])
+        warp0 = adacof_op(x0, one, f0[:, 1:], f0[:, :1], 1, convention="clean")
+        warp1 = adacof_op(x1, one, f1[:, 1:], f1[:, :1], 1, convention="clean")
+        mean = self.rgb_mean.to(x0.dtype)
+        phase = 2 * torch.pi * torch.cat([f0, f1], 1)
+        parts = [x0 - mean, x1 - mean, warp0 - mean, warp1 - mean, f0 * FLOW_SCALE, f1 * FLOW_SCALE,
+                 vis, torch.sin(phase), torch.cos(phase)]
+        if self.time_input:
+            parts.append(tt.view(-1, 1, 1, 1).to(x0.dtype).expand_as(vis[:, :1]))
+        inp = torch.cat(parts, 1)
+        if self.net_downscale != 1:
+            inp = F.avg_pool2d(inp, self.net_downscale)
+        conv = self.unet.conv1[0]
+        if conv.weight.is_contiguous(memory_format=torch.channels_last):
+            inp = inp.contiguous(memory_format=torch.channels_last)
+        trunk, _ = self.unet(inp)
+        names = list(self.heads)
+        out = torch.cat([self.heads[k](trunk) for k in names], 1)
+        if self.net_downscale != 1:
+            out = F.interpolate(out, scale_factor=self.net_downscale, mode="bilinear", align_corners=False)
+        out = out.contiguous()  # one layout change for all heads (the sampling ops and sums want NCHW)
+        sizes = list(self.head_channels(self.kernel_size).values())
+        return dict(zip(names, torch.split(out, sizes, 1)))
+
+    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float | torch.Tensor | None = None,
+                return_aux: bool = False):
+        check_frames(frame0, frame1)
+        if not type(self).arbitrary_t:
+            midpoint_only(t, type(self).__name__)
+            t = 0.5
+        tt = time_tensor(t, frame0.shape[0], frame0)
+        h, w = frame0.shape[-2:]
+        ft0, ft1, vis, b0 = self._guide(frame0, frame1, tt)
+        multiple = 32 * self.net_downscale
+        pad = (0, (-w) % multiple, 0, (-h) % multiple)
+
+        def padded(x: torch.Tensor) -> torch.Tensor:
+            return F.pad(x.contiguous(), pad, mode="replicate") if any(pad) else x.contiguous()
+
+        x0, x1 = padded(frame0), padded(frame1)
+        f0, f1, vis_p, b0_p = padded(ft0), padded(ft1), padded(vis), padded(b0)
+        outs = self._trunk_outputs(x0, x1, f0, f1, vis_p, tt)
+        occlusion = torch.sigmoid(torch.logit(b0_p) + outs["occlusion"])
+        out0, out1, kernels = self._synthesise(x0, x1, f0, f1, outs)
+        out = (occlusion * out0 + (1 - occlusion) * out1)[..., :h, :w]
+        if not return_aux:
+            return out
+        return out, {"kernels": kernels, "occlusion": occlusion, "flow_t0": ft0, "flow_t1": ft1, "visibility": vis}
+
+    def _synthesise(self, x0, x1, f0, f1, outs):
+        """Each frame's kernel-sampled prediction (B, 3, Hp, Wp) and the kernels (aux)."""
+        raise NotImplementedError
+
+
+class GuidedAdaCoF(_GuidedBase):
     """AdaCoF kernels placed by DIS flow. ``forward(frame0, frame1, t=None, return_aux=False)``.
 
     Args:
@@ -81,91 +228,94 @@ class GuidedAdaCoF(KernelVFIModel):
     """
 
     arbitrary_t = False
-    family = "guided"
-    uncounted_work = "OpenCV DIS flow and splatting of the guide (numpy/OpenCV, not torch)"
+    arch_name = "guided_adacof"
+    default_widths = GUIDED_WIDTHS
 
-    def __init__(self, *, kernel_size: int = 5, dilation: int = 1, channels: Mapping[str, Any] | None = None,
-                 flow: Mapping[str, Any] | None = None, convention: str = "clean", channel_order: str = "rgb") -> None:
-        super().__init__(convention=convention, channel_order=channel_order)
-        if convention != "clean" or channel_order != "rgb":
-            raise VfikitError("guided_adacof has no official checkpoint: only convention='clean', channel_order='rgb'")
-        for name, v in (("kernel_size", kernel_size), ("dilation", dilation)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise VfikitError(f"{name} must be a positive integer, got {v!r}")
-        if kernel_size % 2 == 0:
-            raise VfikitError(f"guided_adacof centres its taps and needs an odd kernel_size, got {kernel_size}")
-        widths = _check_guided_widths(channels if channels is not None else GUIDED_WIDTHS)
-        flow_settings = dict(flow or {})
-        unknown = set(flow_settings) - set(FlowDISConfig.__dataclass_fields__)
-        if unknown:
-            raise VfikitError(f"guided_adacof: unknown flow settings {sorted(unknown)}")
-        self.kernel_size, self.dilation = kernel_size, dilation
-        self.model_args.update(kernel_size=kernel_size, dilation=dilation, channels=widths, flow=flow_settings)
-        self.guide = FlowDIS(**flow_settings)
-        self.unet = KernelUNet(widths, in_channels=IN_CHANNELS, order="interleaved")
-        c, taps = self.unet.out_channels, kernel_size * kernel_size
-        self.heads = nn.ModuleDict({
-            name: head(c, widths[name], 1 if name == "occlusion" else taps) for name in HEADS
-        })
-        self.register_buffer("rgb_mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.reset_heads()
+    def __init__(self, *, kernel_size: int = 5, dilation: int = 1, **kwargs: Any) -> None:
+        super().__init__(kernel_size=kernel_size, dilation=dilation, **kwargs)
 
-    @torch.no_grad()
-    def reset_heads(self) -> None:
-        """Zero the last conv of every head: the model then computes exactly what ``flow_dis`` computes."""
-        for module in self.heads.values():
-            module[-1].weight.zero_()
-            module[-1].bias.zero_()
+    @staticmethod
+    def head_channels(kernel_size: int) -> dict[str, int]:
+        taps = kernel_size * kernel_size
+        return {name: 1 if name == "occlusion" else taps for name in HEADS}
 
     def _tap_weights(self, raw: torch.Tensor) -> torch.Tensor:
         """(B, F*F, H, W) head output -> signed tap weights summing to one, centred on the middle tap."""
-        w = raw - raw.mean(1, keepdim=True)
-        centre = self.kernel_size * self.kernel_size // 2
-        return torch.cat([w[:, :centre], w[:, centre:centre + 1] + 1, w[:, centre + 1:]], 1)
+        return self._signed_taps(raw)
 
-    def _guide(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float):
-        """flow_dis's fields at t: F_t0, F_t1 (B, 2, H, W) (x, y), visibility (B, 2, H, W), b0 (B, 1, H, W)."""
-        motion = self.guide.motion(frame0, frame1, t)  # the flows only: flow_dis's own warp and blend are not needed
-        ft0, ft1, vis = motion["flow_t0"], motion["flow_t1"], motion["visibility"]
-        w0, w1 = (1 - t) * vis[:, :1], t * vis[:, 1:]
-        den = w0 + w1
-        b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), torch.full_like(den, 1 - t))
-        return ft0, ft1, vis, b0.clamp(1e-3, 1 - 1e-3)
-
-    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float | torch.Tensor | None = None,
-                return_aux: bool = False):
-        check_frames(frame0, frame1)
-        midpoint_only(t, type(self).__name__)
-        h, w = frame0.shape[-2:]
-        ft0, ft1, vis, b0 = self._guide(frame0, frame1, 0.5)
-        pad = (0, (-w) % 32, 0, (-h) % 32)
-
-        def padded(x: torch.Tensor) -> torch.Tensor:
-            return F.pad(x, pad, mode="replicate") if any(pad) else x
-
-        x0, x1 = padded(frame0), padded(frame1)
-        f0, f1, vis_p, b0_p = padded(ft0), padded(ft1), padded(vis), padded(b0)
-        one = torch.ones_like(b0_p)
-        warp0 = adacof_op(x0, one, f0[:, 1:], f0[:, :1], 1, convention="clean")
-        warp1 = adacof_op(x1, one, f1[:, 1:], f1[:, :1], 1, convention="clean")
-        mean = self.rgb_mean.to(x0.dtype)
-        phase = 2 * torch.pi * torch.cat([f0, f1], 1)
-        inp = torch.cat([x0 - mean, x1 - mean, warp0 - mean, warp1 - mean, f0 * FLOW_SCALE, f1 * FLOW_SCALE,
-                         vis_p, torch.sin(phase), torch.cos(phase)], 1)
-        trunk, _ = self.unet(inp)
-        hd = self.heads
+    def _synthesise(self, x0, x1, f0, f1, outs):
         # offsets are relative to each tap's own grid position (the op adds the grid)
-        k0 = (self._tap_weights(hd["weight1"](trunk)), f0[:, 1:] + hd["offset_y1"](trunk),
-              f0[:, :1] + hd["offset_x1"](trunk))
-        k1 = (self._tap_weights(hd["weight2"](trunk)), f1[:, 1:] + hd["offset_y2"](trunk),
-              f1[:, :1] + hd["offset_x2"](trunk))
-        occlusion = torch.sigmoid(torch.logit(b0_p) + hd["occlusion"](trunk))
+        k0 = (self._tap_weights(outs["weight1"]), f0[:, 1:] + outs["offset_y1"], f0[:, :1] + outs["offset_x1"])
+        k1 = (self._tap_weights(outs["weight2"]), f1[:, 1:] + outs["offset_y2"], f1[:, :1] + outs["offset_x2"])
         out0 = adacof_op(x0, *k0, self.dilation, convention="clean")
         out1 = adacof_op(x1, *k1, self.dilation, convention="clean")
-        out = (occlusion * out0 + (1 - occlusion) * out1)[..., :h, :w]
-        if not return_aux:
-            return out
-        return out, {"kernels": [k0, k1], "occlusion": occlusion, "flow_t0": ft0, "flow_t1": ft1, "visibility": vis}
+        return out0, out1, [k0, k1]
+
+
+class GuidedDSepConv(_GuidedBase):
+    """DSepConv's deformable separable kernels placed by DIS flow, for any t (vfikit's own).
+
+    DSepConv (AAAI 2020) samples each frame with an n x n grid of taps whose weights are the outer
+    product of two 1-D kernels (``vertical``, ``horizontal``), each tap moved by its own offset and
+    scaled by its own mask; flow warping is its n = 1 case. Here the n^2 offsets are the guide's flow
+    plus a learned residual, the 1-D kernels are signed and sum to one (``onehot(centre) + r -
+    mean(r)``, as ``guided_adacof``'s taps), and the masks are ``2 sigmoid(r)`` (1 at the start). The
+    U-Net also sees t, and the guide's flows are computed at t, so one network serves every t. With
+    zero heads the model is exactly ``flow_dis`` at any t.
+
+    aux: ``{"kernels": [(v0, h0, oy0, ox0, m0), (v1, h1, oy1, ox1, m1)]`` ((B, n, Hp, Wp) kernels,
+    (B, n*n, Hp, Wp) offsets with the flow included and masks), ``"occlusion"``, ``"flow_t0"``,
+    ``"flow_t1"``, ``"visibility"`` as :class:`GuidedAdaCoF`}.
+    """
+
+    arbitrary_t = True
+    arch_name = "guided_dsepconv"
+    default_widths = GUIDED_DSEP_WIDTHS
+
+    def __init__(self, *, kernel_size: int = 5, time_input: bool = True, **kwargs: Any) -> None:
+        if "dilation" in kwargs:
+            raise VfikitError("guided_dsepconv has no dilation (DSepConv's taps are one pixel apart)")
+        super().__init__(kernel_size=kernel_size, dilation=1, time_input=time_input, **kwargs)
+        del self.model_args["dilation"]
+
+    @staticmethod
+    def head_channels(kernel_size: int) -> dict[str, int]:
+        n = kernel_size
+        sizes = {"vertical": n, "horizontal": n, "offset_y": n * n, "offset_x": n * n, "mask": n * n}
+        return {name: 1 if name == "occlusion" else sizes[name[:-1]] for name in DSEP_HEADS}
+
+    def _synthesise(self, x0, x1, f0, f1, outs):
+        kernels, preds = [], []
+        for k, (x, f) in enumerate(((x0, f0), (x1, f1)), start=1):
+            kern = (self._signed_taps(outs[f"vertical{k}"]), self._signed_taps(outs[f"horizontal{k}"]),
+                    f[:, 1:] + outs[f"offset_y{k}"], f[:, :1] + outs[f"offset_x{k}"],
+                    2 * torch.sigmoid(outs[f"mask{k}"]))
+            kernels.append(kern)
+            preds.append(dsepconv_op(x, *kern, convention="clean"))
+        return preds[0], preds[1], kernels
+
+    @torch.no_grad()
+    def warm_start(self, source: nn.Module) -> list[str]:
+        """Copy what fits from a trained ``guided_adacof`` model: the U-Net (t's input channel stays
+        zero) and the offset and blend heads; the 1-D kernel and mask heads keep their zero last conv,
+        so the result starts as flow_dis with the source's offset and blend corrections. Returns the
+        names of the copied tensors."""
+        if not isinstance(source, GuidedAdaCoF) or source.kernel_size != self.kernel_size:
+            raise VfikitError(f"warm start needs a guided_adacof model with kernel_size={self.kernel_size}")
+        src, own, copied = source.state_dict(), self.state_dict(), []
+        for key, value in src.items():
+            if key not in own:
+                continue
+            target = own[key]
+            if target.shape == value.shape:
+                target.copy_(value)
+            elif key == "unet.conv1.0.weight" and target.shape[1] == value.shape[1] + 1:
+                target.zero_()
+                target[:, : value.shape[1]].copy_(value)
+            else:
+                continue
+            copied.append(key)
+        return copied
 
 
 @register_model(
@@ -183,3 +333,15 @@ class GuidedAdaCoF(KernelVFIModel):
 def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
     """Flow-guided AdaCoF, F=5, D=1."""
     return GuidedAdaCoF(**{"kernel_size": 5, "dilation": 1, **kwargs})
+
+
+@register_model(
+    "guided_dsepconv",
+    family="guided",
+    description="DSepConv kernels (n=5: separable taps, per-tap offsets and masks) placed by OpenCV DIS flow, "
+                "any t (vfikit's own)",
+    arbitrary_t=True,
+)
+def guided_dsepconv(**kwargs) -> GuidedDSepConv:
+    """Flow-guided DSepConv, n=5, any t."""
+    return GuidedDSepConv(**{"kernel_size": 5, **kwargs})
