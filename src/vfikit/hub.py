@@ -36,6 +36,7 @@ from torch import nn
 
 from vfikit import __version__
 from vfikit.errors import MissingDependencyError, VfikitError
+from vfikit.models.base import mark_trained
 from vfikit.registry import ModelEntry, get_entry, list_models
 
 VFIKIT_FORMAT = "vfikit"
@@ -267,7 +268,7 @@ def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.M
             _load_state(model, ema_weights(obj) or obj["model"], str(path))
         else:
             model = _load_official(entry, obj, str(path), kwargs)
-    model.vfikit_weights = str(path)
+    mark_trained(model, str(path))
     return model.eval()
 
 
@@ -280,7 +281,7 @@ def load_model(entry: ModelEntry, source: str | os.PathLike, **kwargs: Any) -> n
     if text in entry.weights:
         path = weights_file(entry, text)
         model = load_file(entry, path, **kwargs)
-        model.vfikit_weights = f"{entry.name}.{text}"
+        mark_trained(model, f"{entry.name}.{text}")
         return model
     if Path(text).expanduser().is_file():
         return load_file(entry, Path(text).expanduser(), **kwargs)

@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
+from vfikit.models.base import require_trained
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_CPU_PIXELS = 1920 * 1088
@@ -105,11 +106,14 @@ class Interpolator:
             official AdaCoF/CDFI reflect padding accepts).
         channels_last: run the convolutions in NHWC memory format (same maths, about 1.4x faster on
             CPU here). None (default): on CPU, and on GPU with fp16/bf16.
+        allow_untrained: accept a learned model whose trained weights were never loaded (its frames are
+            garbage; for tests and research). By default such a model is refused with a
+            :class:`VfikitError` (see :func:`vfikit.models.base.require_trained`).
     """
 
     def __init__(self, model: nn.Module | str, *, weights: str | None = None, device: str | torch.device = "auto",
                  precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
-                 min_side: int = 17, channels_last: bool | None = None) -> None:
+                 min_side: int = 17, channels_last: bool | None = None, allow_untrained: bool = False) -> None:
         if isinstance(model, str):
             from vfikit.registry import create_model
 
@@ -118,6 +122,7 @@ class Interpolator:
             raise VfikitError("weights= is only used with a model name; load the weights into the model instead")
         if not isinstance(model, nn.Module):
             raise VfikitTypeError(f"model must be an nn.Module or a registry name, got {type(model).__name__}")
+        require_trained(model, allow_untrained=allow_untrained)
         if precision not in PRECISIONS:
             raise VfikitError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 1 <= max_depth <= 20:

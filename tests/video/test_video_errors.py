@@ -87,6 +87,17 @@ def test_unknown_model_and_missing_weights(tmp_path, run, models):
     expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, "--weights", tmp_path / "nope.pth", match="not found")
 
 
+def test_untrained_network_is_refused_unless_allowed(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    for name in ("sepconv", "cdfi"):
+        err = expect_error(run, tmp_path, src, tmp_path / "o.mp4", "--model", name, "--device", "cpu",
+                           match=f"{name} has no trained weights")
+        assert "--weights" in err and "--allow-untrained" in err
+    out = tmp_path / "o.mp4"
+    args = ("--model", "compressed_adacof_k5_d1", "--device", "cpu", "--max-frames", "2", "--allow-untrained")
+    assert run(src, out, *args)[0] == 0 and out.is_file()
+
+
 def test_output_exists_needs_force_and_is_replaced_only_when_complete(tmp_path, run, models):
     src = write_video(tmp_path / "in.mp4", pattern_frames(4))
     out = tmp_path / "out.mp4"

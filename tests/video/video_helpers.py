@@ -156,10 +156,6 @@ class BlendNet(VFIModel):
     calls: list[tuple[int, float]] = []  # noqa: RUF012 - shared on purpose: the CLI builds its own instance
     kill_after: int | None = None  # raise KeyboardInterrupt on this call (a simulated Ctrl-C / kill)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchor = torch.nn.Parameter(torch.zeros(1))
-
     def forward(self, frame0, frame1, t=None, return_aux=False):
         t = 0.5 if t is None else t
         if not self.arbitrary_t and float(torch.as_tensor(t).flatten()[0]) != 0.5:
@@ -168,7 +164,7 @@ class BlendNet(VFIModel):
             raise KeyboardInterrupt
         BlendNet.calls.append((frame0.shape[0], float(torch.as_tensor(t).flatten()[0])))
         tt = torch.as_tensor(t, dtype=frame0.dtype, device=frame0.device).reshape(-1, 1, 1, 1)
-        out = (1 - tt) * frame0 + tt * frame1 + self.anchor * 0
+        out = (1 - tt) * frame0 + tt * frame1
         return (out, {}) if return_aux else out
 
 

@@ -71,7 +71,9 @@ def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch
     if isinstance(model, nn.Module):
         from vfikit.inference import Interpolator
 
-        interp = Interpolator(model, device=device)
+        # the library call scores any model (training validates models that live only in memory);
+        # `vfikit eval` refuses untrained networks itself
+        interp = Interpolator(model, device=device, allow_untrained=True)
 
         def predict(frame0: torch.Tensor, frame1: torch.Tensor, t: float) -> torch.Tensor:
             if not interp.arbitrary_t and abs(t - 0.5) > 1e-9:

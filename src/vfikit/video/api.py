@@ -47,6 +47,7 @@ def interpolate_video(
     *,
     model: str | None = None,
     weights: str | Path | None = None,
+    allow_untrained: bool = False,
     interpolator: Any = None,
     factor: int | None = None,
     fps: str | float | Fraction | None = None,
@@ -84,6 +85,8 @@ def interpolate_video(
             folder (frames or, for a folder of videos, one output per video).
         model / weights: a registered model name (``vfikit models``) and optional weights file;
             default: the packaged model for the device (see ``vfikit.video.defaults``).
+        allow_untrained: accept a learned model without trained weights (its frames are garbage;
+            for tests and research); refused by default.
         interpolator: a ready :class:`vfikit.Interpolator` (overrides model/weights/device/...).
         factor / fps / slowmo: timing (see ``vfikit.video.timing``); default ``factor=2``.
         input_fps: frame rate of a folder of images (needed for ``fps`` or a video output).
@@ -145,7 +148,8 @@ def interpolate_video(
         dev = resolve_device(device)
         check_precision(precision, dev)
         interpolator = build_interpolator(
-            model, weights, device=dev, precision=precision, tile=tile, max_depth=bisect_depth
+            model, weights, device=dev, precision=precision, tile=tile, max_depth=bisect_depth,
+            allow_untrained=allow_untrained,
         )
     settings = _with_model(settings, interpolator, model, weights, bisect_depth)
     results = []

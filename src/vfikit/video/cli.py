@@ -35,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", help="registered model name, e.g. cdfi or cdfi.official (default: the packaged model)")
     g.add_argument("--weights", help="weights file (an official checkpoint or a .vfikit file)")
+    g.add_argument("--allow-untrained", action="store_true",
+                   help="accept a learned model without trained weights (garbage frames; for tests and research)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     prec = g.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="half precision (GPU)")
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise VfikitError("give an input and an output path (or two images and an output)")
     *inputs, output = args.paths
     kwargs = dict(
-        model=args.model, weights=args.weights, factor=args.factor, fps=args.fps, slowmo=args.slowmo,
+        model=args.model, weights=args.weights, allow_untrained=args.allow_untrained,
+        factor=args.factor, fps=args.fps, slowmo=args.slowmo,
         input_fps=args.input_fps, scene_threshold=None if args.no_scene_detect else args.scene_threshold,
         dup_threshold=args.dup_threshold, device=args.device,
         precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", tile=args.tile,

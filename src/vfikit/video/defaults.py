@@ -87,12 +87,14 @@ def build_interpolator(
     precision: str = "fp32",
     tile: int | str | None = "auto",
     max_depth: int = DEFAULT_BISECT_DEPTH,
+    allow_untrained: bool = False,
 ) -> Any:
     """Create the model (registry name or default) and wrap it in :class:`vfikit.inference.Interpolator`.
 
     ``max_depth``: models without native t reach other times by recursive bisection, to the
     nearest k / 2**max_depth (the video tool's default 3 keeps the timing error within 1/16 of
     a frame interval at no more than 3 model calls per frame).
+    ``allow_untrained``: accept a learned model without trained weights (refused otherwise: garbage output).
     """
     from vfikit.registry import create_model, split_name
 
@@ -105,7 +107,8 @@ def build_interpolator(
     net = create_model(name, weights=weights)
     from vfikit.inference import Interpolator
 
-    return Interpolator(net, device=device, precision=precision, tile=tile, max_depth=max_depth)
+    return Interpolator(net, device=device, precision=precision, tile=tile, max_depth=max_depth,
+                        allow_untrained=allow_untrained)
 
 
 def describe_interpolator(interpolator: Any) -> str:
