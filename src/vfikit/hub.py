@@ -161,6 +161,14 @@ def read_vfikit_header(path: str | os.PathLike) -> dict[str, Any]:
         raise VfikitError(f"{path}: damaged vfikit metadata ({exc})") from None
 
 
+def architecture_of(path: str | os.PathLike) -> str | None:
+    """The architecture a weights file records: ours (vfikit files) do; official checkpoints do not (None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VfikitError(f"weights file not found: {path}")
+    return read_vfikit_header(path)["arch"] if _is_safetensors(path) else None
+
+
 def _load_vfikit_file(entry: ModelEntry, path: Path, kwargs: dict[str, Any]) -> nn.Module:
     header = read_vfikit_header(path)
     if header["arch"] != entry.name:

@@ -87,6 +87,24 @@ def test_unknown_model_and_missing_weights(tmp_path, run, models):
     expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, "--weights", tmp_path / "nope.pth", match="not found")
 
 
+def test_weights_without_model_name_their_model_or_are_refused(tmp_path, run, models):
+    from vfikit.hub import save_vfikit
+    from vfikit.registry import create_model
+
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    out = tmp_path / "o.mp4"
+    (tmp_path / "text.pth").write_text("not weights at all\n")
+    (tmp_path / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
+    for name in ("text.pth", "random.bin"):
+        expect_error(run, tmp_path, src, out, "--weights", tmp_path / name, "--device", "cpu",
+                     match=f"cannot tell which model {tmp_path / name} is for")
+    err = expect_error(run, tmp_path, src, out, "--weights", tmp_path / "nope.vfikit", match="weights file not found")
+    assert "Errno" not in err
+    save_vfikit(create_model("video_test_mid"), tmp_path / "mid.vfikit")
+    assert run(src, out, "--weights", tmp_path / "mid.vfikit", "--device", "cpu")[0] == 0
+    assert models and {t for _, t in models} == {0.5}  # the file's model ran (MidNet: t = 0.5 only)
+
+
 def test_untrained_network_is_refused_unless_allowed(tmp_path, run, models):
     src = write_video(tmp_path / "in.mp4", pattern_frames(3))
     for name in ("sepconv", "cdfi"):

@@ -132,6 +132,8 @@ def interpolate_video(
         raise VfikitError(f"bisect depth must be an integer from 1 to 20, got {bisect_depth!r}")
     if settings.duration is not None and settings.duration <= 0:
         raise VfikitError(f"duration must be positive, got {duration!r}")
+    if weights is not None and not Path(weights).is_file():
+        raise VfikitError(f"weights file not found: {weights}")
     inputs = [Path(input)] if isinstance(input, (str, Path)) else [Path(p) for p in input]
     output = Path(output)
     kind = _input_kind(inputs)
