@@ -262,3 +262,20 @@ def test_untrained_networks_are_refused_unless_allowed(tmp_path):
     fresh = create_model("compressed_adacof_k5_d1")
     fresh.load_state_dict(model.state_dict())  # or from a state dict
     Interpolator(fresh, device="cpu")
+
+
+def test_non_finite_or_out_of_range_frames_are_refused():
+    ip = Interpolator(Midpoint(), device="cpu")
+    f0, f1 = frames(3, 8, 8)
+    bad = f0.clone()
+    bad[1, 2, 3] = float("nan")
+    with pytest.raises(VfikitError, match="frame0 holds NaN or infinite"):
+        ip(bad, f1)
+    bad[1, 2, 3] = float("inf")
+    with pytest.raises(VfikitError, match="NaN or infinite"):
+        ip(bad, f1)
+    with pytest.raises(VfikitError, match=r"frame1 has values from .* to 25\d.*divide by 255"):
+        ip(f0, f1 * 255)  # 0..255 floats were clipped silently
+    with pytest.raises(VfikitError, match="from -0.01"):
+        ip(f0, f1 - 0.01 - f1.min())
+    torch.testing.assert_close(ip(f0, f1 * (1 + 5e-4)), (f0 + (f1 * (1 + 5e-4)).clamp(0, 1)) / 2)  # within tolerance

@@ -3,7 +3,10 @@
 What it adds to a bare model:
 
 * input layouts (3, H, W) or (B, 3, H, W), float in [0, 1]; output in the same layout, dtype and
-  device as the input, clamped to [0, 1];
+  device as the input, clamped to [0, 1]. Input is checked: NaN or infinite values, and values outside
+  [-RANGE_TOLERANCE, 1 + RANGE_TOLERANCE] (1e-3, a quarter of an 8-bit level: what resampling or colour
+  conversion rounding leaves; 0..255 floats are far outside), raise :class:`VfikitError`; values within the
+  tolerance are clamped;
 * frames with a side smaller than ``min_side`` (17 px) are replicate-padded first and cropped back
   exactly: the official AdaCoF/CDFI pipeline reflect-pads to a multiple of 32, which fails for sides
   of 16 px or less; every larger frame goes to the model unchanged (the model pads as it needs);
@@ -43,6 +46,7 @@ PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_CPU_PIXELS = 1920 * 1088
 AUTO_CPU_TILE = 1024
 MIN_AUTO_TILE = 128
+RANGE_TOLERANCE = 1e-3  # accepted overshoot of [0, 1] in the input frames (then clamped)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -88,6 +92,18 @@ def feather(length: int, start: int, total: int, overlap: int, device: torch.dev
     if start + length < total:
         w = torch.minimum(w, ramp.flip(0))
     return w
+
+
+def _check_values(name: str, frame: torch.Tensor) -> None:
+    """Finite values in [0, 1] (within ``RANGE_TOLERANCE``), else a :class:`VfikitError` that says what is wrong."""
+    if frame.numel() == 0:
+        raise VfikitError(f"{name} is empty (shape {tuple(frame.shape)})")
+    lo, hi = (float(v) for v in torch.aminmax(frame.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise VfikitError(f"{name} holds NaN or infinite values; frames must be finite floats in [0, 1]")
+    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        hint = " (8-bit values? divide by 255)" if hi > 2 else ""
+        raise VfikitError(f"{name} has values from {lo:.4g} to {hi:.4g}; frames must be floats in [0, 1]{hint}")
 
 
 class Interpolator:
@@ -221,6 +237,7 @@ class Interpolator:
                 raise VfikitTypeError(f"{name} must be a float tensor in [0, 1], got dtype {f.dtype}")
             if f.dim() not in (3, 4) or f.shape[-3] != 3:
                 raise VfikitError(f"{name} must have shape (3, H, W) or (B, 3, H, W), got {tuple(f.shape)}")
+            _check_values(name, f)
         if frame0.shape != frame1.shape:
             raise VfikitError(f"frame0 and frame1 differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
         squeeze = frame0.dim() == 3
