@@ -120,8 +120,11 @@ class Interpolator:
         max_depth: bisection depth for models without native t (bound 2**-(max_depth+1)).
         min_side: frames with a smaller side are replicate-padded to it first (17: the smallest side the
             official AdaCoF/CDFI reflect padding accepts).
-        channels_last: run the convolutions in NHWC memory format (same maths, about 1.4x faster on
-            CPU here). None (default): on CPU, and on GPU with fp16/bf16.
+        channels_last: run the convolutions in NHWC memory format (about 1.4x faster on CPU here; the
+            convolutions sum in another order, so results differ by float rounding). None (default): on
+            CPU, and on GPU with fp16/bf16, except for official-convention models, which stay NCHW: their
+            truncating sampling turns a rounding difference into a different pixel (an offset of
+            -0.99999964 becomes -1.0), so only NCHW computes exactly what the official code does.
         allow_untrained: accept a learned model whose trained weights were never loaded (its frames are
             garbage; for tests and research). By default such a model is refused with a
             :class:`VfikitError` (see :func:`vfikit.models.base.require_trained`).
@@ -150,7 +153,8 @@ class Interpolator:
         self.device = resolve_device(device)
         self.precision = precision
         if channels_last is None:
-            channels_last = self.device.type == "cpu" or precision != "fp32"
+            official = getattr(model, "convention", None) == "official"
+            channels_last = (self.device.type == "cpu" or precision != "fp32") and not official
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, memory_format=self.memory_format)
         self.arbitrary_t = bool(getattr(model, "arbitrary_t", False))
