@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import urllib.error
@@ -252,10 +253,23 @@ def _load_official(entry: ModelEntry, checkpoint: Any, where: str, kwargs: dict[
 
 
 def _torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with one-line errors: torch's own are long and cryptic."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":  # torch.save: a zip archive, or a pickle (before 1.6)
+        raise VfikitError(f"{path} is not a PyTorch or vfikit weights file (it is neither a torch.save "
+                          "archive nor safetensors)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors have many types; all mean "cannot read this safely"
-        raise VfikitError(f"cannot load {path} with torch.load(weights_only=True): {exc}") from None
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if unsafe:
+            raise VfikitError(f"{path} holds Python objects ({unsafe.group(1)}) besides tensors, which vfikit does "
+                              "not load (unpickling them could run code): save only the state dict") from None
+        first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+        first = first if len(first) <= 160 else first[:157] + "..."
+        raise VfikitError(f"cannot read {path} as PyTorch weights (damaged or not a checkpoint): {first}") from None
 
 
 def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.Module:
