@@ -137,9 +137,24 @@ def test_force_never_replaces_an_unrelated_folder(tmp_path, run, models):
     mine.mkdir()
     (mine / "thesis.tex").write_text("years of work")
     expect_error(run, tmp_path, src, mine, *MODEL, "--force", match="will not be replaced")
+    import cv2
+
+    photos = tmp_path / "photos"  # only images, but not written by vfikit: --force deleted them
+    photos.mkdir()
+    for i, frame in enumerate(pattern_frames(2)):
+        cv2.imwrite(str(photos / f"IMG_{i:04d}.jpg"), frame)
+    expect_error(run, tmp_path, src, photos, *MODEL, "--force", match="vfikit did not write")
     assert run(src, tmp_path / "frames", *MODEL)[0] == 0  # an earlier frame output may be replaced
+    assert (tmp_path / "frames" / ".vfikit-output.json").is_file()
     assert run(src, tmp_path / "frames", *MODEL, "--force", "--factor", "3")[0] == 0
-    assert len(list((tmp_path / "frames").iterdir())) == 9
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 9
+    batch = tmp_path / "videos"
+    batch.mkdir()
+    write_video(batch / "clip.mp4", pattern_frames(3))
+    (tmp_path / "batch_out" / "clip").mkdir(parents=True)  # a folder of a batch output, not ours
+    (tmp_path / "batch_out" / "clip" / "keep.png").write_bytes(b"mine")
+    expect_error(run, tmp_path, batch, tmp_path / "batch_out", *MODEL, "--force", "--ext", ".png",
+                 match="vfikit did not write")
 
 
 def test_output_equal_to_or_inside_input(tmp_path, run, models):

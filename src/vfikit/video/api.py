@@ -38,7 +38,13 @@ from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD, Sc
 from vfikit.video.sources import VIDEO_SUFFIXES, note
 from vfikit.video.stream import RenderStats
 from vfikit.video.timing import TimingSpec, parse_rate, parse_time
-from vfikit.video.workspace import check_output_free, check_writable_dir, file_identity, partial_dir
+from vfikit.video.workspace import (
+    check_output_free,
+    check_replaceable,
+    check_writable_dir,
+    file_identity,
+    partial_dir,
+)
 
 
 def interpolate_video(
@@ -260,6 +266,8 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
                 f"{len(taken)} output(s) already exist, e.g. {taken[0]}; pass --force to replace them "
                 "(or --resume to skip finished ones)"
             )
+        for dst in taken:
+            check_replaceable(dst)
         check_writable_dir(output)
         return jobs
     out_kind = output_kind(output)
