@@ -43,6 +43,30 @@ def test_unreadable_and_corrupt_files(tmp_path, run, models):
     expect_error(run, tmp_path, tmp_path / "missing.mp4", tmp_path / "o.mp4", *MODEL, match="not found")
 
 
+def test_truncated_video_is_refused_unless_allowed(tmp_path, run, models):
+    """A cut-off download whose index survived (faststart) decoded to a short output with exit 0."""
+    import json
+
+    full = write_video(tmp_path / "full.mp4", pattern_frames(50), container_options={"movflags": "faststart"})
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    for out in (tmp_path / "o.mp4", tmp_path / "frames"):
+        err = expect_error(run, tmp_path, cut, out, *MODEL, "--segment-frames", "4", match="cut.mp4 is truncated")
+        assert "2.00s" in err and "--allow-truncated" in err
+    code, err = run(cut, tmp_path / "o.mp4", *MODEL, "--allow-truncated")
+    assert code == 0 and "cut.mp4 is truncated" in err
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert "cut.mp4 is truncated" in c.metadata.get("comment", "")
+        assert 0 < c.streams.video[0].frames < 60  # what was there, interpolated
+    assert run(cut, tmp_path / "frames", *MODEL, "--allow-truncated")[0] == 0
+    manifest = json.loads((tmp_path / "frames" / ".vfikit-output.json").read_text())
+    assert "cut.mp4 is truncated" in manifest["truncated"]
+    code, err = run(full, tmp_path / "whole.mp4", *MODEL)  # the complete file: no complaint
+    assert code == 0 and "is truncated" not in err
+    with av.open(str(tmp_path / "whole.mp4")) as c:
+        assert c.streams.video[0].frames == 100 and "comment" not in c.metadata
+
+
 def test_no_video_stream(tmp_path, run, models):
     path = tmp_path / "sound.m4a"
     with av.open(str(path), "w") as c:

@@ -61,13 +61,15 @@ def write_video(
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
     options: dict | None = None,
+    container_options: dict | None = None,
 ) -> Path:
     """Encode ``frames`` (uint8 or uint16 (H, W, 3)) with optional 48 kHz stereo AAC audio.
 
-    ``pts``/``time_base`` give explicit (e.g. variable) frame timestamps.
+    ``pts``/``time_base`` give explicit (e.g. variable) frame timestamps; ``container_options`` go to the
+    muxer (e.g. ``{"movflags": "faststart"}``).
     """
     fps = Fraction(fps)
-    container = av.open(str(path), "w")
+    container = av.open(str(path), "w", options=container_options or {})
     stream = container.add_stream(codec, rate=fps)
     stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
     tb = time_base or 1 / fps

@@ -78,6 +78,7 @@ def interpolate_video(
     start: str | float | None = None,
     duration: str | float | None = None,
     max_frames: int | None = None,
+    allow_truncated: bool = False,
     force: bool = False,
     resume: bool = False,
     progress: bool = True,
@@ -106,6 +107,9 @@ def interpolate_video(
         audio / subtitles: carry these streams over (video to video only).
         drop_alpha: discard an alpha channel instead of refusing the input.
         start / duration / max_frames: process part of the input (seconds or [hh:]mm:ss).
+        allow_truncated: interpolate a video that ends well before its stated length (a cut-off
+            download) instead of refusing it; a note says so and the output records it (a video's
+            ``comment`` tag, a folder's ``.vfikit-output.json``).
         force: replace an existing output (only once the new one is complete).
         resume: continue an unfinished job for the same output and settings.
         progress: show a progress bar on stderr.
@@ -133,6 +137,7 @@ def interpolate_video(
         resume=resume,
         progress=progress,
         precision=precision,
+        allow_truncated=allow_truncated,
     )
     if isinstance(bisect_depth, bool) or not isinstance(bisect_depth, int) or not 1 <= bisect_depth <= 20:
         raise VfikitError(f"bisect depth must be an integer from 1 to 20, got {bisect_depth!r}")

@@ -63,6 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--start", help="start at this time of the input video (seconds or [hh:]mm:ss)")
     g.add_argument("--duration", help="process this much of the input video (seconds or [hh:]mm:ss)")
     g.add_argument("--max-frames", type=int, help="read at most this many input frames")
+    g.add_argument("--allow-truncated", action="store_true",
+                   help="interpolate a video that ends before its stated length (cut-off download) instead of "
+                        "refusing it; the output records it")
 
     g = parser.add_argument_group("output")
     g.add_argument("--codec", help="video encoder: libx264 (default), libx265, libvpx-vp9, ffv1, ...")
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, ext=args.ext, audio=not args.no_audio, subtitles=not args.no_subtitles,
         drop_alpha=args.drop_alpha, start=args.start, duration=args.duration, max_frames=args.max_frames,
+        allow_truncated=args.allow_truncated,
         force=args.force, resume=args.resume, progress=not args.quiet, segment_frames=args.segment_frames,
     )  # fmt: skip
     source = inputs[0] if len(inputs) == 1 else inputs
