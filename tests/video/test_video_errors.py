@@ -80,14 +80,43 @@ def test_no_video_stream(tmp_path, run, models):
 
 def test_a_single_frame(tmp_path, run, models):
     src = write_video(tmp_path / "one.mp4", pattern_frames(1))
-    expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, match="at least two frames, got 1")
+    err = expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, match="at least two frames, got 1")
+    assert "%|" not in err and "frame/s" not in err  # no progress bar before the error
     img = tmp_path / "one"
     img.mkdir()
     import cv2
 
     cv2.imwrite(str(img / "0.png"), pattern_frames(1)[0])
     expect_error(run, tmp_path, img, tmp_path / "o", *MODEL, match="at least two frames, got 1")
+    two = write_video(tmp_path / "two.mp4", pattern_frames(2))
+    err = expect_error(run, tmp_path, two, tmp_path / "o.mp4", *MODEL, "--max-frames", "1", match="at least two")
+    assert "frame/s" not in err
     expect_error(run, tmp_path, img / "0.png", tmp_path / "o.png", *MODEL, match="single image")
+
+
+def test_start_beyond_the_end_says_so(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(5))  # 0.2 s
+    err = expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, "--start", "3",
+                       match="--start 3s lies beyond the end of in.mp4 (it lasts 0.20s)")
+    assert "got 0 frames" not in err
+
+
+def test_progress_bar_updates_rarely_when_stderr_is_a_log(monkeypatch):
+    import io
+    import sys
+
+    from vfikit.video.pipeline import LOG_INTERVAL, progress_bar
+
+    log = io.StringIO()  # not a terminal
+    monkeypatch.setattr(sys, "stderr", log)
+    bar = progress_bar(1000, "clip", True)
+    assert bar.mininterval == LOG_INTERVAL >= 30
+    for _ in range(1000):
+        bar.update(1)
+    bar.close()
+    assert log.getvalue().count("\r") + log.getvalue().count("\n") <= 3  # start, end: not one per update
+    monkeypatch.setattr(log, "isatty", lambda: True, raising=False)
+    assert progress_bar(10, "clip", True).mininterval < 1  # a terminal keeps a live bar
 
 
 def test_frames_of_different_sizes(tmp_path, run, models):

@@ -141,6 +141,8 @@ def interpolate_video(
     )
     if isinstance(bisect_depth, bool) or not isinstance(bisect_depth, int) or not 1 <= bisect_depth <= 20:
         raise VfikitError(f"bisect depth must be an integer from 1 to 20, got {bisect_depth!r}")
+    if settings.max_frames == 1:
+        raise VfikitError("--max-frames 1 leaves a single frame; interpolation needs at least two frames")
     if settings.duration is not None and settings.duration <= 0:
         raise VfikitError(f"duration must be positive, got {duration!r}")
     if weights is not None and not Path(weights).is_file():

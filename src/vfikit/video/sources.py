@@ -157,12 +157,16 @@ def probe_video(path: str | Path, *, drop_alpha: bool = False) -> VideoInfo:
                 carried.append(CarriedStream(s.index, s.type, codec, s.metadata.get("language")))
             else:
                 ignored.append(f"#{s.index} {s.type} ({codec})")
-        try:  # decoding one frame finds corrupt files before any work starts
-            first = next(container.decode(stream), None)
+        try:  # decoding two frames finds corrupt files and single-frame videos before any work starts
+            frames = container.decode(stream)
+            first = next(frames, None)
+            second = None if first is None else next(frames, None)
         except av.error.FFmpegError as exc:
             raise VfikitError(f"{path}: cannot decode the video stream: {exc}") from None
         if first is None:
             raise VfikitError(f"{path} contains no decodable video frame")
+        if second is None:
+            raise VfikitError(f"{path} holds a single frame; interpolation needs at least two frames, got 1")
         rotation = float(first.rotation or 0.0)
         return VideoInfo(
             path=path,
