@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -185,8 +186,9 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     from tqdm import tqdm
 
+    interval = 0.1 if sys.stderr.isatty() else 30.0  # in a log file every refresh is a new line
     bar = tqdm(total=n, desc=f"eval {getattr(dataset, 'name', 'dataset')}", unit="frame", disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=interval)
     try:
         for i in range(n):
             sample = dataset[i]
