@@ -67,6 +67,22 @@ def test_truncated_video_is_refused_unless_allowed(tmp_path, run, models):
         assert c.streams.video[0].frames == 100 and "comment" not in c.metadata
 
 
+def test_truncation_is_found_by_frame_count_when_no_duration_is_stated(tmp_path):
+    from dataclasses import replace
+
+    from vfikit.video.sources import TruncatedVideoError, VideoReader, probe_video
+
+    full = write_video(tmp_path / "full.mp4", pattern_frames(50), container_options={"movflags": "faststart"})
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    info = replace(probe_video(cut), video_duration=None)  # as for a file that states only its frame count
+    with pytest.raises(TruncatedVideoError, match=r"\d+ of the 50 frames the file lists"):
+        list(VideoReader(info))
+    assert len(list(VideoReader(info, max_frames=5))) == 5  # a part that is there is fine
+    whole = replace(probe_video(full), video_duration=None)
+    assert len(list(VideoReader(whole))) == 50
+
+
 def test_no_video_stream(tmp_path, run, models):
     path = tmp_path / "sound.m4a"
     with av.open(str(path), "w") as c:
