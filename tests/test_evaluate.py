@@ -131,6 +131,17 @@ def test_cli_eval_user_errors(tmp_path, capsys):
     assert "frame10i11.png" in capsys.readouterr().err
 
 
+def test_cli_eval_refuses_an_untrained_network_unless_allowed(tmp_path, capsys):
+    root = tmp_path / "mb"
+    write_fake_middlebury(root, seqs=("A",), h=32, w=32)
+    base = ["eval", "--model", "compressed_adacof_k5_d1", "--dataset", "middlebury", "--root", str(root), "--quiet",
+            "--device", "cpu"]
+    assert cli.main(base) == 2
+    err = capsys.readouterr().err
+    assert "no trained weights" in err and "--weights" in err and "Traceback" not in err
+    assert cli.main([*base, "--allow-untrained"]) == 0
+
+
 class HalfOnly(VFIModel):
     """A t = 0.5-only model (returns frame0), to check t handling."""
 

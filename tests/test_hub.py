@@ -120,11 +120,25 @@ def test_reordered_or_incomplete_checkpoints_are_refused(tmp_path):
         convert_official(create_model("edsc_s", convention="official"), {"state_dict": state})
 
 
+class Unsafe:
+    """A class torch.load(weights_only=True) refuses to unpickle."""
+
+
 def test_unreadable_and_missing_files(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(VfikitError, match="weights_only"):
+    for content in (b"this is not a checkpoint", b"e" * 64):  # torch said: `... : 101`
+        junk.write_bytes(content)
+        with pytest.raises(VfikitError, match="is not a PyTorch or vfikit weights file"):
+            create_model("cdfi", weights=junk)
+    torch.save({"net": Unsafe()}, junk)  # torch refuses it with a dozen lines of advice
+    with pytest.raises(VfikitError, match=r"holds Python objects \(tests.test_hub.Unsafe\)") as info:
         create_model("cdfi", weights=junk)
+    assert "\n" not in str(info.value)
+    junk.write_bytes(b"PK\x03\x04" + b"x" * 100)  # a damaged zip archive
+    with pytest.raises(VfikitError, match="cannot read .* as PyTorch weights") as info:
+        create_model("cdfi", weights=junk)
+    assert "\n" not in str(info.value)
     with pytest.raises(VfikitError, match="no such file, and not a known tag"):
         create_model("cdfi", weights=tmp_path / "absent.pth")
     with pytest.raises(VfikitError, match=r"'nope' for cdfi: no such file, and not a known tag \(tags: official\)"):

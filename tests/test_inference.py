@@ -99,7 +99,7 @@ def test_native_t_models_are_called_with_t():
     f0, f1 = frames(3, 8, 8)
     assert ip.reachable_t(0.3) == 0.3
     torch.testing.assert_close(ip(f0, f1, 0.3), 0.7 * f0 + 0.3 * f1)
-    edsc = Interpolator("edsc_m", device="cpu")
+    edsc = Interpolator("edsc_m", device="cpu", allow_untrained=True)
     assert edsc.arbitrary_t and edsc.reachable_t(0.3) == 0.3
 
 
@@ -108,8 +108,22 @@ def test_padding_is_undone_exactly_for_a_real_model():
     f0, f1 = frames(1, 3, 21, 37, seed=2)
     with torch.no_grad():
         direct = model(f0, f1).clamp(0, 1)
-    exact = Interpolator(model, device="cpu", channels_last=False)  # same memory format: bit-identical
+    # same memory format: bit-identical
+    exact = Interpolator(model, device="cpu", channels_last=False, allow_untrained=True)
     torch.testing.assert_close(exact(f0, f1), direct, rtol=0, atol=0)
+
+
+def test_official_convention_models_run_nchw_by_default_and_equal_the_model_exactly():
+    """NHWC convolutions round differently; the official truncating sampler can turn that into another pixel."""
+    model = create_model("compressed_adacof_k5_d1", convention="official")
+    f0, f1 = frames(1, 3, 40, 56, seed=4)
+    with torch.no_grad():
+        direct = model(f0, f1).clamp(0, 1)
+    ip = Interpolator(model, device="cpu", allow_untrained=True)
+    assert ip.memory_format == torch.contiguous_format
+    torch.testing.assert_close(ip(f0, f1), direct, rtol=0, atol=0)
+    assert Interpolator(model, device="cpu", channels_last=True, allow_untrained=True).memory_format == \
+        torch.channels_last  # still available on request
 
 
 def test_channels_last_default_on_cpu_computes_the_same_frames():
@@ -117,7 +131,7 @@ def test_channels_last_default_on_cpu_computes_the_same_frames():
     f0, f1 = frames(1, 3, 40, 56, seed=4)
     with torch.no_grad():
         direct = model(f0, f1).clamp(0, 1)
-    ip = Interpolator(model, device="cpu")
+    ip = Interpolator(model, device="cpu", allow_untrained=True)
     assert ip.memory_format == torch.channels_last
     out = ip(f0, f1)
     assert out.is_contiguous()
@@ -131,7 +145,7 @@ def test_tiny_frames_work_and_padding_is_cropped_exactly():
     model = create_model("compressed_adacof_k5_d1", convention="official")
     with pytest.raises(VfikitError, match="reflect"):
         model(f0[None], f1[None])
-    tiny = Interpolator(model, device="cpu")(f0, f1)
+    tiny = Interpolator(model, device="cpu", allow_untrained=True)(f0, f1)
     assert tiny.shape == (3, 5, 7) and bool(torch.isfinite(tiny).all())
 
 
@@ -166,8 +180,8 @@ def test_tiling_a_registered_network_with_local_kernels_is_exact():
             h[7].weight.zero_()
             h[7].bias.zero_()
     f0, f1 = frames(1, 3, 90, 96, seed=5)
-    full = Interpolator(model, device="cpu")(f0, f1)
-    tiled = Interpolator(model, device="cpu", tile=64, tile_overlap=32)(f0, f1)  # 2 x 2 tiles
+    full = Interpolator(model, device="cpu", allow_untrained=True)(f0, f1)
+    tiled = Interpolator(model, device="cpu", tile=64, tile_overlap=32, allow_untrained=True)(f0, f1)  # 2 x 2 tiles
     torch.testing.assert_close(tiled, full, rtol=0, atol=1e-5)
 
 
@@ -209,8 +223,8 @@ def test_auto_tiling_on_cpu_tiles_large_frames(monkeypatch):
 def test_precision_options_run_on_cpu():
     model = create_model("compressed_adacof_k5_d1")
     f0, f1 = frames(1, 3, 32, 32, seed=6)
-    ref = Interpolator(model, device="cpu")(f0, f1)
-    bf16 = Interpolator(model, device="cpu", precision="bf16")(f0, f1)
+    ref = Interpolator(model, device="cpu", allow_untrained=True)(f0, f1)
+    bf16 = Interpolator(model, device="cpu", precision="bf16", allow_untrained=True)(f0, f1)
     assert bf16.dtype == torch.float32 and bool(torch.isfinite(bf16).all())
     assert (bf16 - ref).abs().max() < 0.05
 
@@ -242,3 +256,39 @@ def test_frames_yields_timestamped_stream_through_the_interpolator():
     out = list(interp.frames(frames, factor=4))
     assert [float(ts) for ts, _ in out] == [i / 4 for i in range(9)]
     torch.testing.assert_close(out[1][1], torch.full((3, 8, 8), 0.125))  # overlay blend at t = 1/4
+
+
+def test_untrained_networks_are_refused_unless_allowed(tmp_path):
+    """A learned model whose weights were never loaded produces garbage: refused, naming --weights."""
+    from vfikit.hub import save_vfikit
+
+    model = create_model("compressed_adacof_k5_d1")
+    with pytest.raises(VfikitError, match=r"compressed_adacof_k5_d1 has no trained weights.*--weights"):
+        Interpolator(model, device="cpu")
+    with pytest.raises(VfikitError, match="no trained weights"):
+        Interpolator("cdfi", device="cpu")
+    assert Interpolator(model, device="cpu", allow_untrained=True).model is model
+    Interpolator(create_model("overlay"), device="cpu")  # weight-free models need nothing
+    Interpolator(create_model("flow_dis"), device="cpu")
+    path = save_vfikit(model, tmp_path / "m.vfikit")
+    Interpolator(create_model("compressed_adacof_k5_d1", weights=path), device="cpu")  # loaded from a file
+    fresh = create_model("compressed_adacof_k5_d1")
+    fresh.load_state_dict(model.state_dict())  # or from a state dict
+    Interpolator(fresh, device="cpu")
+
+
+def test_non_finite_or_out_of_range_frames_are_refused():
+    ip = Interpolator(Midpoint(), device="cpu")
+    f0, f1 = frames(3, 8, 8)
+    bad = f0.clone()
+    bad[1, 2, 3] = float("nan")
+    with pytest.raises(VfikitError, match="frame0 holds NaN or infinite"):
+        ip(bad, f1)
+    bad[1, 2, 3] = float("inf")
+    with pytest.raises(VfikitError, match="NaN or infinite"):
+        ip(bad, f1)
+    with pytest.raises(VfikitError, match=r"frame1 has values from .* to 25\d.*divide by 255"):
+        ip(f0, f1 * 255)  # 0..255 floats were clipped silently
+    with pytest.raises(VfikitError, match="from -0.01"):
+        ip(f0, f1 - 0.01 - f1.min())
+    torch.testing.assert_close(ip(f0, f1 * (1 + 5e-4)), (f0 + (f1 * (1 + 5e-4)).clamp(0, 1)) / 2)  # within tolerance

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import urllib.error
@@ -36,6 +37,7 @@ from torch import nn
 
 from vfikit import __version__
 from vfikit.errors import MissingDependencyError, VfikitError
+from vfikit.models.base import mark_trained
 from vfikit.registry import ModelEntry, get_entry, list_models
 
 VFIKIT_FORMAT = "vfikit"
@@ -160,6 +162,14 @@ def read_vfikit_header(path: str | os.PathLike) -> dict[str, Any]:
         raise VfikitError(f"{path}: damaged vfikit metadata ({exc})") from None
 
 
+def architecture_of(path: str | os.PathLike) -> str | None:
+    """The architecture a weights file records: ours (vfikit files) do; official checkpoints do not (None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VfikitError(f"weights file not found: {path}")
+    return read_vfikit_header(path)["arch"] if _is_safetensors(path) else None
+
+
 def _load_vfikit_file(entry: ModelEntry, path: Path, kwargs: dict[str, Any]) -> nn.Module:
     header = read_vfikit_header(path)
     if header["arch"] != entry.name:
@@ -243,10 +253,23 @@ def _load_official(entry: ModelEntry, checkpoint: Any, where: str, kwargs: dict[
 
 
 def _torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with one-line errors: torch's own are long and cryptic."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":  # torch.save: a zip archive, or a pickle (before 1.6)
+        raise VfikitError(f"{path} is not a PyTorch or vfikit weights file (it is neither a torch.save "
+                          "archive nor safetensors)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors have many types; all mean "cannot read this safely"
-        raise VfikitError(f"cannot load {path} with torch.load(weights_only=True): {exc}") from None
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if unsafe:
+            raise VfikitError(f"{path} holds Python objects ({unsafe.group(1)}) besides tensors, which vfikit does "
+                              "not load (unpickling them could run code): save only the state dict") from None
+        first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+        first = first if len(first) <= 160 else first[:157] + "..."
+        raise VfikitError(f"cannot read {path} as PyTorch weights (damaged or not a checkpoint): {first}") from None
 
 
 def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.Module:
@@ -267,7 +290,7 @@ def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.M
             _load_state(model, ema_weights(obj) or obj["model"], str(path))
         else:
             model = _load_official(entry, obj, str(path), kwargs)
-    model.vfikit_weights = str(path)
+    mark_trained(model, str(path))
     return model.eval()
 
 
@@ -280,7 +303,7 @@ def load_model(entry: ModelEntry, source: str | os.PathLike, **kwargs: Any) -> n
     if text in entry.weights:
         path = weights_file(entry, text)
         model = load_file(entry, path, **kwargs)
-        model.vfikit_weights = f"{entry.name}.{text}"
+        mark_trained(model, f"{entry.name}.{text}")
         return model
     if Path(text).expanduser().is_file():
         return load_file(entry, Path(text).expanduser(), **kwargs)

@@ -3,7 +3,10 @@
 What it adds to a bare model:
 
 * input layouts (3, H, W) or (B, 3, H, W), float in [0, 1]; output in the same layout, dtype and
-  device as the input, clamped to [0, 1];
+  device as the input, clamped to [0, 1]. Input is checked: NaN or infinite values, and values outside
+  [-RANGE_TOLERANCE, 1 + RANGE_TOLERANCE] (1e-3, a quarter of an 8-bit level: what resampling or colour
+  conversion rounding leaves; 0..255 floats are far outside), raise :class:`VfikitError`; values within the
+  tolerance are clamped;
 * frames with a side smaller than ``min_side`` (17 px) are replicate-padded first and cropped back
   exactly: the official AdaCoF/CDFI pipeline reflect-pads to a multiple of 32, which fails for sides
   of 16 px or less; every larger frame goes to the model unchanged (the model pads as it needs);
@@ -37,11 +40,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
+from vfikit.models.base import require_trained
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_CPU_PIXELS = 1920 * 1088
 AUTO_CPU_TILE = 1024
 MIN_AUTO_TILE = 128
+RANGE_TOLERANCE = 1e-3  # accepted overshoot of [0, 1] in the input frames (then clamped)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -89,6 +94,18 @@ def feather(length: int, start: int, total: int, overlap: int, device: torch.dev
     return w
 
 
+def _check_values(name: str, frame: torch.Tensor) -> None:
+    """Finite values in [0, 1] (within ``RANGE_TOLERANCE``), else a :class:`VfikitError` that says what is wrong."""
+    if frame.numel() == 0:
+        raise VfikitError(f"{name} is empty (shape {tuple(frame.shape)})")
+    lo, hi = (float(v) for v in torch.aminmax(frame.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise VfikitError(f"{name} holds NaN or infinite values; frames must be finite floats in [0, 1]")
+    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        hint = " (8-bit values? divide by 255)" if hi > 2 else ""
+        raise VfikitError(f"{name} has values from {lo:.4g} to {hi:.4g}; frames must be floats in [0, 1]{hint}")
+
+
 class Interpolator:
     """Frame interpolation with any model; see the module docstring.
 
@@ -103,13 +120,19 @@ class Interpolator:
         max_depth: bisection depth for models without native t (bound 2**-(max_depth+1)).
         min_side: frames with a smaller side are replicate-padded to it first (17: the smallest side the
             official AdaCoF/CDFI reflect padding accepts).
-        channels_last: run the convolutions in NHWC memory format (same maths, about 1.4x faster on
-            CPU here). None (default): on CPU, and on GPU with fp16/bf16.
+        channels_last: run the convolutions in NHWC memory format (about 1.4x faster on CPU here; the
+            convolutions sum in another order, so results differ by float rounding). None (default): on
+            CPU, and on GPU with fp16/bf16, except for official-convention models, which stay NCHW: their
+            truncating sampling turns a rounding difference into a different pixel (an offset of
+            -0.99999964 becomes -1.0), so only NCHW computes exactly what the official code does.
+        allow_untrained: accept a learned model whose trained weights were never loaded (its frames are
+            garbage; for tests and research). By default such a model is refused with a
+            :class:`VfikitError` (see :func:`vfikit.models.base.require_trained`).
     """
 
     def __init__(self, model: nn.Module | str, *, weights: str | None = None, device: str | torch.device = "auto",
                  precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
-                 min_side: int = 17, channels_last: bool | None = None) -> None:
+                 min_side: int = 17, channels_last: bool | None = None, allow_untrained: bool = False) -> None:
         if isinstance(model, str):
             from vfikit.registry import create_model
 
@@ -118,6 +141,7 @@ class Interpolator:
             raise VfikitError("weights= is only used with a model name; load the weights into the model instead")
         if not isinstance(model, nn.Module):
             raise VfikitTypeError(f"model must be an nn.Module or a registry name, got {type(model).__name__}")
+        require_trained(model, allow_untrained=allow_untrained)
         if precision not in PRECISIONS:
             raise VfikitError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 1 <= max_depth <= 20:
@@ -129,7 +153,8 @@ class Interpolator:
         self.device = resolve_device(device)
         self.precision = precision
         if channels_last is None:
-            channels_last = self.device.type == "cpu" or precision != "fp32"
+            official = getattr(model, "convention", None) == "official"
+            channels_last = (self.device.type == "cpu" or precision != "fp32") and not official
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, memory_format=self.memory_format)
         self.arbitrary_t = bool(getattr(model, "arbitrary_t", False))
@@ -216,6 +241,7 @@ class Interpolator:
                 raise VfikitTypeError(f"{name} must be a float tensor in [0, 1], got dtype {f.dtype}")
             if f.dim() not in (3, 4) or f.shape[-3] != 3:
                 raise VfikitError(f"{name} must have shape (3, H, W) or (B, 3, H, W), got {tuple(f.shape)}")
+            _check_values(name, f)
         if frame0.shape != frame1.shape:
             raise VfikitError(f"frame0 and frame1 differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
         squeeze = frame0.dim() == 3

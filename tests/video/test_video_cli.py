@@ -162,7 +162,7 @@ def test_frame_folder_resume_keeps_finished_frames(tmp_path, run, models):
     code, err = run(folder, tmp_path / "out", *MODEL, "--factor", "3", "--resume")
     assert code == 0, err
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [f"{i:08d}.png" for i in range((6 - 1) * 3 + 1)]
+    assert names == [".vfikit-output.json"] + [f"{i:08d}.png" for i in range((6 - 1) * 3 + 1)]
     assert all((tmp_path / "out" / n).stat().st_mtime_ns == t for n, t in kept.items())  # not rewritten
 
 
@@ -213,7 +213,7 @@ def test_frame_folder_to_folder_and_to_video(tmp_path, run, models):
     for i, f in enumerate(pattern_frames(5)):
         cv2.imwrite(str(folder / f"frame{i + 8}.png"), f[..., ::-1])  # natural order: 8, 9, 10, ...
     assert run(folder, tmp_path / "out", *MODEL, "--factor", "2")[0] == 0
-    out = sorted((tmp_path / "out").iterdir())
+    out = sorted((tmp_path / "out").glob("*.png"))
     assert len(out) == 9
     first = cv2.imread(str(out[2]))
     assert np.array_equal(first, cv2.imread(str(folder / "frame9.png")))

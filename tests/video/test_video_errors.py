@@ -43,6 +43,46 @@ def test_unreadable_and_corrupt_files(tmp_path, run, models):
     expect_error(run, tmp_path, tmp_path / "missing.mp4", tmp_path / "o.mp4", *MODEL, match="not found")
 
 
+def test_truncated_video_is_refused_unless_allowed(tmp_path, run, models):
+    """A cut-off download whose index survived (faststart) decoded to a short output with exit 0."""
+    import json
+
+    full = write_video(tmp_path / "full.mp4", pattern_frames(50), container_options={"movflags": "faststart"})
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    for out in (tmp_path / "o.mp4", tmp_path / "frames"):
+        err = expect_error(run, tmp_path, cut, out, *MODEL, "--segment-frames", "4", match="cut.mp4 is truncated")
+        assert "2.00s" in err and "--allow-truncated" in err
+    code, err = run(cut, tmp_path / "o.mp4", *MODEL, "--allow-truncated")
+    assert code == 0 and "cut.mp4 is truncated" in err
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert "cut.mp4 is truncated" in c.metadata.get("comment", "")
+        assert 0 < c.streams.video[0].frames < 60  # what was there, interpolated
+    assert run(cut, tmp_path / "frames", *MODEL, "--allow-truncated")[0] == 0
+    manifest = json.loads((tmp_path / "frames" / ".vfikit-output.json").read_text())
+    assert "cut.mp4 is truncated" in manifest["truncated"]
+    code, err = run(full, tmp_path / "whole.mp4", *MODEL)  # the complete file: no complaint
+    assert code == 0 and "is truncated" not in err
+    with av.open(str(tmp_path / "whole.mp4")) as c:
+        assert c.streams.video[0].frames == 100 and "comment" not in c.metadata
+
+
+def test_truncation_is_found_by_frame_count_when_no_duration_is_stated(tmp_path):
+    from dataclasses import replace
+
+    from vfikit.video.sources import TruncatedVideoError, VideoReader, probe_video
+
+    full = write_video(tmp_path / "full.mp4", pattern_frames(50), container_options={"movflags": "faststart"})
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    info = replace(probe_video(cut), video_duration=None)  # as for a file that states only its frame count
+    with pytest.raises(TruncatedVideoError, match=r"\d+ of the 50 frames the file lists"):
+        list(VideoReader(info))
+    assert len(list(VideoReader(info, max_frames=5))) == 5  # a part that is there is fine
+    whole = replace(probe_video(full), video_duration=None)
+    assert len(list(VideoReader(whole))) == 50
+
+
 def test_no_video_stream(tmp_path, run, models):
     path = tmp_path / "sound.m4a"
     with av.open(str(path), "w") as c:
@@ -56,14 +96,43 @@ def test_no_video_stream(tmp_path, run, models):
 
 def test_a_single_frame(tmp_path, run, models):
     src = write_video(tmp_path / "one.mp4", pattern_frames(1))
-    expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, match="at least two frames, got 1")
+    err = expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, match="at least two frames, got 1")
+    assert "%|" not in err and "frame/s" not in err  # no progress bar before the error
     img = tmp_path / "one"
     img.mkdir()
     import cv2
 
     cv2.imwrite(str(img / "0.png"), pattern_frames(1)[0])
     expect_error(run, tmp_path, img, tmp_path / "o", *MODEL, match="at least two frames, got 1")
+    two = write_video(tmp_path / "two.mp4", pattern_frames(2))
+    err = expect_error(run, tmp_path, two, tmp_path / "o.mp4", *MODEL, "--max-frames", "1", match="at least two")
+    assert "frame/s" not in err
     expect_error(run, tmp_path, img / "0.png", tmp_path / "o.png", *MODEL, match="single image")
+
+
+def test_start_beyond_the_end_says_so(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(5))  # 0.2 s
+    err = expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, "--start", "3",
+                       match="--start 3s lies beyond the end of in.mp4 (it lasts 0.20s)")
+    assert "got 0 frames" not in err
+
+
+def test_progress_bar_updates_rarely_when_stderr_is_a_log(monkeypatch):
+    import io
+    import sys
+
+    from vfikit.video.pipeline import LOG_INTERVAL, progress_bar
+
+    log = io.StringIO()  # not a terminal
+    monkeypatch.setattr(sys, "stderr", log)
+    bar = progress_bar(1000, "clip", True)
+    assert bar.mininterval == LOG_INTERVAL >= 30
+    for _ in range(1000):
+        bar.update(1)
+    bar.close()
+    assert log.getvalue().count("\r") + log.getvalue().count("\n") <= 3  # start, end: not one per update
+    monkeypatch.setattr(log, "isatty", lambda: True, raising=False)
+    assert progress_bar(10, "clip", True).mininterval < 1  # a terminal keeps a live bar
 
 
 def test_frames_of_different_sizes(tmp_path, run, models):
@@ -87,6 +156,35 @@ def test_unknown_model_and_missing_weights(tmp_path, run, models):
     expect_error(run, tmp_path, src, tmp_path / "o.mp4", *MODEL, "--weights", tmp_path / "nope.pth", match="not found")
 
 
+def test_weights_without_model_name_their_model_or_are_refused(tmp_path, run, models):
+    from vfikit.hub import save_vfikit
+    from vfikit.registry import create_model
+
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    out = tmp_path / "o.mp4"
+    (tmp_path / "text.pth").write_text("not weights at all\n")
+    (tmp_path / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
+    for name in ("text.pth", "random.bin"):
+        expect_error(run, tmp_path, src, out, "--weights", tmp_path / name, "--device", "cpu",
+                     match=f"cannot tell which model {tmp_path / name} is for")
+    err = expect_error(run, tmp_path, src, out, "--weights", tmp_path / "nope.vfikit", match="weights file not found")
+    assert "Errno" not in err
+    save_vfikit(create_model("video_test_mid"), tmp_path / "mid.vfikit")
+    assert run(src, out, "--weights", tmp_path / "mid.vfikit", "--device", "cpu")[0] == 0
+    assert models and {t for _, t in models} == {0.5}  # the file's model ran (MidNet: t = 0.5 only)
+
+
+def test_untrained_network_is_refused_unless_allowed(tmp_path, run, models):
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    for name in ("sepconv", "cdfi"):
+        err = expect_error(run, tmp_path, src, tmp_path / "o.mp4", "--model", name, "--device", "cpu",
+                           match=f"{name} has no trained weights")
+        assert "--weights" in err and "--allow-untrained" in err
+    out = tmp_path / "o.mp4"
+    args = ("--model", "compressed_adacof_k5_d1", "--device", "cpu", "--max-frames", "2", "--allow-untrained")
+    assert run(src, out, *args)[0] == 0 and out.is_file()
+
+
 def test_output_exists_needs_force_and_is_replaced_only_when_complete(tmp_path, run, models):
     src = write_video(tmp_path / "in.mp4", pattern_frames(4))
     out = tmp_path / "out.mp4"
@@ -108,9 +206,24 @@ def test_force_never_replaces_an_unrelated_folder(tmp_path, run, models):
     mine.mkdir()
     (mine / "thesis.tex").write_text("years of work")
     expect_error(run, tmp_path, src, mine, *MODEL, "--force", match="will not be replaced")
+    import cv2
+
+    photos = tmp_path / "photos"  # only images, but not written by vfikit: --force deleted them
+    photos.mkdir()
+    for i, frame in enumerate(pattern_frames(2)):
+        cv2.imwrite(str(photos / f"IMG_{i:04d}.jpg"), frame)
+    expect_error(run, tmp_path, src, photos, *MODEL, "--force", match="vfikit did not write")
     assert run(src, tmp_path / "frames", *MODEL)[0] == 0  # an earlier frame output may be replaced
+    assert (tmp_path / "frames" / ".vfikit-output.json").is_file()
     assert run(src, tmp_path / "frames", *MODEL, "--force", "--factor", "3")[0] == 0
-    assert len(list((tmp_path / "frames").iterdir())) == 9
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 9
+    batch = tmp_path / "videos"
+    batch.mkdir()
+    write_video(batch / "clip.mp4", pattern_frames(3))
+    (tmp_path / "batch_out" / "clip").mkdir(parents=True)  # a folder of a batch output, not ours
+    (tmp_path / "batch_out" / "clip" / "keep.png").write_bytes(b"mine")
+    expect_error(run, tmp_path, batch, tmp_path / "batch_out", *MODEL, "--force", "--ext", ".png",
+                 match="vfikit did not write")
 
 
 def test_output_equal_to_or_inside_input(tmp_path, run, models):

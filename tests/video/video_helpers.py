@@ -61,13 +61,15 @@ def write_video(
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
     options: dict | None = None,
+    container_options: dict | None = None,
 ) -> Path:
     """Encode ``frames`` (uint8 or uint16 (H, W, 3)) with optional 48 kHz stereo AAC audio.
 
-    ``pts``/``time_base`` give explicit (e.g. variable) frame timestamps.
+    ``pts``/``time_base`` give explicit (e.g. variable) frame timestamps; ``container_options`` go to the
+    muxer (e.g. ``{"movflags": "faststart"}``).
     """
     fps = Fraction(fps)
-    container = av.open(str(path), "w")
+    container = av.open(str(path), "w", options=container_options or {})
     stream = container.add_stream(codec, rate=fps)
     stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
     tb = time_base or 1 / fps
@@ -156,10 +158,6 @@ class BlendNet(VFIModel):
     calls: list[tuple[int, float]] = []  # noqa: RUF012 - shared on purpose: the CLI builds its own instance
     kill_after: int | None = None  # raise KeyboardInterrupt on this call (a simulated Ctrl-C / kill)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchor = torch.nn.Parameter(torch.zeros(1))
-
     def forward(self, frame0, frame1, t=None, return_aux=False):
         t = 0.5 if t is None else t
         if not self.arbitrary_t and float(torch.as_tensor(t).flatten()[0]) != 0.5:
@@ -168,7 +166,7 @@ class BlendNet(VFIModel):
             raise KeyboardInterrupt
         BlendNet.calls.append((frame0.shape[0], float(torch.as_tensor(t).flatten()[0])))
         tt = torch.as_tensor(t, dtype=frame0.dtype, device=frame0.device).reshape(-1, 1, 1, 1)
-        out = (1 - tt) * frame0 + tt * frame1 + self.anchor * 0
+        out = (1 - tt) * frame0 + tt * frame1
         return (out, {}) if return_aux else out
 
 

@@ -14,6 +14,8 @@ from vfikit.metrics import METRICS
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="registered model name, e.g. overlay, flow_dis, cdfi.official")
     p.add_argument("--weights", help="weights file (official checkpoint or vfikit file) overriding the name's tag")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="score a learned model without trained weights (its frames are garbage; for research)")
     p.add_argument("--dataset", required=True, choices=sorted(BENCHMARKS), help="benchmark layout under --root")
     p.add_argument("--root", required=True, type=Path, help="dataset folder")
     p.add_argument("--split", help="vimeo90k: test|train; snufilm: easy|medium|hard|extreme")
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from vfikit.data.benchmarks import open_benchmark
     from vfikit.engine.evaluate import evaluate, sha256_file, write_report
     from vfikit.metrics import LPIPS
+    from vfikit.models.base import require_trained
     from vfikit.registry import create_model
 
     if args.limit is not None and args.limit < 1:
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         weights_sha = sha256_file(args.weights)
     dataset = open_benchmark(args.dataset, args.root, args.split)
     model = create_model(args.model, weights=args.weights)
+    require_trained(model, allow_untrained=args.allow_untrained)
     info = {"model": args.model, "weights": str(args.weights) if args.weights else None,
             "weights_sha256": weights_sha}
     report = evaluate(model, dataset, metrics=metrics, device=args.device, limit=args.limit,

@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -71,7 +72,9 @@ def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch
     if isinstance(model, nn.Module):
         from vfikit.inference import Interpolator
 
-        interp = Interpolator(model, device=device)
+        # the library call scores any model (training validates models that live only in memory);
+        # `vfikit eval` refuses untrained networks itself
+        interp = Interpolator(model, device=device, allow_untrained=True)
 
         def predict(frame0: torch.Tensor, frame1: torch.Tensor, t: float) -> torch.Tensor:
             if not interp.arbitrary_t and abs(t - 0.5) > 1e-9:
@@ -183,8 +186,9 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     from tqdm import tqdm
 
+    interval = 0.1 if sys.stderr.isatty() else 30.0  # in a log file every refresh is a new line
     bar = tqdm(total=n, desc=f"eval {getattr(dataset, 'name', 'dataset')}", unit="frame", disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=interval)
     try:
         for i in range(n):
             sample = dataset[i]

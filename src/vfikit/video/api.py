@@ -38,7 +38,13 @@ from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD, Sc
 from vfikit.video.sources import VIDEO_SUFFIXES, note
 from vfikit.video.stream import RenderStats
 from vfikit.video.timing import TimingSpec, parse_rate, parse_time
-from vfikit.video.workspace import check_output_free, check_writable_dir, file_identity, partial_dir
+from vfikit.video.workspace import (
+    check_output_free,
+    check_replaceable,
+    check_writable_dir,
+    file_identity,
+    partial_dir,
+)
 
 
 def interpolate_video(
@@ -47,6 +53,7 @@ def interpolate_video(
     *,
     model: str | None = None,
     weights: str | Path | None = None,
+    allow_untrained: bool = False,
     interpolator: Any = None,
     factor: int | None = None,
     fps: str | float | Fraction | None = None,
@@ -71,6 +78,7 @@ def interpolate_video(
     start: str | float | None = None,
     duration: str | float | None = None,
     max_frames: int | None = None,
+    allow_truncated: bool = False,
     force: bool = False,
     resume: bool = False,
     progress: bool = True,
@@ -84,6 +92,8 @@ def interpolate_video(
             folder (frames or, for a folder of videos, one output per video).
         model / weights: a registered model name (``vfikit models``) and optional weights file;
             default: the packaged model for the device (see ``vfikit.video.defaults``).
+        allow_untrained: accept a learned model without trained weights (its frames are garbage;
+            for tests and research); refused by default.
         interpolator: a ready :class:`vfikit.Interpolator` (overrides model/weights/device/...).
         factor / fps / slowmo: timing (see ``vfikit.video.timing``); default ``factor=2``.
         input_fps: frame rate of a folder of images (needed for ``fps`` or a video output).
@@ -97,6 +107,9 @@ def interpolate_video(
         audio / subtitles: carry these streams over (video to video only).
         drop_alpha: discard an alpha channel instead of refusing the input.
         start / duration / max_frames: process part of the input (seconds or [hh:]mm:ss).
+        allow_truncated: interpolate a video that ends well before its stated length (a cut-off
+            download) instead of refusing it; a note says so and the output records it (a video's
+            ``comment`` tag, a folder's ``.vfikit-output.json``).
         force: replace an existing output (only once the new one is complete).
         resume: continue an unfinished job for the same output and settings.
         progress: show a progress bar on stderr.
@@ -124,11 +137,16 @@ def interpolate_video(
         resume=resume,
         progress=progress,
         precision=precision,
+        allow_truncated=allow_truncated,
     )
     if isinstance(bisect_depth, bool) or not isinstance(bisect_depth, int) or not 1 <= bisect_depth <= 20:
         raise VfikitError(f"bisect depth must be an integer from 1 to 20, got {bisect_depth!r}")
+    if settings.max_frames == 1:
+        raise VfikitError("--max-frames 1 leaves a single frame; interpolation needs at least two frames")
     if settings.duration is not None and settings.duration <= 0:
         raise VfikitError(f"duration must be positive, got {duration!r}")
+    if weights is not None and not Path(weights).is_file():
+        raise VfikitError(f"weights file not found: {weights}")
     inputs = [Path(input)] if isinstance(input, (str, Path)) else [Path(p) for p in input]
     output = Path(output)
     kind = _input_kind(inputs)
@@ -145,7 +163,8 @@ def interpolate_video(
         dev = resolve_device(device)
         check_precision(precision, dev)
         interpolator = build_interpolator(
-            model, weights, device=dev, precision=precision, tile=tile, max_depth=bisect_depth
+            model, weights, device=dev, precision=precision, tile=tile, max_depth=bisect_depth,
+            allow_untrained=allow_untrained,
         )
     settings = _with_model(settings, interpolator, model, weights, bisect_depth)
     results = []
@@ -254,6 +273,8 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
                 f"{len(taken)} output(s) already exist, e.g. {taken[0]}; pass --force to replace them "
                 "(or --resume to skip finished ones)"
             )
+        for dst in taken:
+            check_replaceable(dst)
         check_writable_dir(output)
         return jobs
     out_kind = output_kind(output)

@@ -35,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", help="registered model name, e.g. cdfi or cdfi.official (default: the packaged model)")
     g.add_argument("--weights", help="weights file (an official checkpoint or a .vfikit file)")
+    g.add_argument("--allow-untrained", action="store_true",
+                   help="accept a learned model without trained weights (garbage frames; for tests and research)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     prec = g.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="half precision (GPU)")
@@ -61,6 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--start", help="start at this time of the input video (seconds or [hh:]mm:ss)")
     g.add_argument("--duration", help="process this much of the input video (seconds or [hh:]mm:ss)")
     g.add_argument("--max-frames", type=int, help="read at most this many input frames")
+    g.add_argument("--allow-truncated", action="store_true",
+                   help="interpolate a video that ends before its stated length (cut-off download) instead of "
+                        "refusing it; the output records it")
 
     g = parser.add_argument_group("output")
     g.add_argument("--codec", help="video encoder: libx264 (default), libx265, libvpx-vp9, ffv1, ...")
@@ -91,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise VfikitError("give an input and an output path (or two images and an output)")
     *inputs, output = args.paths
     kwargs = dict(
-        model=args.model, weights=args.weights, factor=args.factor, fps=args.fps, slowmo=args.slowmo,
+        model=args.model, weights=args.weights, allow_untrained=args.allow_untrained,
+        factor=args.factor, fps=args.fps, slowmo=args.slowmo,
         input_fps=args.input_fps, scene_threshold=None if args.no_scene_detect else args.scene_threshold,
         dup_threshold=args.dup_threshold, device=args.device,
         precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", tile=args.tile,
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, ext=args.ext, audio=not args.no_audio, subtitles=not args.no_subtitles,
         drop_alpha=args.drop_alpha, start=args.start, duration=args.duration, max_frames=args.max_frames,
+        allow_truncated=args.allow_truncated,
         force=args.force, resume=args.resume, progress=not args.quiet, segment_frames=args.segment_frames,
     )  # fmt: skip
     source = inputs[0] if len(inputs) == 1 else inputs

@@ -7,7 +7,9 @@ The default is a model whose trained weights ship inside the package (``vfikit/w
 * on GPU, ``cdfi`` (the most accurate kernel-based model of the papers), then ``guided_adacof_k5``,
   then the compressed AdaCoF.
 
-Only files present in ``vfikit/weights/`` count; ``--model`` always overrides the choice.
+Only files present in ``vfikit/weights/`` count; ``--model`` always overrides the choice. A vfikit
+file given with ``--weights`` and no ``--model`` names its own architecture; any other weights file
+needs ``--model`` (it is refused, never ignored).
 
 When no weights ship (a development checkout) there is no sensible default: an untrained
 network produces garbage, so :func:`default_model` raises and asks for ``--model``.
@@ -87,25 +89,44 @@ def build_interpolator(
     precision: str = "fp32",
     tile: int | str | None = "auto",
     max_depth: int = DEFAULT_BISECT_DEPTH,
+    allow_untrained: bool = False,
 ) -> Any:
     """Create the model (registry name or default) and wrap it in :class:`vfikit.inference.Interpolator`.
 
     ``max_depth``: models without native t reach other times by recursive bisection, to the
     nearest k / 2**max_depth (the video tool's default 3 keeps the timing error within 1/16 of
     a frame interval at no more than 3 model calls per frame).
+    ``allow_untrained``: accept a learned model without trained weights (refused otherwise: garbage output).
     """
     from vfikit.registry import create_model, split_name
 
-    name = model or default_model(device)
-    if model is None:  # the default's weights are a packaged file: load it by path
-        arch = split_name(name)[0]
-        name, weights = arch, packaged_weights(f"{arch}.vfikit")
     if weights is not None and not Path(weights).is_file():
         raise VfikitError(f"weights file not found: {weights}")
+    if model is None and weights is not None:
+        name = weights_model(weights)
+    elif model is None:  # the default's weights are a packaged file: load it by path
+        arch = split_name(default_model(device))[0]
+        name, weights = arch, packaged_weights(f"{arch}.vfikit")
+    else:
+        name = model
     net = create_model(name, weights=weights)
     from vfikit.inference import Interpolator
 
-    return Interpolator(net, device=device, precision=precision, tile=tile, max_depth=max_depth)
+    return Interpolator(net, device=device, precision=precision, tile=tile, max_depth=max_depth,
+                        allow_untrained=allow_untrained)
+
+
+def weights_model(weights: str | Path) -> str:
+    """The model a weights file given without ``--model`` is for: vfikit files record it; others are refused."""
+    from vfikit.hub import architecture_of
+
+    arch = architecture_of(weights)
+    if arch is None:
+        raise VfikitError(
+            f"cannot tell which model {weights} is for (only vfikit files record their architecture): "
+            f"name it with --model, e.g. --model cdfi --weights {weights}; `vfikit models` lists the names"
+        )
+    return arch
 
 
 def describe_interpolator(interpolator: Any) -> str:

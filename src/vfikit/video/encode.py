@@ -421,8 +421,11 @@ def mux_output(
     segments: list[dict],
     carry: CarrySpec | None,
     transcode: dict[int, str | None] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, int]:
     """Write the final container at ``path`` from the segments and the carried source streams.
+
+    ``metadata``: container tags to set (e.g. ``comment``: mp4, mov and Matroska all keep it).
 
     Returns counts of packets written per kind (``video``, ``audio``, ``subtitle``).
     """
@@ -435,6 +438,7 @@ def mux_output(
     out = av.open(str(path), "w", format=plan.container, options=options)
     sources = []
     try:
+        out.metadata.update(metadata or {})
         template = av.open(str(seg_files[0]))
         sources.append(template)
         vstream = out.add_stream_from_template(template.streams.video[0])

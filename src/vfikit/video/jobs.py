@@ -41,6 +41,7 @@ from vfikit.video.sources import (
     ColorInfo,
     ImageReader,
     ImagesInfo,
+    TruncatedVideoError,
     VideoInfo,
     VideoReader,
     list_images,
@@ -99,6 +100,7 @@ class JobSettings:
     model: str = ""
     precision: str = "fp32"
     extra: dict = field(default_factory=dict)
+    allow_truncated: bool = False  # interpolate a truncated video anyway (noted, and recorded in the output)
 
 
 def output_kind(output: Path) -> str:
@@ -144,7 +146,11 @@ def run_one(kind: str, inputs: list[Path], output: Path, settings: JobSettings, 
     out_kind = output_kind(output)
     if kind == "video":
         info = probe_video(inputs[0], drop_alpha=settings.drop_alpha)
-        source = VideoReader(info, start=settings.start, duration=settings.duration, max_frames=settings.max_frames)
+        if settings.start is not None and info.duration is not None and settings.start >= info.duration:
+            raise VfikitError(f"--start {float(settings.start):g}s lies beyond the end of {inputs[0].name} "
+                              f"(it lasts {float(info.duration):.2f}s)")
+        source = VideoReader(info, start=settings.start, duration=settings.duration, max_frames=settings.max_frames,
+                             allow_truncated=settings.allow_truncated)
         bits, size = info.frame_bits, (info.width, info.height)
     else:
         paths = list_images(inputs[0]) if kind == "frames" else inputs
@@ -243,9 +249,9 @@ def _run_to_folder(kind, inputs, output, info, source, bits, tail, settings, int
     try:
         end = source.end_time if tail else None
         stats = run_pipeline(source, renderer, FolderSink(work.path, suffix, names=names), end=end, progress=bar)
-        work.finish_folder()
+        work.finish_folder(_truncation(source))
     except BaseException as exc:
-        if not done_frames(work.path, names):
+        if isinstance(exc, TruncatedVideoError) or not done_frames(work.path, names):
             work.discard()  # nothing worth resuming
         if isinstance(exc, OSError):
             check_error(exc)
@@ -306,12 +312,14 @@ def _run_to_video(kind, inputs, output, info, source, bits, size, tail, settings
         origin = getattr(source, "first_time", None) or Fraction(0)
         end_time = (source.end_time() if tail else None) or Fraction(10**9)
         carry = CarrySpec(inputs[0], carried, origin, end_time) if carried else None
-        mux_output(tmp, plan, work.path, segments, carry, transcode)
+        truncated = _truncation(source)
+        metadata = {"comment": f"vfikit: {truncated['truncated']}"} if truncated else None
+        mux_output(tmp, plan, work.path, segments, carry, transcode, metadata=metadata)
         replace_into_place(tmp, output)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if not completed_segments(work.path):
-            work.discard()  # nothing worth resuming
+        if isinstance(exc, TruncatedVideoError) or not completed_segments(work.path):
+            work.discard()  # nothing worth resuming (a truncated input would fail the same way again)
         if isinstance(exc, OSError):
             check_error(exc)
         raise
@@ -322,6 +330,12 @@ def _run_to_video(kind, inputs, output, info, source, bits, size, tail, settings
     _report_source(source)
     _summary(output, stats, started)
     return VideoJobResult(inputs[0], output, stats, time.perf_counter() - started, resumed=work.resumed)
+
+
+def _truncation(source: Any) -> dict[str, str] | None:
+    """What the output records about a truncated input read under ``--allow-truncated``."""
+    text = getattr(source, "truncated", None)
+    return {"truncated": text} if text else None
 
 
 def _report_source(source: Any) -> None:

@@ -203,13 +203,29 @@ def run_pipeline(
     return renderer.stats
 
 
+LOG_INTERVAL = 30.0  # seconds between progress lines when stderr is a log file, not a terminal
+
+
 def progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
-    """A tqdm bar on stderr (frames done, frames/s, ETA), or None when disabled."""
+    """A tqdm bar on stderr (frames done, frames/s, ETA), or None when disabled.
+
+    When stderr is not a terminal (a log file, a pipe) every refresh is a new line, so the bar
+    refreshes every ``LOG_INTERVAL`` seconds there instead of ten times a second.
+    """
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
+    interval = 0.1 if _is_terminal(sys.stderr) else LOG_INTERVAL
+    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
+                mininterval=interval)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def check_error(exc: BaseException) -> None:

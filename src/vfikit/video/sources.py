@@ -99,6 +99,7 @@ class VideoInfo:
     rotation: float
     carried: tuple[CarriedStream, ...] = ()
     ignored: tuple[str, ...] = ()  # streams that are not carried over, described for the user
+    video_duration: Fraction | None = None  # the video stream's own duration, when the file states it
 
     @property
     def frame_bits(self) -> int:
@@ -141,8 +142,11 @@ def probe_video(path: str | Path, *, drop_alpha: bool = False) -> VideoInfo:
         tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
         rate = _fraction(stream.average_rate) or _fraction(stream.guessed_rate) or _fraction(stream.base_rate)
         duration = Fraction(stream.duration) * tb if stream.duration else None
+        video_duration = duration
         if duration is None and container.duration:
             duration = Fraction(container.duration, 1_000_000)
+            if len(container.streams) == 1:  # no other stream can make the container longer
+                video_duration = duration
         carried, ignored = [], []
         for s in container.streams:
             if s.index == stream.index:
@@ -153,12 +157,16 @@ def probe_video(path: str | Path, *, drop_alpha: bool = False) -> VideoInfo:
                 carried.append(CarriedStream(s.index, s.type, codec, s.metadata.get("language")))
             else:
                 ignored.append(f"#{s.index} {s.type} ({codec})")
-        try:  # decoding one frame finds corrupt files before any work starts
-            first = next(container.decode(stream), None)
+        try:  # decoding two frames finds corrupt files and single-frame videos before any work starts
+            frames = container.decode(stream)
+            first = next(frames, None)
+            second = None if first is None else next(frames, None)
         except av.error.FFmpegError as exc:
             raise VfikitError(f"{path}: cannot decode the video stream: {exc}") from None
         if first is None:
             raise VfikitError(f"{path} contains no decodable video frame")
+        if second is None:
+            raise VfikitError(f"{path} holds a single frame; interpolation needs at least two frames, got 1")
         rotation = float(first.rotation or 0.0)
         return VideoInfo(
             path=path,
@@ -179,7 +187,12 @@ def probe_video(path: str | Path, *, drop_alpha: bool = False) -> VideoInfo:
             rotation=rotation,
             carried=tuple(carried),
             ignored=tuple(ignored),
+            video_duration=video_duration,
         )
+
+
+class TruncatedVideoError(VfikitError):
+    """The video ends well before the length its container states (a cut-off download or copy)."""
 
 
 @dataclass
@@ -190,14 +203,21 @@ class VideoReader:
     select a part. After iteration, :meth:`end_time` is the end of the last frame read
     (its timestamp plus its duration) and ``dropped`` counts frames discarded because their
     timestamp did not increase (broken files).
+
+    When the frames run out before the selected part ends, by more than two frames and 1% of the
+    stated length (the stated length of the video stream, else its frame count), the file is
+    truncated: :class:`TruncatedVideoError` is raised, or with ``allow_truncated`` a note is
+    printed and ``truncated`` describes the shortfall.
     """
 
     info: VideoInfo
     start: Fraction | None = None
     duration: Fraction | None = None
     max_frames: int | None = None
+    allow_truncated: bool = False
     dropped: int = 0
     corrupt: int = 0
+    truncated: str | None = None
     _last: Fraction | None = field(default=None, repr=False)
     _last_duration: Fraction | None = field(default=None, repr=False)
     _gap: Fraction | None = field(default=None, repr=False)
@@ -211,7 +231,7 @@ class VideoReader:
         decode_flags = swscale_flags(decode=True)
         begin = info.start_time + (self.start or 0)
         stop = None if self.duration is None else begin + self.duration
-        count = 0
+        count = seen = 0
         try:
             container = av.open(str(info.path))
         except av.error.FFmpegError as exc:
@@ -229,6 +249,7 @@ class VideoReader:
                         when = self._last + self._gap
                     else:
                         when = Fraction(frame.pts) * tb
+                    seen += 1
                     if when < begin:
                         continue
                     if stop is not None and when >= stop:
@@ -252,9 +273,39 @@ class VideoReader:
                     count += 1
                     if self.max_frames is not None and count >= self.max_frames:
                         break
+                else:  # the frames ran out before any limit: were they all there?
+                    self._check_complete(seen, stop)
             except av.error.FFmpegError as exc:
                 where = "the start" if self._last is None else f"{float(self._last):.3f}s"
                 raise VfikitError(f"{info.path}: the video data is corrupt near {where}: {exc}") from None
+        if count == 0 and self.start:
+            raise VfikitError(f"--start {float(self.start):g}s lies beyond the end of {info.path.name} "
+                              f"(no frame at or after it)")
+
+    def _check_complete(self, seen: int, stop: Fraction | None) -> None:
+        """Compare what was decoded with the stated length; see the class docstring."""
+        info = self.info
+        step = 1 / info.average_rate if info.average_rate else Fraction(1, 25)
+        shortfall = None
+        if info.video_duration is not None:
+            expected = info.start_time + info.video_duration
+            if stop is not None:
+                expected = min(expected, stop)
+            reached = self.end_time() or info.start_time + (self.start or 0)
+            if expected - reached > max(2 * step, info.video_duration / 100):
+                shortfall = (f"its frames end at {float(reached - info.start_time):.2f}s, but the file "
+                             f"states {float(info.video_duration):.2f}s")
+        elif info.frame_count and not self.start and seen < info.frame_count - max(2, info.frame_count // 100):
+            shortfall = f"{seen} of the {info.frame_count} frames the file lists could be decoded"
+        if shortfall is None:
+            return
+        if not self.allow_truncated:
+            raise TruncatedVideoError(
+                f"{info.path} is truncated or damaged: {shortfall}; the output would be short, so nothing was "
+                "written (pass --allow-truncated to interpolate the frames that are there)"
+            )
+        self.truncated = f"{info.path.name} is truncated: {shortfall}"
+        note(f"{self.truncated}; interpolating the frames that are there (--allow-truncated)")
 
     def end_time(self) -> Fraction | None:
         """End of the last frame read: timestamp + its duration (container value, else the last gap)."""

@@ -13,6 +13,8 @@ to a temporary name and renamed when complete, so a killed job leaves only whole
   otherwise it says what differs.
 * When the work is complete the result is moved into place with ``os.replace`` (atomic on one
   file system); an existing output replaced under ``--force`` disappears only at that moment.
+* A finished folder output holds ``.vfikit-output.json`` (the job record): ``--force`` replaces only
+  folders that hold it, never a folder the tool did not write (a folder of the user's photos).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 from vfikit.errors import VfikitError
 
 JOB_FILE = "job.json"
+MANIFEST = ".vfikit-output.json"  # marks a folder written by vfikit: only such folders are replaced
 
 
 def partial_dir(output: Path) -> Path:
@@ -58,23 +61,30 @@ def check_writable_dir(folder: Path) -> None:
 
 
 def check_output_free(output: Path, *, force: bool, resume: bool) -> None:
-    """Refuse an existing output unless ``force``.
-
-    Even with ``force``, an existing folder is replaced only when it holds nothing but image files
-    (an earlier frame output): ``--force`` must never wipe an unrelated folder given by mistake.
-    """
+    """Refuse an existing output unless ``force``; even then, see :func:`check_replaceable`."""
     if output.exists() and not force:
         hint = "it is already complete; " if resume else ""
         raise VfikitError(f"output {output} already exists; {hint}pass --force to replace it")
-    if output.is_dir() and not output.is_symlink():
-        from vfikit.imageio import IMAGE_SUFFIXES
+    check_replaceable(output)
 
-        others = [p.name for p in output.iterdir() if not (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)]
-        if others:
-            raise VfikitError(
-                f"{output} is a folder holding other things than frames (e.g. {others[0]}); "
-                "it will not be replaced, even with --force: choose a new output folder"
-            )
+
+def check_replaceable(output: Path) -> None:
+    """An existing folder is replaced only when vfikit wrote it (it holds :data:`MANIFEST`).
+
+    ``--force`` must never wipe a folder given by mistake, such as a folder of photos.
+    """
+    if output.is_dir() and not output.is_symlink() and not (output / MANIFEST).is_file():
+        raise VfikitError(
+            f"{output} is a folder that vfikit did not write (it has no {MANIFEST}); "
+            "it will not be replaced, even with --force: choose a new output folder"
+        )
+
+
+def write_manifest(folder: Path, record: dict[str, Any]) -> None:
+    """Mark ``folder`` as a vfikit output: ``MANIFEST`` holds the job record (temporary name, then rename)."""
+    tmp = folder / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, folder / MANIFEST)
 
 
 @dataclass
@@ -117,8 +127,13 @@ class Workspace:
         """Remove the partial folder (after success, or when nothing worth keeping was done)."""
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def finish_folder(self) -> None:
-        """Make the partial folder the output folder (frame-folder outputs)."""
+    def finish_folder(self, extra: dict[str, Any] | None = None) -> None:
+        """Make the partial folder the output folder (frame-folder outputs), marked by its manifest.
+
+        The manifest holds the job record plus ``extra`` (e.g. a note that the input was truncated).
+        """
+        record = {**(_read_job(self.path) or {}), **(extra or {})}
+        write_manifest(self.path, record)
         (self.path / JOB_FILE).unlink()
         replace_into_place(self.path, self.output)
 
