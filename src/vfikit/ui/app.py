@@ -166,13 +166,14 @@ def build_app(
             pair = gr.Slider(0, 1, value=0, step=1, label="pair to preview (frame number)", visible=False,
                              elem_id="vfikit-pair")
             preview_button = gr.Button("Preview", elem_id="vfikit-preview-button")
-        preview = gr.ImageSlider(label="frame average | model", type="numpy", format="png", elem_id="vfikit-preview")
+        preview = gr.ImageSlider(label="frame average | model", type="numpy", format="png", max_height=480,
+                                 elem_id="vfikit-preview")
         caption = gr.Markdown(elem_id="vfikit-preview-caption")
         with gr.Row():
             run_button = gr.Button("Run", variant="primary", elem_id="vfikit-run")
             cancel_button = gr.Button("Cancel", variant="stop", elem_id="vfikit-cancel")
         progress = gr.HTML(progress_html(None), elem_id="vfikit-progress")
-        result = gr.Video(label="result", interactive=False, elem_id="vfikit-result")
+        result = gr.Video(label="result", interactive=False, height=400, loop=True, elem_id="vfikit-result")
         download = gr.File(label="download", interactive=False, elem_id="vfikit-download")
 
         private: dict[str, Any] = {"api_visibility": "private"}
