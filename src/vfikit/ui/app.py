@@ -166,7 +166,7 @@ def build_app(
             pair = gr.Slider(0, 1, value=0, step=1, label="pair to preview (frame number)", visible=False,
                              elem_id="vfikit-pair")
             preview_button = gr.Button("Preview", elem_id="vfikit-preview-button")
-        preview = gr.ImageSlider(label="frame average | model", type="numpy", format="png", max_height=480,
+        preview = gr.ImageSlider(label="frame average | model", type="numpy", format="png",
                                  elem_id="vfikit-preview")
         caption = gr.Markdown(elem_id="vfikit-preview-caption")
         with gr.Row():
