@@ -1,0 +1,201 @@
+"""The web page's logic without a browser: uploads, timing choices, models, preview, the job queue."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ui_helpers import video_facts, write_clip, write_pair
+
+from vfikit import cli
+from vfikit.errors import VfikitError
+from vfikit.ui.core import Previewer, find_choice, model_choices, stage_upload, timing_kwargs
+from vfikit.ui.jobs import JobManager, JobRequest, _EventStream
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return write_clip(tmp_path / "clip.mp4")
+
+
+def test_stage_video_copies_into_a_private_folder(tmp_path: Path, clip: Path) -> None:
+    staged = stage_upload([clip], tmp_path / "staging", upload_root=tmp_path)
+    assert staged.kind == "video" and (staged.width, staged.height, staged.frames) == (64, 48, 12)
+    assert staged.pairs == 11 and staged.names == ("clip.mp4",)
+    assert staged.paths[0].parent == staged.folder and staged.paths[0].name == "input.mp4"
+    assert staged.folder.stat().st_mode & 0o077 == 0  # private to the user
+    assert staged.paths[0].read_bytes() == clip.read_bytes()
+    staged.remove()
+    assert not staged.folder.exists() and clip.exists()
+
+
+def test_stage_pair_orders_by_name_and_checks_sizes(tmp_path: Path) -> None:
+    a, b = write_pair(tmp_path)
+    staged = stage_upload([b, a], tmp_path / "staging", upload_root=None)
+    assert staged.kind == "pair" and staged.names == ("a.png", "b.png") and staged.frames == 2
+    small = tmp_path / "small.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 40)).save(small)
+    with pytest.raises(VfikitError, match=r"64x40 but a.png is 64x48; all frames must have the same size"):
+        stage_upload([a, small], tmp_path / "staging", upload_root=None)
+    assert [p.name for p in (tmp_path / "staging").iterdir()] == [staged.folder.name]  # the failed one is gone
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        ([], "drop a video, or two images"),
+        (["notes.txt"], "notes.txt is not a video or image file"),
+        (["one.png"], "one.png is a single image; give two images"),
+        (["a.png", "b.png", "c.png"], "give one video or two images, got 3 files"),
+    ],
+)
+def test_stage_refuses_what_the_cli_refuses(tmp_path: Path, names: list[str], message: str) -> None:
+    paths = []
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+        paths.append(tmp_path / name)
+    with pytest.raises(VfikitError, match=message):
+        stage_upload(paths, tmp_path / "staging", upload_root=None)
+
+
+def test_stage_corrupt_video_gives_the_cli_message_with_the_uploaded_name(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00not a video" * 50)
+    with pytest.raises(VfikitError) as caught:
+        stage_upload([bad], tmp_path / "staging", upload_root=None)
+    assert str(caught.value).startswith("cannot read broken.mp4 as a video")
+    assert "staging" not in str(caught.value) and "input.mp4" not in str(caught.value)
+
+
+def test_stage_enforces_the_size_limit_and_the_upload_folder(tmp_path: Path, clip: Path) -> None:
+    with pytest.raises(VfikitError, match="the upload limit is 0 MB"):
+        stage_upload([clip], tmp_path / "staging", upload_root=None, max_bytes=100)
+    with pytest.raises(VfikitError, match="only read from the page's own upload folder"):
+        stage_upload([clip], tmp_path / "staging", upload_root=tmp_path / "uploads")
+    with pytest.raises(VfikitError, match="only read from the page's own upload folder"):
+        stage_upload([tmp_path / "uploads" / ".." / "clip.mp4"], tmp_path / "staging", upload_root=tmp_path / "uploads")
+
+
+def test_timing_choices_map_to_the_cli_arguments() -> None:
+    assert timing_kwargs("4x") == {"factor": 4}
+    assert timing_kwargs("frame rate", " 24000/1001 ") == {"fps": "24000/1001"}
+    assert timing_kwargs("slow motion", "4") == {"slowmo": "4"}
+    with pytest.raises(VfikitError, match="invalid target frame rate 'sixty'"):
+        timing_kwargs("frame rate", "sixty")
+    with pytest.raises(VfikitError, match="slow-motion factor must be greater than 1"):
+        timing_kwargs("slow motion", "1")
+    with pytest.raises(VfikitError, match="enter the target frame rate"):
+        timing_kwargs("frame rate", "")
+
+
+def test_model_menu_puts_the_default_first_then_weight_free_models() -> None:
+    choices = model_choices("cpu")
+    assert choices[0].name is None and choices[0].label.startswith("guided_adacof_k5 (default")
+    names = [c.name for c in choices]
+    assert "overlay" in names and "flow_dis" in names
+    assert all(c.trained for c in choices if c.name is None)
+    assert find_choice(None, choices) is choices[0]
+    with pytest.raises(VfikitError, match="unknown model choice"):
+        find_choice("cdfi.official", choices)
+
+
+def test_preview_middle_frame_against_the_average(tmp_path: Path, clip: Path) -> None:
+    staged = stage_upload([clip], tmp_path / "staging", upload_root=None)
+    previewer = Previewer("cpu")
+    average = previewer(staged, "overlay", 3)
+    assert average.middle.shape == (48, 64, 3) and average.model == "overlay" and average.pair == 3
+    assert np.abs(average.middle.astype(int) - average.average.astype(int)).max() <= 1  # overlay is the average
+    flow = previewer(staged, "flow_dis", 3)
+    # the square moves 3 px per frame: flow puts it half-way, where the average shows two ghosts
+    assert np.abs(flow.middle.astype(int) - flow.average.astype(int)).max() > 50
+    with pytest.raises(VfikitError, match="past the end of the video"):
+        previewer(staged, "overlay", 11)
+
+
+def test_event_stream_reads_the_library_progress_bar() -> None:
+    from vfikit.video.pipeline import progress_bar
+
+    class Conn:
+        def __init__(self) -> None:
+            self.events: list[tuple] = []
+
+        def send(self, event: tuple) -> None:
+            self.events.append(event)
+
+    conn = Conn()
+    old = sys.stderr
+    sys.stderr = _EventStream(conn)
+    try:
+        bar = progress_bar(5, "out.mp4", True)
+        for _ in range(5):
+            bar.update(1)
+        bar.close()
+        print("vfikit: note: wrote out.mp4", file=sys.stderr)
+    finally:
+        sys.stderr = old
+    assert ("progress", 5, 5) in conn.events
+    assert conn.events[-1] == ("note", "wrote out.mp4")
+
+
+def test_job_runs_interpolate_video_and_reports_progress(tmp_path: Path, clip: Path) -> None:
+    manager = JobManager(tmp_path / "jobs")
+    try:
+        staged = stage_upload([clip], tmp_path / "staging", upload_root=None)
+        job = manager.submit(JobRequest(staged, "overlay", "overlay", timing_kwargs("2x")))
+        queued = manager.submit(JobRequest(staged, "overlay", "overlay", timing_kwargs("2x")))
+        assert manager.status(queued.id).state == "queued"
+        manager.cancel(queued.id)
+        status = manager.wait(job.id, timeout=60)
+        assert status.state == "done", status.message
+        assert (status.done, status.total) == (24, 24) and status.fraction == 1.0
+        assert "12 source frames -> 24 output frames" in status.message
+        assert video_facts(status.output) == (24, pytest.approx(1.0))
+        assert not (job.folder / "input").exists()  # the input copy is deleted after the job
+        assert staged.folder.exists()  # the page's own copy stays for the next run
+        assert manager.wait(queued.id, timeout=10).state == "cancelled"
+        assert not queued.folder.exists()
+    finally:
+        manager.close()
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_job_cancel_stops_the_process_and_leaves_nothing(tmp_path: Path, clip: Path) -> None:
+    manager = JobManager(tmp_path / "jobs")
+    try:
+        staged = stage_upload([clip], tmp_path / "staging", upload_root=None)
+        job = manager.submit(JobRequest(staged, None, "default", timing_kwargs("8x")))
+        assert manager.wait(job.id, timeout=0.5).state in ("queued", "running")
+        assert manager.cancel(job.id)
+        status = manager.wait(job.id, timeout=20)
+        assert status.state == "cancelled" and status.output is None
+        assert not job.folder.exists()
+        assert not manager.cancel(job.id)  # nothing left to cancel
+    finally:
+        manager.close()
+
+
+def test_job_failure_shows_the_library_message_with_the_uploaded_name(tmp_path: Path, clip: Path) -> None:
+    manager = JobManager(tmp_path / "jobs")
+    try:
+        staged = stage_upload([clip], tmp_path / "staging", upload_root=None)
+        staged.paths[0].unlink()
+        staged.paths[0].write_bytes(b"\x00garbage" * 50)  # the file went bad after the checks
+        job = manager.submit(JobRequest(staged, "overlay", "overlay", timing_kwargs("2x")))
+        status = manager.wait(job.id, timeout=60)
+        assert status.state == "failed"
+        assert status.message.startswith("cannot read clip.mp4 as a video"), status.message
+        assert "Traceback" not in status.message and str(tmp_path) not in status.message
+    finally:
+        manager.close()
+
+
+def test_ui_command_without_gradio_says_how_to_install(monkeypatch, capsys) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
+    assert cli.main(["ui"]) == 2
+    assert 'pip install "vfikit[ui]"' in capsys.readouterr().err
