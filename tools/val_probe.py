@@ -3,8 +3,10 @@
     python tools/val_probe.py vfikit_guided_adacof_k5 flow_dis overlay guided_adacof_k5 \
         runs/vfikit_guided_adacof_k5/best.pt
 
-Each model argument is a registry name (untrained for trainable archs) or a training checkpoint
-(``best.pt`` / ``step_*.pt``; its weight average when it has one, unless ``--raw``). Prints the mean PSNR per model.
+Each model argument is a registry name (untrained for trainable archs; ``name.vfikit`` for shipped weights) or
+a training checkpoint (``best.pt`` / ``step_*.pt``; its weight average when it has one, unless ``--raw``).
+Prints the mean PSNR per model, over all samples and per validation part (synthetic, real, ...).
+Models without ``arbitrary_t`` are scored only when every sample has t = 0.5.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = create_model(name)
         torch.manual_seed(0)
-        metrics, _ = validate(model, samples, torch.device("cpu"), cfg.data.val_batch_size, pass_t=False)
-        print(f"{name}: PSNR {metrics['val_psnr']:.3f} dB over {len(samples)} samples")
+        pass_t = bool(getattr(model, "arbitrary_t", False))
+        metrics, _ = validate(model, samples, torch.device("cpu"), cfg.data.val_batch_size, pass_t=pass_t)
+        parts = ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in metrics.items() if "/" in k)
+        print(f"{name}: PSNR {metrics['val_psnr']:.3f} dB over {len(samples)} samples"
+              + (f" ({parts})" if parts else ""))
     return 0
 
 

@@ -144,9 +144,9 @@ class _GuidedBase(KernelVFIModel):
 
     def _signed_taps(self, raw: torch.Tensor) -> torch.Tensor:
         """(B, K, H, W) head output -> signed weights over K taps summing to one, centred on the middle tap."""
-        w = raw - raw.mean(1, keepdim=True)
-        centre = raw.shape[1] // 2
-        return torch.cat([w[:, :centre], w[:, centre:centre + 1] + 1, w[:, centre + 1:]], 1)
+        w = raw - raw.mean(1, keepdim=True)  # a new tensor: adding to its centre tap in place is safe for autograd
+        w[:, raw.shape[1] // 2] += 1
+        return w
 
     def _guide(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor):
         """flow_dis's fields at t ((B,) tensor): F_t0, F_t1 (B, 2, H, W) (x, y), visibility (B, 2, H, W),

@@ -1,0 +1,170 @@
+"""Where the time of a flow-guided model goes, per stage and frame size (CPU), in one process.
+
+Stages of a guided model: ``dis`` (the two OpenCV DIS calls of the guide), ``motion`` (forward
+splatting, visibility and hole filling: vfikit's own guide work), ``network`` (U-Net and heads),
+``sampling`` (the kernel sampling op of both frames), and ``total`` (the model through the
+``Interpolator``, as ``vfikit interpolate`` runs it). ``flow_dis`` is timed whole and by stage, and the
+reference ``plain DIS`` (OpenCV DIS-medium at its own finest scale, both ways, plus one backward
+warp) shows what OpenCV alone costs. Rounds are interleaved, so load affects every entry alike;
+the table gives medians.
+
+Run from the repository root (weights: a .vfikit file or a training checkpoint):
+
+    python benchmarks/speed_stages.py --models guided_adacof_k5.vfikit flow_dis \
+        --sizes 640x480 1280x720 --rounds 5 --out benchmarks/results/speed_stages_cpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vfikit import Interpolator, create_model
+
+CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "clips" / "davis_car_turn" / "car-turn.mp4"
+
+
+def real_pair(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames 0 and 2 of the DAVIS car-turn clip resized to (height, width), float32 RGB in [0, 1]
+    (real content: DIS's cost depends on it); random frames when the clip is absent."""
+    import cv2
+
+    try:
+        import av
+
+        with av.open(str(CLIP)) as container:
+            frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(3), container.decode(video=0))]
+        pair = [cv2.resize(frames[i], (width, height), interpolation=cv2.INTER_AREA) for i in (0, 2)]
+        return pair[0].astype(np.float32) / 255, pair[1].astype(np.float32) / 255
+    except (OSError, ImportError):
+        rng = np.random.default_rng(0)
+        return rng.random((height, width, 3), np.float32), rng.random((height, width, 3), np.float32)
+
+
+def load(name: str) -> torch.nn.Module:
+    if name.endswith(".pt") and os.path.isfile(name):
+        from vfikit.engine.checkpoint import load_trained_model
+
+        return load_trained_model(name)
+    return create_model(name)
+
+
+def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float) -> dict:
+    """name -> zero-argument callable for each stage of ``model`` (guided or flow_dis)."""
+    import cv2
+
+    f0 = torch.from_numpy(a).permute(2, 0, 1)[None]
+    f1 = torch.from_numpy(b).permute(2, 0, 1)[None]
+    guide = getattr(model, "guide", model)
+    fns = {}
+    img0, img1, f01, f10 = guide._flows(a, b)
+    fns["dis"] = lambda: guide._flows(a, b)
+    fns["motion"] = lambda: guide.motion_numpy(img0, img1, f01, f10, t)
+    if hasattr(model, "_trunk_outputs"):
+        import torch.nn.functional as F
+
+        tt = torch.full((1,), t)
+        ft0, ft1, vis, _ = model._guide(f0, f1, tt)
+        multiple = 32 * model.net_downscale
+        h, w = a.shape[:2]
+        pad = (0, (-w) % multiple, 0, (-h) % multiple)
+
+        def padded(x):
+            return F.pad(x, pad, mode="replicate") if any(pad) else x.contiguous()
+
+        x0, x1, p0, p1, pv = (padded(x) for x in (f0, f1, ft0, ft1, vis))
+        outs = model._trunk_outputs(x0, x1, p0, p1, pv, tt)
+        fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt)
+        fns["sampling"] = lambda: model._synthesise(x0, x1, p0, p1, outs)
+    else:
+        maps = guide.motion_numpy(img0, img1, f01, f10, t)
+        fns["warp+blend"] = lambda: guide.synthesize(img0, img1, f01, f10, t)  # includes motion again
+        del maps
+    ip = Interpolator(model, device="cpu")
+    fns["total"] = lambda: ip(f0, f1, t)
+
+    def plain_dis():
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        g0 = cv2.cvtColor((a * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        g1 = cv2.cvtColor((b * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        flow = dis.calc(g0, g1, None)
+        dis.calc(g1, g0, None)
+        gx, gy = np.meshgrid(np.arange(a.shape[1], dtype=np.float32), np.arange(a.shape[0], dtype=np.float32))
+        cv2.remap(b, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
+
+    fns["plain_dis_reference"] = plain_dis
+    return fns
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["guided_adacof_k5.vfikit", "flow_dis"])
+    parser.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--t", type=float, default=0.5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rows = []
+    with torch.inference_mode():
+        for size in args.sizes:
+            width, height = (int(v) for v in size.lower().split("x"))
+            a, b = real_pair(width, height)
+            cases = {name: stage_fns(load(name).eval(), a, b, args.t) for name in args.models}
+            for fns in cases.values():
+                for fn in fns.values():
+                    fn()  # warm-up (numba compilation, allocator)
+            times: dict = defaultdict(list)
+            for _ in range(args.rounds):
+                for name, fns in cases.items():
+                    for stage, fn in fns.items():
+                        start = time.perf_counter()
+                        fn()
+                        times[(name, stage)].append(time.perf_counter() - start)
+            for (name, stage), values in times.items():
+                rows.append((size, name, stage, statistics.median(values), min(values), max(values)))
+    load_avg = os.getloadavg()[0]
+    lines = [
+        "# Time per stage of one middle frame (CPU)",
+        "",
+        f"`{' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}; "
+        f"load average {load_avg:.2f} at the end. Medians of {args.rounds} interleaved rounds after one warm-up.",
+        "",
+        "| size | model | stage | median s | min s | max s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    seen_reference = set()
+    for size, name, stage, med, lo, hi in rows:
+        if stage == "plain_dis_reference":
+            if size in seen_reference:
+                continue
+            seen_reference.add(size)
+            name = "OpenCV only"
+        lines.append(f"| {size} | {name} | {stage} | {med:.3f} | {lo:.3f} | {hi:.3f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
