@@ -83,7 +83,7 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float) ->
             return F.pad(x, pad, mode="replicate") if any(pad) else x.contiguous()
 
         x0, x1, p0, p1, pv = (padded(x) for x in (f0, f1, ft0, ft1, vis))
-        outs = model._trunk_outputs(x0, x1, p0, p1, pv, tt)
+        outs, _ = model._trunk_outputs(x0, x1, p0, p1, pv, tt)
         fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt)
         fns["sampling"] = lambda: model._synthesise(x0, x1, p0, p1, outs)
     else:

@@ -58,9 +58,16 @@ def _grow(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise VfikitError(f"{out} exists; pass --force to overwrite it")
-    cdfi = grow_to_cdfi(load_trained_model(args.grow_cdfi))
+    from vfikit.models.guided import GuidedAdaCoF, grow_guided_cdfi
+
+    source = load_trained_model(args.grow_cdfi)
+    if type(source) is GuidedAdaCoF:  # the flow-guided family grows into guided_cdfi (same widths and guide)
+        cdfi, arch = grow_guided_cdfi(source), "guided_cdfi"
+        model_args = {k: v for k, v in cdfi.model_args.items() if k not in ("convention", "channel_order")}
+    else:
+        cdfi, arch, model_args = grow_to_cdfi(source), "cdfi", {}
     tmp = out.with_name(f".{out.name}.tmp")
-    torch.save({"model": cdfi.state_dict(), "arch": "cdfi", "model_args": {}}, tmp)
+    torch.save({"model": cdfi.state_dict(), "arch": arch, "model_args": model_args}, tmp)
     tmp.replace(out)
-    print(f"wrote {out}: cdfi ({sum(p.numel() for p in cdfi.parameters()):,} parameters) grown from {args.grow_cdfi}")
+    print(f"wrote {out}: {arch} ({sum(p.numel() for p in cdfi.parameters()):,} parameters) grown from {args.grow_cdfi}")
     return 0

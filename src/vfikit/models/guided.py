@@ -43,6 +43,7 @@ from vfikit.models.blocks import (
     midpoint_only,
     time_tensor,
 )
+from vfikit.models.cdfi import GridNet
 from vfikit.models.classical import FlowDIS, FlowDISConfig
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import adacof as adacof_op
@@ -159,8 +160,9 @@ class _GuidedBase(KernelVFIModel):
         b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), (1 - tt).expand_as(den))
         return ft0, ft1, vis, b0.clamp(1e-3, 1 - 1e-3)
 
-    def _trunk_outputs(self, x0, x1, f0, f1, vis, tt) -> dict[str, torch.Tensor]:
-        """The heads' outputs (B, C, Hp, Wp) at the padded full resolution, contiguous (NCHW)."""
+    def _trunk_outputs(self, x0, x1, f0, f1, vis, tt) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """The heads' outputs (B, C, Hp, Wp) at the padded full resolution, contiguous (NCHW), and the
+        U-Net's five encoder outputs (what CDFI's feature pyramid reads)."""
         one = torch.ones_like(vis[:, :1])
         warp0 = adacof_op(x0, one, f0[:, 1:], f0[:, :1], 1, convention="clean")
         warp1 = adacof_op(x1, one, f1[:, 1:], f1[:, :1], 1, convention="clean")
@@ -176,14 +178,14 @@ class _GuidedBase(KernelVFIModel):
         conv = self.unet.conv1[0]
         if conv.weight.is_contiguous(memory_format=torch.channels_last):
             inp = inp.contiguous(memory_format=torch.channels_last)
-        trunk, _ = self.unet(inp)
+        trunk, encoder = self.unet(inp)
         names = list(self.heads)
         out = torch.cat([self.heads[k](trunk) for k in names], 1)
         if self.net_downscale != 1:
             out = F.interpolate(out, scale_factor=self.net_downscale, mode="bilinear", align_corners=False)
         out = out.contiguous()  # one layout change for all heads (the sampling ops and sums want NCHW)
         sizes = list(self.head_channels(self.kernel_size).values())
-        return dict(zip(names, torch.split(out, sizes, 1)))
+        return dict(zip(names, torch.split(out, sizes, 1))), encoder
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float | torch.Tensor | None = None,
                 return_aux: bool = False):
@@ -202,13 +204,17 @@ class _GuidedBase(KernelVFIModel):
 
         x0, x1 = padded(frame0), padded(frame1)
         f0, f1, vis_p, b0_p = padded(ft0), padded(ft1), padded(vis), padded(b0)
-        outs = self._trunk_outputs(x0, x1, f0, f1, vis_p, tt)
+        outs, encoder = self._trunk_outputs(x0, x1, f0, f1, vis_p, tt)
         occlusion = torch.sigmoid(torch.logit(b0_p) + outs["occlusion"])
         out0, out1, kernels = self._synthesise(x0, x1, f0, f1, outs)
-        out = (occlusion * out0 + (1 - occlusion) * out1)[..., :h, :w]
-        if not return_aux:
-            return out
-        return out, {"kernels": kernels, "occlusion": occlusion, "flow_t0": ft0, "flow_t1": ft1, "visibility": vis}
+        out = occlusion * out0 + (1 - occlusion) * out1
+        aux = {"kernels": kernels, "occlusion": occlusion, "flow_t0": ft0, "flow_t1": ft1, "visibility": vis}
+        out = self._refine(out, out0, out1, kernels, encoder, aux)[..., :h, :w]
+        return (out, aux) if return_aux else out
+
+    def _refine(self, out, out0, out1, kernels, encoder, aux) -> torch.Tensor:
+        """Stage-II models change the blended frame (B, 3, Hp, Wp) here; the base returns it as it is."""
+        return out
 
     def _synthesise(self, x0, x1, f0, f1, outs):
         """Each frame's kernel-sampled prediction (B, 3, Hp, Wp) and the kernels (aux)."""
@@ -318,6 +324,85 @@ class GuidedDSepConv(_GuidedBase):
         return copied
 
 
+class GuidedCDFI(GuidedAdaCoF):
+    """CDFI's stage II on a flow-guided AdaCoF (vfikit's own): feature-pyramid warping and a GridNet.
+
+    CDFI (CVPR 2021) adds to its compressed AdaCoF 1x1-conv features of the encoder, warps them with the
+    same per-pixel kernels and lets a GridNet synthesise the frame from the warped frames and features,
+    blended with the AdaCoF result. Here, on a (compressed) ``guided_adacof``: the first
+    ``len(pyramid)`` encoder levels give ``pyramid[l]`` features each, warped *at their own resolution*
+    (level scale s: tap weights averaged over s x s, offsets averaged and divided by s), upsampled to the
+    frame size; the GridNet (rows at full, 1/2 and 1/4 resolution, ``grid_widths`` channels) sees the two
+    kernel-sampled frames and all warped features and returns a residual ``r`` and a blend logit ``b``:
+    ``frame = stage_I + sigmoid(b) * r``. Its last layer starts at zero, so the model starts exactly as
+    its stage-I model (:func:`grow_guided_cdfi`) and training can only start from there.
+    aux: ``guided_adacof``'s plus ``"blend"`` (B, 1, Hp, Wp), the weight of the residual.
+    """
+
+    arch_name = "guided_cdfi"
+
+    def __init__(self, *, pyramid: tuple[int, ...] | list[int] = (8, 8, 8),
+                 grid_widths: tuple[int, ...] | list[int] = (16, 32, 48), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        pyramid, grid_widths = [int(v) for v in pyramid], [int(v) for v in grid_widths]
+        if not 1 <= len(pyramid) <= 5 or min(pyramid) < 1:
+            raise VfikitError(f"guided_cdfi: pyramid needs 1 to 5 positive widths (one per level), got {pyramid}")
+        if len(grid_widths) != 3 or min(grid_widths) < 1:
+            raise VfikitError(f"guided_cdfi: grid_widths needs 3 positive widths, got {grid_widths}")
+        self.model_args.update(pyramid=pyramid, grid_widths=grid_widths)
+        widths = self.model_args["channels"]
+        self.pyramid = nn.ModuleList(nn.Conv2d(widths[f"conv{k + 1}"][-1], w, 1) for k, w in enumerate(pyramid))
+        self.synthesis = GridNet(6 + 2 * sum(pyramid), 4, grid_widths)
+        self.reset_synthesis()
+
+    @torch.no_grad()
+    def reset_synthesis(self) -> None:
+        """Zero the GridNet's last layer: residual 0, so the model computes exactly its stage-I frame."""
+        final = self.synthesis.lateral_final
+        for conv in (final.f[-1], final.conv):
+            conv.weight.zero_()
+            conv.bias.zero_()
+
+    def _warp_level(self, feat: torch.Tensor, kernel: tuple, size: tuple[int, int]) -> torch.Tensor:
+        """Warp (B, C, h, w) features with full-resolution kernels (W, oy, ox) (B, F*F, Hp, Wp) scaled to
+        their level, then upsample to ``size`` (bilinear)."""
+        weight, oy, ox = kernel
+        scale = size[0] // feat.shape[-2]
+        if scale > 1:
+            weight = F.avg_pool2d(weight, scale)
+            oy, ox = F.avg_pool2d(oy, scale) / scale, F.avg_pool2d(ox, scale) / scale
+        warped = adacof_op(feat, weight, oy, ox, self.dilation, convention="clean")
+        if scale > 1:
+            warped = F.interpolate(warped, size=size, mode="bilinear", align_corners=False)
+        return warped
+
+    def _refine(self, out, out0, out1, kernels, encoder, aux) -> torch.Tensor:
+        size = tuple(out.shape[-2:])
+        warped = []
+        for conv, enc in zip(self.pyramid, encoder):
+            feat = conv(enc).contiguous()
+            warped += [self._warp_level(feat, kernels[0], size), self._warp_level(feat, kernels[1], size)]
+        synth = self.synthesis(torch.cat([out0, out1, *warped], 1))
+        blend = torch.sigmoid(synth[:, 3:4])
+        aux["blend"] = blend
+        return out + blend * synth[:, :3]
+
+
+def grow_guided_cdfi(source: GuidedAdaCoF, **kwargs: Any) -> GuidedCDFI:
+    """CDFI's stage II from a trained (compressed) ``guided_adacof``: the same widths, kernel and guide
+    settings, every stage-I weight copied, the pyramid and GridNet new (``kwargs``: ``pyramid``,
+    ``grid_widths``). The result computes exactly the source's frames until it is trained."""
+    if type(source) is not GuidedAdaCoF:
+        raise VfikitError(f"guided_cdfi grows from a guided_adacof model, got {type(source).__name__}")
+    args = {k: v for k, v in source.model_args.items() if k not in ("convention", "channel_order")}
+    model = GuidedCDFI(**args, **kwargs)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or any(not (k.startswith("pyramid.") or k.startswith("synthesis.")) for k in missing):
+        raise VfikitError(f"guided_cdfi: stage-I weights do not fit (missing {missing[:3]}, "
+                          f"unexpected {unexpected[:3]})")
+    return model.to(next(source.parameters()).device)
+
+
 @register_model(
     "guided_adacof_k5",
     family="guided",
@@ -345,3 +430,14 @@ def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
 def guided_dsepconv(**kwargs) -> GuidedDSepConv:
     """Flow-guided DSepConv, n=5, any t."""
     return GuidedDSepConv(**{"kernel_size": 5, **kwargs})
+
+
+@register_model(
+    "guided_cdfi",
+    family="guided",
+    description="CDFI's stage II on the flow-guided AdaCoF (F=5): feature-pyramid warping per level + GridNet "
+                "residual and blend (vfikit's own)",
+)
+def guided_cdfi(**kwargs) -> GuidedCDFI:
+    """Flow-guided CDFI (stage II), F=5, D=1; grow it from a trained stage-I model with :func:`grow_guided_cdfi`."""
+    return GuidedCDFI(**{"kernel_size": 5, "dilation": 1, **kwargs})
