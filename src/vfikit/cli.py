@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("vfikit.commands.bench", "measure latency, memory, parameters and MACs"),
     "compress": ("vfikit.commands.compress", "compression-driven design: OBProxSG, report, compact model, fine-tune"),
     "train": ("vfikit.commands.train", "train a model from a YAML config or packaged recipe"),
+    "export": ("vfikit.commands.export", "write a guided model's network as ONNX (for ONNX Runtime or TensorRT)"),
     "ui": ("vfikit.commands.ui", "a local web page: drop a video or two images, preview, run, download"),
 }
 

@@ -127,6 +127,7 @@ class _GuidedBase(KernelVFIModel):
         self.heads = nn.ModuleDict({key: head(c, widths[key], cout)
                                     for key, cout in self.head_channels(kernel_size).items()})
         self.register_buffer("rgb_mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.onnx_network = None  # an ONNX Runtime session for the U-Net and heads (inference only)
         self.reset_heads()
 
     arch_name = "guided"
@@ -175,12 +176,15 @@ class _GuidedBase(KernelVFIModel):
         inp = torch.cat(parts, 1)
         if self.net_downscale != 1:
             inp = F.avg_pool2d(inp, self.net_downscale)
-        conv = self.unet.conv1[0]
-        if conv.weight.is_contiguous(memory_format=torch.channels_last):
-            inp = inp.contiguous(memory_format=torch.channels_last)
-        trunk, encoder = self.unet(inp)
         names = list(self.heads)
-        out = torch.cat([self.heads[k](trunk) for k in names], 1)
+        if self.onnx_network is not None:  # vfikit.models.onnx_network.use_onnx_runtime
+            out, encoder = self.onnx_network(inp), []
+        else:
+            conv = self.unet.conv1[0]
+            if conv.weight.is_contiguous(memory_format=torch.channels_last):
+                inp = inp.contiguous(memory_format=torch.channels_last)
+            trunk, encoder = self.unet(inp)
+            out = torch.cat([self.heads[k](trunk) for k in names], 1)
         if self.net_downscale != 1:
             out = F.interpolate(out, scale_factor=self.net_downscale, mode="bilinear", align_corners=False)
         out = out.contiguous()  # one layout change for all heads (the sampling ops and sums want NCHW)

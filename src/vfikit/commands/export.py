@@ -1,0 +1,42 @@
+"""``vfikit export``: write a model's network in a deployable format (ONNX)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a guided model with weights, e.g. guided_adacof_k5.vfikit or a .vfikit file")
+    parser.add_argument("out", help="the .onnx file to write")
+    parser.add_argument("--format", default="onnx", choices=("onnx",), help="output format (onnx)")
+    parser.add_argument("--force", action="store_true", help="overwrite OUT")
+    parser.add_argument("--allow-untrained", action="store_true", help="export a network without trained weights")
+    parser.epilog = ("The file holds the U-Net and heads (input: the frames and the guide's fields stacked as "
+                     "described in docs/benchmarks.md; output: the heads). The guide and the kernel sampling "
+                     "stay outside the graph.")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vfikit.errors import VfikitError
+    from vfikit.models.base import require_trained
+    from vfikit.models.onnx_network import export_onnx
+    from vfikit.registry import create_model
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise VfikitError(f"{out} exists; pass --force to overwrite it")
+    if not out.parent.is_dir():
+        raise VfikitError(f"folder {out.parent} does not exist")
+    model = create_model(args.model).eval()
+    require_trained(model, allow_untrained=args.allow_untrained)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        export_onnx(model, tmp)
+        tmp.replace(out)
+    except ImportError as exc:
+        raise VfikitError(f'ONNX export needs the onnx package: pip install "vfikit[onnx]" ({exc})') from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {out}: the network of {args.model} (ONNX, opset 17)")
+    return 0
