@@ -69,7 +69,8 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float) ->
     fns = {}
     img0, img1, f01, f10 = guide._flows(a, b)
     fns["dis"] = lambda: guide._flows(a, b)
-    fns["motion"] = lambda: guide.motion_numpy(img0, img1, f01, f10, t)
+    if hasattr(guide, "motion_numpy"):  # older versions of flow_dis computed the motion inside synthesize
+        fns["motion"] = lambda: guide.motion_numpy(img0, img1, f01, f10, t)
     if hasattr(model, "_trunk_outputs"):
         import torch.nn.functional as F
 
@@ -86,10 +87,8 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float) ->
         outs, _ = model._trunk_outputs(x0, x1, p0, p1, pv, tt)
         fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt)
         fns["sampling"] = lambda: model._synthesise(x0, x1, p0, p1, outs)
-    else:
-        maps = guide.motion_numpy(img0, img1, f01, f10, t)
-        fns["warp+blend"] = lambda: guide.synthesize(img0, img1, f01, f10, t)  # includes motion again
-        del maps
+    elif model is guide:
+        fns["motion+warp+blend"] = lambda: guide.synthesize(img0, img1, f01, f10, t)
     ip = Interpolator(model, device="cpu")
     fns["total"] = lambda: ip(f0, f1, t)
 

@@ -184,12 +184,25 @@ class _GuidedBase(KernelVFIModel):
             if conv.weight.is_contiguous(memory_format=torch.channels_last):
                 inp = inp.contiguous(memory_format=torch.channels_last)
             trunk, encoder = self.unet(inp)
-            out = torch.cat([self.heads[k](trunk) for k in names], 1)
+            return {k: self._head_output(self.heads[k], trunk) for k in names}, encoder
         if self.net_downscale != 1:
             out = F.interpolate(out, scale_factor=self.net_downscale, mode="bilinear", align_corners=False)
-        out = out.contiguous()  # one layout change for all heads (the sampling ops and sums want NCHW)
         sizes = list(self.head_channels(self.kernel_size).values())
         return dict(zip(names, torch.split(out, sizes, 1))), encoder
+
+    def _head_output(self, head: nn.Sequential, trunk: torch.Tensor) -> torch.Tensor:
+        """One head (conv layers at the trunk's resolution, bilinear x2, last conv) with the part after the
+        upsampling in NCHW: the sampling ops and the sums want NCHW, and turning a full-resolution
+        channels-last output of 25 channels into NCHW costs more than the conv itself on CPU."""
+        *body, up, last = head
+        x = trunk
+        for layer in body:
+            x = layer(x)
+        x = up(x.contiguous())
+        out = F.conv2d(x, last.weight.contiguous(), last.bias, padding=last.padding)
+        if self.net_downscale != 1:
+            out = F.interpolate(out, scale_factor=self.net_downscale, mode="bilinear", align_corners=False)
+        return out
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float | torch.Tensor | None = None,
                 return_aux: bool = False):
