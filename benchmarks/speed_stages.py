@@ -59,7 +59,7 @@ def load(name: str) -> torch.nn.Module:
     return create_model(name)
 
 
-def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float) -> dict:
+def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, onnx: bool = False) -> dict:
     """name -> zero-argument callable for each stage of ``model`` (guided or flow_dis)."""
     import cv2
 
@@ -87,6 +87,15 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float) ->
         outs, _ = model._trunk_outputs(x0, x1, p0, p1, pv, tt)
         fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt)
         fns["sampling"] = lambda: model._synthesise(x0, x1, p0, p1, outs)
+        if onnx:  # the same model with its network run by ONNX Runtime
+            import copy
+
+            from vfikit.models.onnx_network import use_onnx_runtime
+
+            twin = use_onnx_runtime(copy.deepcopy(model))
+            fns["network (onnx)"] = lambda: twin._trunk_outputs(x0, x1, p0, p1, pv, tt)
+            ip_onnx = Interpolator(twin, device="cpu")
+            fns["total (onnx)"] = lambda: ip_onnx(f0, f1, t)
     elif model is guide:
         fns["motion+warp+blend"] = lambda: guide.synthesize(img0, img1, f01, f10, t)
     ip = Interpolator(model, device="cpu")
@@ -113,6 +122,7 @@ def main() -> int:
     parser.add_argument("--t", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    parser.add_argument("--onnx", action="store_true", help="also time guided models with ONNX Runtime")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -122,7 +132,7 @@ def main() -> int:
         for size in args.sizes:
             width, height = (int(v) for v in size.lower().split("x"))
             a, b = real_pair(width, height)
-            cases = {name: stage_fns(load(name).eval(), a, b, args.t) for name in args.models}
+            cases = {name: stage_fns(load(name).eval(), a, b, args.t, args.onnx) for name in args.models}
             for fns in cases.values():
                 for fn in fns.values():
                     fn()  # warm-up (numba compilation, allocator)
