@@ -134,3 +134,19 @@ def test_bad_settings_and_times_are_clear_errors():
         small_model()(f0, f1, t=0.3)
     with pytest.raises(VfikitError):
         small_model()(f0, f1[..., :-1])
+
+
+def test_fast_variant_takes_the_full_models_weights_and_starts_as_flow_dis():
+    full, fast = small_model(), create_model("guided_adacof_k5_fast").eval()
+    assert fast.net_downscale == 2 and fast.model_args["net_downscale"] == 2
+    assert {k: v.shape for k, v in full.state_dict().items()} == {k: v.shape for k, v in fast.state_dict().items()}
+    f0, _, f1 = shifted_pair(6, -4, h=50, w=70)  # not a multiple of 64: padded for the half-resolution U-Net
+    with torch.no_grad():
+        assert torch.allclose(fast(f0, f1), create_model("flow_dis")(f0, f1), atol=1e-3)
+        with torch.no_grad():
+            for module in full.heads.values():
+                module[-1].weight.normal_(0, 0.05)
+        fast.load_state_dict(full.state_dict())
+        out, aux = fast(f0, f1, return_aux=True)
+    assert out.shape == f0.shape and aux["kernels"][0][0].shape[-2:] == (64, 128)
+    assert (out - full(f0, f1)).abs().max() > 1e-4  # the same weights run at another resolution

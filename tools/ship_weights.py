@@ -83,9 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", action="append", default=[], help="free-text line for the card")
     p.add_argument("--out-dir", type=Path, default=WEIGHTS)
     p.add_argument("--force", action="store_true")
+    p.add_argument("--arch", help="ship under this registered name (its factory must build the same model, e.g. "
+                                  "guided_adacof_k5_fast for guided_adacof_k5 with net_downscale=2)")
     args = p.parse_args(argv)
     model = load_trained_model(args.checkpoint)
-    arch = torch.load(args.checkpoint, map_location="cpu", weights_only=True)["arch"]
+    arch = args.arch or torch.load(args.checkpoint, map_location="cpu", weights_only=True)["arch"]
+    if args.arch:
+        from vfikit.registry import create_model
+
+        same = create_model(arch, **{k: v for k, v in model.model_args.items()})
+        if type(same) is not type(model) or same.model_args != model.model_args:
+            raise VfikitError(f"{arch} does not build the checkpoint's model ({model.model_args})")
     card = {
         "name": f"{arch}.vfikit",
         "arch": arch,

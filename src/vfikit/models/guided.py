@@ -438,6 +438,17 @@ def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
 
 
 @register_model(
+    "guided_adacof_k5_fast",
+    family="guided",
+    description="guided_adacof_k5 with its U-Net and heads at half resolution (net_downscale=2, about 4x fewer "
+                "multiply-adds; guide and sampling at full resolution), the CPU speed option (vfikit's own)",
+)
+def guided_adacof_k5_fast(**kwargs) -> GuidedAdaCoF:
+    """Flow-guided AdaCoF, F=5, D=1, network at half resolution."""
+    return GuidedAdaCoF(**{"kernel_size": 5, "dilation": 1, "net_downscale": 2, **kwargs})
+
+
+@register_model(
     "guided_dsepconv",
     family="guided",
     description="DSepConv kernels (n=5: separable taps, per-tap offsets and masks) placed by OpenCV DIS flow, "
