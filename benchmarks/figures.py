@@ -116,7 +116,7 @@ def read_speeds(paths: tuple[Path, ...] = SPEED_FILES, size: str = "640x480") ->
 
 def read_quality() -> dict[str, tuple[float, str]]:
     """Middlebury "other" PSNR per model: measured here (``vfikit eval`` summaries) or as the authors report."""
-    from vfikit.registry import get_entry, list_models, split_name
+    from vfikit.models.catalog import get_entry, list_models, split_name
 
     quality: dict[str, tuple[float, str]] = {}
     for path in sorted((RESULTS / "middlebury").glob("*_summary.json")):

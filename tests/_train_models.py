@@ -15,8 +15,8 @@ from torch import nn
 
 from vfikit.errors import VfikitError
 from vfikit.models.base import VFIModel
+from vfikit.models.catalog import get_entry, register_model
 from vfikit.ops import adacof
-from vfikit.registry import get_entry, register_model
 
 
 class TinyAdaCoF(VFIModel):

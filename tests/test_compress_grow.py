@@ -8,7 +8,7 @@ import torch
 from tests.test_compress_prune import SMALL
 from vfikit.compress.grow import grow_to_cdfi
 from vfikit.errors import VfikitError
-from vfikit.registry import create_model
+from vfikit.hub import create_model
 
 
 def _source(gen, widths=None):

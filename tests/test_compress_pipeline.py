@@ -127,7 +127,7 @@ def test_benchmark_psnr_of_the_evaluation_table(tmp_path):
     from vfikit.metrics import psnr
 
     arrays = make_middlebury_cdfi(tmp_path)
-    from vfikit.registry import create_model
+    from vfikit.hub import create_model
 
     overlay = create_model("overlay")
     expected = [psnr((as_tensor(a) + as_tensor(b)) / 2, as_tensor(gt)) for a, b, gt in arrays.values()]

@@ -13,6 +13,7 @@ import tests._train_models  # noqa: F401  (registers the tiny models)
 from vfikit.data.mixing import Batch
 from vfikit.engine.train import forward_for_loss
 from vfikit.errors import VfikitError
+from vfikit.hub import create_model
 from vfikit.losses import (
     LossInputs,
     VGG16Features,
@@ -22,7 +23,6 @@ from vfikit.losses import (
     occlusion_smoothness,
     offset_smoothness,
 )
-from vfikit.registry import create_model
 
 
 def _rho(x: float) -> float:

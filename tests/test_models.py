@@ -12,8 +12,8 @@ from vfikit.errors import VfikitError
 from vfikit.hub import save_vfikit
 from vfikit.models.adacof import AdaCoF
 from vfikit.models.blocks import HetConv2d
+from vfikit.models.catalog import get_entry
 from vfikit.models.channel_spec import load_channel_spec, packaged_specs, save_channel_spec
-from vfikit.registry import get_entry
 
 # Exact official parameter counts (issue 3; the DSepConv reconstruction from the spec).
 PARAMS = {

@@ -201,7 +201,8 @@ def _rss_peak_mb() -> float:
 def run_case(case: BenchCase, settings: BenchSettings) -> dict[str, Any]:
     """Measure one case in this process (see :func:`run_case_isolated` for the fresh-process version)."""
     from vfikit.engine.evaluate import resolve_device
-    from vfikit.registry import create_model, get_entry
+    from vfikit.hub import create_model
+    from vfikit.models.catalog import get_entry
 
     device = resolve_device(case.device)
     if settings.threads is not None:

@@ -515,7 +515,7 @@ def validate(cfg: TrainConfig, *, check_external: bool = True) -> None:
             (".pt", ".pth", ".ckpt", ".safetensors"))) and not resolve_path(cfg.model.init).is_file():
         raise VfikitError(f"model.init: weights file {cfg.model.init} does not exist")
     if check_external:
-        from vfikit.registry import get_entry
+        from vfikit.models.catalog import get_entry
 
         try:
             get_entry(cfg.model.arch)

@@ -134,7 +134,7 @@ class Interpolator:
                  precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
                  min_side: int = 17, channels_last: bool | None = None, allow_untrained: bool = False) -> None:
         if isinstance(model, str):
-            from vfikit.registry import create_model
+            from vfikit.hub import create_model
 
             model = create_model(model, weights=weights)
         elif weights is not None:

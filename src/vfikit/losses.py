@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import torch_load
 
 CHARBONNIER_EPS = 1e-6
 
@@ -214,10 +215,7 @@ class VGG16Features(nn.Module):
 
             state = load_file(str(path))
         else:
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # a corrupt or non-weights file: say which one
-                raise VfikitError(f"cannot read VGG16 weights {path}: {exc}") from None
+            state = torch_load(path, "VGG16 weights")
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         if not isinstance(state, dict):

@@ -157,8 +157,7 @@ def test_unknown_model_and_missing_weights(tmp_path, run, models):
 
 
 def test_weights_without_model_name_their_model_or_are_refused(tmp_path, run, models):
-    from vfikit.hub import save_vfikit
-    from vfikit.registry import create_model
+    from vfikit.hub import create_model, save_vfikit
 
     src = write_video(tmp_path / "in.mp4", pattern_frames(3))
     out = tmp_path / "o.mp4"

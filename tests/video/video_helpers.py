@@ -16,7 +16,7 @@ import torch
 
 from vfikit.errors import VfikitError
 from vfikit.models.base import VFIModel
-from vfikit.registry import register_model
+from vfikit.models.catalog import register_model
 
 
 def pattern_frames(n: int, width: int = 64, height: int = 48, *, seed: int = 0, step: int = 3) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vfikit.bench import DEFAULT_SIZES, BenchCase, BenchSettings, parse_size, run_bench, to_markdown
     from vfikit.engine.evaluate import _write_text_atomic, resolve_device
-    from vfikit.registry import get_entry, list_models
+    from vfikit.models.catalog import get_entry, list_models
 
     models = args.models or list_models()
     for m in models:

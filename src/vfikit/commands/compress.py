@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.report_only:
         from vfikit.compress.report import format_report, sparsity_report
-        from vfikit.engine.checkpoint import load_trained_model
+        from vfikit.hub import load_trained_model
 
         print(format_report(sparsity_report(load_trained_model(args.report_only))))
         return 0
@@ -50,8 +50,8 @@ def _grow(args: argparse.Namespace) -> int:
     import torch
 
     from vfikit.compress.grow import grow_to_cdfi
-    from vfikit.engine.checkpoint import load_trained_model
     from vfikit.errors import VfikitError
+    from vfikit.hub import load_trained_model
 
     if not args.out:
         raise VfikitError("--grow-cdfi needs --out FILE")

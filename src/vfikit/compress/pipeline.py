@@ -146,8 +146,8 @@ def run_compression(cfg: CompressConfig, *, resume: bool = False, log: Log = pri
     """Run (or continue, with ``resume``) every stage; returns the summary written to ``summary.json``."""
     from vfikit.compress.prune import compact_model
     from vfikit.compress.report import format_report, sparsity_report, write_report
-    from vfikit.engine.checkpoint import load_trained_model
     from vfikit.engine.train import build_model, train
+    from vfikit.hub import load_trained_model
     from vfikit.models.channel_spec import save_channel_spec
 
     out = Path(cfg.out_dir).expanduser()

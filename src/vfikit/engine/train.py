@@ -106,7 +106,7 @@ def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig, model: nn.Modu
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     """The model of ``cfg.model`` from the registry (optionally starting from ``init`` weights)."""
-    from vfikit.registry import create_model
+    from vfikit.hub import create_model
 
     try:
         model = create_model(cfg.model.arch, weights=cfg.model.init, **cfg.model.args)

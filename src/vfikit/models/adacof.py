@@ -30,10 +30,10 @@ from vfikit.models.blocks import (
     pad_to_multiple,
     reflect_pad_fits,
 )
+from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.channel_spec import ADACOF_HEADS, dense_adacof_widths, load_channel_spec
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import adacof as adacof_op
-from vfikit.registry import WeightSpec, register_model
 
 # Mean subtracted from the kernel-estimator input (RGB), as in the official AdaCoF / CDFI code.
 RGB_MEAN = (0.4631, 0.4352, 0.3990)

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from vfikit.registry import get_entry, list_models
+from vfikit.models.catalog import get_entry, list_models
 
 
 def count_parameters(name: str) -> int | None:

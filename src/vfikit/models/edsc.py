@@ -9,8 +9,8 @@ heads) so that any t in [0, 1] is a native input.
 from __future__ import annotations
 
 from vfikit.errors import VfikitError
+from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.dsepconv import DSepConv
-from vfikit.registry import WeightSpec, register_model
 
 _CITATION = (
     "@article{EDSC, author={Cheng, Xianhang and Chen, Zhenzhong}, journal={IEEE Transactions on Pattern Analysis "

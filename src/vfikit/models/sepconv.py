@@ -24,9 +24,9 @@ from vfikit.models.blocks import (
     midpoint_only,
     pad_to_multiple,
 )
+from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import sepconv as sepconv_op
-from vfikit.registry import WeightSpec, register_model
 
 _CITATION = (
     "@inproceedings{Niklaus_ICCV_2017, author = {Simon Niklaus and Long Mai and Feng Liu}, "

@@ -47,7 +47,7 @@ def model_choices(device: str = "cpu") -> list[ModelChoice]:
     Weights that would have to be downloaded first (official checkpoints) are left out: the page never
     starts a download; ``vfikit interpolate --model NAME.official`` does.
     """
-    from vfikit.registry import get_entry, list_models, split_name
+    from vfikit.models.catalog import get_entry, list_models, split_name
     from vfikit.video.defaults import default_model, packaged_weights
 
     choices = []

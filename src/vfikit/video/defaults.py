@@ -98,7 +98,8 @@ def build_interpolator(
     a frame interval at no more than 3 model calls per frame).
     ``allow_untrained``: accept a learned model without trained weights (refused otherwise: garbage output).
     """
-    from vfikit.registry import create_model, split_name
+    from vfikit.hub import create_model
+    from vfikit.models.catalog import split_name
 
     if weights is not None and not Path(weights).is_file():
         raise VfikitError(f"weights file not found: {weights}")
