@@ -106,7 +106,8 @@ class FlowDISConfig:
     splat_backend: str = "numba"
 
 
-def _dis(cfg: FlowDISConfig):
+def dis_flow_estimator(cfg: FlowDISConfig):
+    """OpenCV's DIS optical flow estimator with ``cfg``'s preset and refinements."""
     import cv2
 
     dis = cv2.DISOpticalFlow_create(_PRESETS[cfg.preset])
@@ -117,10 +118,13 @@ def _dis(cfg: FlowDISConfig):
     return dis
 
 
-def _gray_u8(img: np.ndarray) -> np.ndarray:
+def gray_u8(img: np.ndarray) -> np.ndarray:
     """(H, W, 3) float [0, 1] -> (H, W) uint8 luma (BT.601 weights, round half up)."""
     g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
     return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+_dis, _gray_u8 = dis_flow_estimator, gray_u8  # the names FlowDIS uses
 
 
 def _remap(img: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
