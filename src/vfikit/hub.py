@@ -23,7 +23,6 @@ The format of a file is decided by its content, never by its extension.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -31,7 +30,6 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +40,7 @@ from vfikit import __version__
 from vfikit.errors import MissingDependencyError, VfikitError
 from vfikit.models.base import mark_trained
 from vfikit.models.catalog import ModelEntry, get_entry, list_models, split_name
-from vfikit.runtime import is_torch_save, torch_load
+from vfikit.runtime import is_torch_save, packaged_weights, sha256_file, torch_load
 
 VFIKIT_FORMAT = "vfikit"
 ENV_CACHE = "VFIKIT_CACHE_DIR"
@@ -62,18 +60,6 @@ def cache_dir() -> Path:
     return Path(base) / "vfikit"
 
 
-def packaged_weights(filename: str) -> Path:
-    return Path(str(resources.files("vfikit") / "weights" / filename))
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(url: str, dest: Path, sha256: str | None = None) -> Path:
     """Download ``url`` to ``dest`` via a temporary file, verifying ``sha256`` when given.
 
@@ -90,7 +76,7 @@ def download(url: str, dest: Path, sha256: str | None = None) -> Path:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
             while block := resp.read(1 << 20):
                 out.write(block)
-        digest = sha256_of(tmp)
+        digest = sha256_file(tmp)
         if sha256 and digest != sha256.lower():
             raise VfikitError(f"checksum mismatch for {url}: got sha256 {digest}, expected {sha256}")
         if not sha256:
@@ -112,14 +98,14 @@ def weights_file(entry: ModelEntry, tag: str) -> Path:
     spec = entry.weights[tag]
     if spec.filename:
         path = packaged_weights(spec.filename)
-        if path.is_file():
+        if path is not None:
             return path
     if not spec.url:
         where = f" {spec.notes}" if spec.notes else ""
         raise VfikitError(f"{entry.name}.{tag} cannot be downloaded automatically.{where}")
     path = cache_dir() / f"{entry.name}.{tag}" / Path(spec.url.split("?")[0]).name
     if path.is_file():
-        if spec.sha256 and sha256_of(path) != spec.sha256.lower():
+        if spec.sha256 and sha256_file(path) != spec.sha256.lower():
             raise VfikitError(f"cached {path} does not match its sha256 {spec.sha256}; delete it to download again")
         return path
     return download(spec.url, path, spec.sha256)

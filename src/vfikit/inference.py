@@ -41,25 +41,13 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import require_trained
+from vfikit.runtime import resolve_device
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_CPU_PIXELS = 1920 * 1088
 AUTO_CPU_TILE = 1024
 MIN_AUTO_TILE = 128
 RANGE_TOLERANCE = 1e-3  # accepted overshoot of [0, 1] in the input frames (then clamped)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given (checked)."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise VfikitError(f"unknown device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VfikitError(f"device {device!r} requested but CUDA is not available")
-    return dev
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

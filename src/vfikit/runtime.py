@@ -1,18 +1,72 @@
-"""Small runtime services shared by every layer: safe ``torch.load``.
+"""Small runtime services shared by every layer: devices, safe ``torch.load``, checksums, parameter
+counts, the package's weights folder.
 
-Nothing here knows about models, the registry or video; everything else may import it.
+Nothing here knows about models, the registry or video; everything may import it. torch is imported
+where it is used, so that the command line's help does not load it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from vfikit.errors import VfikitError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` or None -> CUDA when available (``cuda:LOCAL_RANK`` under torchrun), else CPU.
+
+    A named device must exist and be usable here; VfikitError otherwise.
+    """
+    import torch
+
+    if device is None or device == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        rank = os.environ.get("LOCAL_RANK")
+        return torch.device(f"cuda:{int(rank)}" if rank is not None else "cuda")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise VfikitError(f"unknown device {device!r}: use cpu, cuda, cuda:N, mps or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VfikitError(f"device {str(device)!r} was asked for but CUDA is not available here")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise VfikitError(f"device {str(device)!r} was asked for but MPS is not available here")
+    return dev
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameter values (shared tensors counted once)."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total
+
+
+def packaged_weights(filename: str) -> Path | None:
+    """Path of a weights file shipped in ``vfikit/weights/``, or None when this installation lacks it."""
+    path = Path(str(resources.files("vfikit") / "weights" / filename))
+    return path if path.is_file() else None
 
 
 def is_torch_save(path: str | os.PathLike) -> bool:
@@ -33,6 +87,8 @@ def torch_load(path: str | os.PathLike, what: str = "PyTorch weights", map_locat
         raise VfikitError(f"{what} file not found: {path}")
     if not is_torch_save(path):
         raise VfikitError(f"cannot read {path} as {what}: it is not a torch.save file")
+    import torch
+
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle/zip errors have many types; all mean "cannot read this safely"

@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vfikit.bench import DEFAULT_SIZES, BenchCase, BenchSettings, parse_size, run_bench, to_markdown
-    from vfikit.engine.evaluate import _write_text_atomic, resolve_device
+    from vfikit.engine.evaluate import _write_text_atomic
     from vfikit.models.catalog import get_entry, list_models
+    from vfikit.runtime import resolve_device
 
     models = args.models or list_models()
     for m in models:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import hashlib
 import io
 import json
 import math
@@ -31,23 +30,9 @@ from vfikit import __version__
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.imageio import IMAGE_SUFFIXES, write_image
 from vfikit.metrics import HIGHER_IS_BETTER, LPIPS, PROTOCOL, compute_metrics
+from vfikit.runtime import resolve_device
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-
-
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> cuda when available, else cpu; a named device must be usable."""
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise VfikitError(f"unknown device {name!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VfikitError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__})")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise VfikitError(f"device {name!r} requested but MPS is not available")
-    return device
 
 
 def device_description(device: torch.device) -> dict[str, Any]:
@@ -232,15 +217,6 @@ def evaluate(
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return EvalReport(rows, summary, metrics)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _json_safe(obj: Any) -> Any:

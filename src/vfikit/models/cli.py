@@ -11,9 +11,10 @@ from typing import Any
 import torch
 
 from vfikit.models.catalog import get_entry, list_models
+from vfikit.runtime import count_parameters
 
 
-def count_parameters(name: str) -> int | None:
+def architecture_parameters(name: str) -> int | None:
     """Parameters of architecture ``name`` with default arguments (built on the meta device: no memory)."""
     entry = get_entry(name)
     try:
@@ -21,7 +22,7 @@ def count_parameters(name: str) -> int | None:
             model = entry.factory()
     except (TypeError, RuntimeError, NotImplementedError):
         return None
-    return sum(p.numel() for p in model.parameters())
+    return count_parameters(model)
 
 
 def describe_models(names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -33,7 +34,7 @@ def describe_models(names: list[str] | None = None) -> list[dict[str, Any]]:
             "name": entry.name,
             "family": entry.family,
             "description": entry.description,
-            "params": count_parameters(name),
+            "params": architecture_parameters(name),
             "arbitrary_t": entry.arbitrary_t,
             "weights": {tag: dataclasses.asdict(spec) for tag, spec in entry.weights.items()},
         })

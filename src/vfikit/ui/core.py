@@ -48,7 +48,8 @@ def model_choices(device: str = "cpu") -> list[ModelChoice]:
     starts a download; ``vfikit interpolate --model NAME.official`` does.
     """
     from vfikit.models.catalog import get_entry, list_models, split_name
-    from vfikit.video.defaults import default_model, packaged_weights
+    from vfikit.runtime import packaged_weights
+    from vfikit.video.defaults import default_model
 
     choices = []
     try:
@@ -308,11 +309,12 @@ class Previewer:
 
     def interpolator(self, name: str | None) -> Any:
         """The interpolator the video tool would build for ``name`` (None: the default model)."""
-        from vfikit.video.defaults import DEFAULT_BISECT_DEPTH, build_interpolator, resolve_device
+        from vfikit.runtime import resolve_device
+        from vfikit.video.defaults import DEFAULT_BISECT_DEPTH, build_interpolator
 
         if self._cached is None or self._cached[0] != name:
             self._cached = None  # free the previous model first
-            device = resolve_device(self.device)
+            device = str(resolve_device(self.device))
             self._cached = (name, build_interpolator(name, device=device, max_depth=DEFAULT_BISECT_DEPTH))
         return self._cached[1]
 

@@ -25,12 +25,12 @@ from typing import Any
 
 from vfikit.errors import VfikitError
 from vfikit.imageio import IMAGE_SUFFIXES
+from vfikit.runtime import resolve_device
 from vfikit.video.defaults import (
     DEFAULT_BISECT_DEPTH,
     build_interpolator,
     check_precision,
     describe_interpolator,
-    resolve_device,
 )
 from vfikit.video.encode import CONTAINERS, EncodeOptions
 from vfikit.video.jobs import JobSettings, VideoJobResult, output_kind, run_one
@@ -160,7 +160,7 @@ def interpolate_video(
         if world > 1:
             note(f"rank {rank} of {world}: {len(jobs)} video(s) of this folder")
     if interpolator is None:
-        dev = resolve_device(device)
+        dev = str(resolve_device(device))
         check_precision(precision, dev)
         interpolator = build_interpolator(
             model, weights, device=dev, precision=precision, tile=tile, max_depth=bisect_depth,
