@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -40,7 +39,7 @@ from vfikit import __version__
 from vfikit.errors import MissingDependencyError, VfikitError
 from vfikit.models.base import mark_trained
 from vfikit.models.catalog import ModelEntry, get_entry, list_models, split_name
-from vfikit.runtime import is_torch_save, packaged_weights, sha256_file, torch_load
+from vfikit.runtime import atomic_path, is_torch_save, packaged_weights, sha256_file, torch_load
 
 VFIKIT_FORMAT = "vfikit"
 ENV_CACHE = "VFIKIT_CACHE_DIR"
@@ -68,25 +67,19 @@ def download(url: str, dest: Path, sha256: str | None = None) -> Path:
     """
     if os.environ.get(ENV_OFFLINE):
         raise VfikitError(f"{ENV_OFFLINE} is set; not downloading {url} (download it yourself and pass its path)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    print(f"vfikit: downloading {url} -> {dest}", file=sys.stderr)
     try:
-        print(f"vfikit: downloading {url} -> {dest}", file=sys.stderr)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            while block := resp.read(1 << 20):
-                out.write(block)
-        digest = sha256_file(tmp)
-        if sha256 and digest != sha256.lower():
-            raise VfikitError(f"checksum mismatch for {url}: got sha256 {digest}, expected {sha256}")
-        if not sha256:
-            print(f"vfikit: sha256 of {dest.name}: {digest} (not recorded in the registry)", file=sys.stderr)
-        tmp.replace(dest)
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+                while block := resp.read(1 << 20):
+                    out.write(block)
+            digest = sha256_file(tmp)
+            if sha256 and digest != sha256.lower():
+                raise VfikitError(f"checksum mismatch for {url}: got sha256 {digest}, expected {sha256}")
+            if not sha256:
+                print(f"vfikit: sha256 of {dest.name}: {digest} (not recorded in the registry)", file=sys.stderr)
     except urllib.error.URLError as exc:
         raise VfikitError(f"could not download {url}: {exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return dest
 
 
@@ -364,8 +357,6 @@ def save_vfikit(model: nn.Module, path: str | os.PathLike, card: Mapping[str, An
     state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
              for k, v in model.state_dict().items()}
     _, save_file = _safetensors()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path

@@ -1,5 +1,5 @@
-"""Small runtime services shared by every layer: devices, safe ``torch.load``, checksums, parameter
-counts, the package's weights folder.
+"""Small runtime services shared by every layer: devices, safe ``torch.load``, atomic writes, checksums,
+parameter counts, the package's weights folder.
 
 Nothing here knows about models, the registry or video; everything may import it. torch is imported
 where it is used, so that the command line's help does not load it.
@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +45,37 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise VfikitError(f"device {str(device)!r} was asked for but MPS is not available here")
     return dev
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; it replaces ``path`` in one step when the block ends.
+
+    Readers never see a half-written file, and a failed write leaves ``path`` as it was (the temporary
+    file is removed). The name keeps ``path``'s suffix, for writers that choose the format by it.
+    ``durable``: flush the file to disk before the rename (for files that resuming relies on).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, durable: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path, durable=durable) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return Path(path)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -52,6 +52,7 @@ def _grow(args: argparse.Namespace) -> int:
     from vfikit.compress.grow import grow_to_cdfi
     from vfikit.errors import VfikitError
     from vfikit.hub import load_trained_model
+    from vfikit.runtime import atomic_path, count_parameters
 
     if not args.out:
         raise VfikitError("--grow-cdfi needs --out FILE")
@@ -59,8 +60,7 @@ def _grow(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise VfikitError(f"{out} exists; pass --force to overwrite it")
     cdfi = grow_to_cdfi(load_trained_model(args.grow_cdfi))
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save({"model": cdfi.state_dict(), "arch": "cdfi", "model_args": {}}, tmp)
-    tmp.replace(out)
-    print(f"wrote {out}: cdfi ({sum(p.numel() for p in cdfi.parameters()):,} parameters) grown from {args.grow_cdfi}")
+    with atomic_path(out) as tmp:
+        torch.save({"model": cdfi.state_dict(), "arch": "cdfi", "model_args": {}}, tmp)
+    print(f"wrote {out}: cdfi ({count_parameters(cdfi):,} parameters) grown from {args.grow_cdfi}")
     return 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import atomic_path
 
 Log = Any
 
@@ -136,9 +136,8 @@ def _mark(path: Path) -> None:
 
 
 def _save_weights(path: Path, model: nn.Module, arch: str, model_args: dict) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"model": model.state_dict(), "arch": arch, "model_args": model_args}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "arch": arch, "model_args": model_args}, tmp)
     return path
 
 

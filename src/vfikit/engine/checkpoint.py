@@ -16,7 +16,6 @@ Reading the model out of such a file is the weights code's work: :func:`vfikit.h
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from vfikit.errors import VfikitError
-from vfikit.runtime import torch_load
+from vfikit.runtime import atomic_path, torch_load
 
 CHECKPOINT_KEYS = ("model", "arch", "model_args", "optimizer", "scheduler", "scaler", "step", "config",
                    "vfikit_version", "rng")
@@ -43,14 +42,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
         raise ValueError(f"checkpoint state lacks {missing}")  # a programming error, not user input
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -12,11 +12,9 @@ import datetime as _dt
 import io
 import json
 import math
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from vfikit import __version__
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.imageio import IMAGE_SUFFIXES, write_image
 from vfikit.metrics import HIGHER_IS_BETTER, LPIPS, PROTOCOL, compute_metrics
-from vfikit.runtime import resolve_device
+from vfikit.runtime import atomic_path, resolve_device, write_text_atomic
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
@@ -121,15 +119,8 @@ def _output_path(directory: Path, key: str, index: int) -> Path:
 
 
 def _write_png_atomic(path: Path, image: torch.Tensor) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write_image(tmp, image)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def evaluate(
@@ -229,17 +220,6 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 REPORT_FILES = ("per_sample.csv", "summary.json")
 
 
@@ -258,6 +238,6 @@ def write_report(report: EvalReport, out_dir: str | Path, *, force: bool = False
     writer.writeheader()
     for r in report.rows:
         writer.writerow({c: (repr(r[c]) if isinstance(r[c], float) else r[c]) for c in columns})
-    _write_text_atomic(paths[0], buf.getvalue())
-    _write_text_atomic(paths[1], json.dumps(_json_safe(report.summary), indent=2) + "\n")
+    write_text_atomic(paths[0], buf.getvalue())
+    write_text_atomic(paths[1], json.dumps(_json_safe(report.summary), indent=2) + "\n")
     return paths

@@ -48,6 +48,7 @@ from vfikit.engine.checkpoint import (
 )
 from vfikit.errors import VfikitError
 from vfikit.losses import CompositeLoss, LossInputs, build_loss
+from vfikit.runtime import atomic_path
 
 Log = Callable[[str], None]
 
@@ -256,12 +257,10 @@ class _CsvLog:
         if resume_step is not None and path.is_file():
             with path.open(newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(float(r.get("step", 0))) <= resume_step]
-            tmp = path.with_name(path.name + ".tmp")
-            with tmp.open("w", newline="") as fh:
+            with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(rows)
-            os.replace(tmp, path)
         elif not path.is_file():
             with path.open("w", newline="") as fh:
                 csv.DictWriter(fh, fieldnames=columns).writeheader()
@@ -642,17 +641,14 @@ def _resolve_resume(resume: str | Path | None, out_dir: Path) -> Path | None:
 def _save_best(out_dir: Path, model: nn.Module, cfg: TrainConfig, step: int, metrics: dict[str, float]) -> Path:
     """``best.pt``: the model with the best validation PSNR (weights + how to rebuild it)."""
     path = out_dir / "best.pt"
-    tmp = path.with_name(".best.pt.tmp")
-    torch.save({"model": model.state_dict(), "arch": cfg.model.arch, "model_args": dict(cfg.model.args),
-                "step": step, "metrics": metrics, "config": to_dict(cfg), "vfikit_version": __version__}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "arch": cfg.model.arch, "model_args": dict(cfg.model.args),
+                    "step": step, "metrics": metrics, "config": to_dict(cfg), "vfikit_version": __version__}, tmp)
     return path
 
 
 def _write_png(path: Path, image: torch.Tensor) -> None:
     from vfikit.imageio import write_image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    write_image(tmp, image)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        write_image(tmp, image)

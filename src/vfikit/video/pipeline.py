@@ -9,7 +9,6 @@ whole, finished pieces behind (see :mod:`vfikit.video.workspace`).
 
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import atomic_path
 from vfikit.video.encode import SegmentWriter
 from vfikit.video.stream import Renderer, RenderStats
 from vfikit.video.timing import OutputFrame
@@ -101,13 +101,10 @@ def write_array_image(path: Path, frame: np.ndarray) -> None:
     """Write an (H, W, 3) uint8/uint16 array; PNG/TIFF keep 16 bits. Temporary name, then rename."""
     import cv2
 
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
-    if not cv2.imwrite(str(tmp), np.ascontiguousarray(frame[..., ::-1]), params):
-        if tmp.exists():
-            tmp.unlink()
-        raise OSError(f"cannot write {path} (disk full or unwritable?)")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(frame[..., ::-1]), params):
+            raise OSError(f"cannot write {path} (disk full or unwritable?)")
 
 
 def _feed(items: Iterable[Any], q: queue.Queue, stop: threading.Event) -> None:
