@@ -55,7 +55,7 @@ def crops_figure(root: Path, sequences: list[str], out: Path, crop: tuple[int, i
     """Draw (a); returns one record per sequence with the PSNR of each model."""
     import matplotlib.pyplot as plt
 
-    from vfikit.imageio import load_rgb, to_uint8
+    from vfikit.image_files import load_rgb, to_uint8
     from vfikit.metrics import psnr
     from vfikit.video.defaults import build_interpolator, describe_interpolator
 

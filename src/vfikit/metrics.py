@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vfikit.errors import MissingDependencyError, VfikitError, VfikitTypeError
-from vfikit.imageio import to_uint8
+from vfikit.image_files import to_uint8
 from vfikit.runtime import torch_load
 
 METRICS = ("psnr", "ssim", "ie", "lpips", "lpips_cdfi")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from video_helpers import BlendInterpolator, BlendNet, StandInInterpolator
+from video_helpers import BlendInterpolator, BlendNet
 
 
 @pytest.fixture
@@ -12,18 +12,8 @@ def blend() -> BlendInterpolator:
 
 
 @pytest.fixture
-def models(monkeypatch) -> list[tuple[int, float]]:
+def models() -> list[tuple[int, float]]:
     """Makes the test models usable from the CLI; returns the shared call log (cleared)."""
-    import importlib
-    import sys
-    import types
-
-    try:
-        importlib.import_module("vfikit.inference")
-    except ModuleNotFoundError:
-        fake = types.ModuleType("vfikit.inference")
-        fake.Interpolator = StandInInterpolator
-        monkeypatch.setitem(sys.modules, "vfikit.inference", fake)
     BlendNet.calls.clear()
     BlendNet.kill_after = None
     yield BlendNet.calls

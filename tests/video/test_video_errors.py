@@ -121,7 +121,7 @@ def test_progress_bar_updates_rarely_when_stderr_is_a_log(monkeypatch):
     import io
     import sys
 
-    from vfikit.video.pipeline import LOG_INTERVAL, progress_bar
+    from vfikit.video.threads import LOG_INTERVAL, progress_bar
 
     log = io.StringIO()  # not a terminal
     monkeypatch.setattr(sys, "stderr", log)

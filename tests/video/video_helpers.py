@@ -1,8 +1,7 @@
 """Helpers for the video tool tests: tiny generated videos and image folders, stand-in models.
 
 Videos are made with PyAV in ``tmp_path`` (64x48, a few frames) so the tests need no data and
-run in seconds. The stand-in interpolator blends linearly; it has the ``Interpolator`` contract
-(callable on (B, 3, H, W) float tensors, ``reachable_t``) and counts its calls.
+run in seconds. The registered stand-in models blend linearly and count their calls.
 """
 
 from __future__ import annotations
@@ -191,43 +190,3 @@ def _video_test_mid(**kwargs):
 @register_model("video_test_big", family="test", description="needs 128 px (tests only)", arbitrary_t=True)
 def _video_test_big(**kwargs):
     return NeedsBigFrames()
-
-
-class StandInInterpolator:
-    """Used only while ``vfikit.inference`` is not on this branch: its contract, nothing more.
-
-    Native t for ``arbitrary_t`` models; otherwise recursive bisection to the nearest k / 2**max_depth,
-    with ``interp_many`` sharing the bisection tree between the times of one pair.
-    """
-
-    def __init__(self, model, *, device="cpu", precision="fp32", tile=None, max_depth=6) -> None:
-        self.model = model
-        self.arbitrary_t = model.arbitrary_t
-        self.max_depth = max_depth
-        self.device = torch.device("cpu")
-
-    def reachable_t(self, t: float) -> float:
-        if self.arbitrary_t:
-            return t
-        scale = 1 << self.max_depth
-        return float(np.floor(t * scale + 0.5) / scale)
-
-    def __call__(self, frame0, frame1, t=0.5):
-        return self.interp_many(frame0, frame1, [t])[0]
-
-    def interp_many(self, frame0, frame1, ts):
-        out = []
-        with torch.no_grad():
-            nodes = {Fraction(0): frame0, Fraction(1): frame1}
-            for t in ts:
-                if self.arbitrary_t:
-                    out.append(self.model(frame0, frame1, t).clamp(0, 1))
-                    continue
-                target, lo, hi = Fraction(self.reachable_t(t)), Fraction(0), Fraction(1)
-                while target not in nodes:
-                    mid = (lo + hi) / 2
-                    if mid not in nodes:
-                        nodes[mid] = self.model(nodes[lo], nodes[hi], 0.5).clamp(0, 1)
-                    lo, hi = (lo, mid) if target < mid else (mid, hi)
-                out.append(nodes[target])
-        return out

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.grow_cdfi:
         return _grow(args)
-    from vfikit.compress.pipeline import load_compress_config, run_compression
+    from vfikit.compress.stages import load_compress_config, run_compression
     from vfikit.errors import VfikitError
 
     if not args.config:

@@ -26,7 +26,7 @@ from torch import nn
 
 from vfikit import __version__
 from vfikit.errors import VfikitError, VfikitTypeError
-from vfikit.imageio import IMAGE_SUFFIXES, write_image
+from vfikit.image_files import IMAGE_SUFFIXES, write_image
 from vfikit.metrics import HIGHER_IS_BETTER, LPIPS, PROTOCOL, compute_metrics
 from vfikit.runtime import atomic_path, resolve_device, write_text_atomic
 

@@ -648,7 +648,7 @@ def _save_best(out_dir: Path, model: nn.Module, cfg: TrainConfig, step: int, met
 
 
 def _write_png(path: Path, image: torch.Tensor) -> None:
-    from vfikit.imageio import write_image
+    from vfikit.image_files import write_image
 
     with atomic_path(path) as tmp:
         write_image(tmp, image)

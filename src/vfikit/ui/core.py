@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vfikit.errors import VfikitError
-from vfikit.imageio import IMAGE_SUFFIXES
+from vfikit.image_files import IMAGE_SUFFIXES
 from vfikit.ui import DEFAULT_MAX_UPLOAD_MB
 from vfikit.video.sources import VIDEO_SUFFIXES, natural_key
 
@@ -320,7 +320,7 @@ class Previewer:
 
     def __call__(self, staged: StagedInput, name: str | None, index: int = 0) -> Preview:
         """The frame average and the middle frame of pair ``index``."""
-        from vfikit.imageio import to_uint8
+        from vfikit.image_files import to_uint8
         from vfikit.video.defaults import describe_interpolator
 
         with self._lock:

@@ -1,7 +1,7 @@
 """The video tool: frame-rate plans, scene detection, streaming decode/encode, resumable jobs.
 
 Entry points: :func:`vfikit.interpolate_video` (files and folders) and
-:func:`vfikit.video.stream.interpolate_frames` (a generator over tensors). See docs/video.md.
+:func:`vfikit.video.render.interpolate_frames` (a generator over tensors). See docs/video.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def __getattr__(name: str) -> Any:
 
         return interpolate_video
     if name == "interpolate_frames":
-        from vfikit.video.stream import interpolate_frames
+        from vfikit.video.render import interpolate_frames
 
         return interpolate_frames
     raise AttributeError(f"module 'vfikit.video' has no attribute {name!r}")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vfikit.errors import VfikitError
-from vfikit.imageio import IMAGE_SUFFIXES
+from vfikit.image_files import IMAGE_SUFFIXES
 from vfikit.runtime import resolve_device
 from vfikit.video.defaults import (
     DEFAULT_BISECT_DEPTH,
@@ -34,9 +34,9 @@ from vfikit.video.defaults import (
 )
 from vfikit.video.encode import CONTAINERS, EncodeOptions
 from vfikit.video.jobs import JobSettings, VideoJobResult, output_kind, run_one
+from vfikit.video.render import RenderStats
 from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD, SceneDetector
 from vfikit.video.sources import VIDEO_SUFFIXES, note
-from vfikit.video.stream import RenderStats
 from vfikit.video.timing import TimingSpec, parse_rate, parse_time
 from vfikit.video.workspace import (
     check_output_free,

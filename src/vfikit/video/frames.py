@@ -51,7 +51,7 @@ class ArrayFrames:
         return tensor.permute(0, 3, 1, 2).div_(self.max_value).contiguous()
 
     def from_model(self, batch: torch.Tensor) -> list[np.ndarray]:
-        # round half up, as vfikit.imageio.to_uint8; quantising on the model's device moves 1/4 of the data
+        # round half up, as vfikit.image_files.to_uint8; quantising on the model's device moves 1/4 of the data
         q = batch.detach().float().mul(self.max_value).add_(0.5).clamp_(0.0, self.max_value).floor_()
         q = q.to(torch.int32).permute(0, 2, 3, 1).cpu().numpy().astype(self.dtype)
         return list(q)

@@ -14,7 +14,7 @@ from typing import Any
 
 from vfikit import __version__
 from vfikit.errors import VfikitError
-from vfikit.imageio import IMAGE_SUFFIXES
+from vfikit.image_files import IMAGE_SUFFIXES
 from vfikit.video.defaults import describe_interpolator
 from vfikit.video.encode import (
     CONTAINERS,
@@ -27,15 +27,7 @@ from vfikit.video.encode import (
     resolve_encoding,
 )
 from vfikit.video.frames import ArrayFrames
-from vfikit.video.pipeline import (
-    FolderSink,
-    VideoSink,
-    check_error,
-    done_frames,
-    progress_bar,
-    run_pipeline,
-    write_array_image,
-)
+from vfikit.video.render import Renderer, RenderStats
 from vfikit.video.scenes import SceneDetector
 from vfikit.video.sources import (
     ColorInfo,
@@ -49,7 +41,15 @@ from vfikit.video.sources import (
     probe_images,
     probe_video,
 )
-from vfikit.video.stream import Renderer, RenderStats
+from vfikit.video.threads import (
+    FolderSink,
+    VideoSink,
+    check_error,
+    done_frames,
+    progress_bar,
+    run_pipeline,
+    write_array_image,
+)
 from vfikit.video.timing import TimingSpec
 from vfikit.video.workspace import (
     Workspace,

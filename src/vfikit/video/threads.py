@@ -22,7 +22,7 @@ import numpy as np
 from vfikit.errors import VfikitError
 from vfikit.runtime import atomic_path
 from vfikit.video.encode import SegmentWriter
-from vfikit.video.stream import Renderer, RenderStats
+from vfikit.video.render import Renderer, RenderStats
 from vfikit.video.timing import OutputFrame
 
 _END = object()
