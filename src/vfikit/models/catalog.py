@@ -55,12 +55,20 @@ class WeightSpec:
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """One architecture: its factory and what is known about it.
+
+    ``params``: the exact parameter count with default arguments (the published one for the
+    authors' architectures), or None where none is recorded; the tests hold each model to it.
+    ``arbitrary_t``: the model computes any t natively (must equal the model's own attribute).
+    """
+
     name: str
     factory: Callable[..., nn.Module]
     family: str
     description: str
     weights: dict[str, WeightSpec]
     arbitrary_t: bool = False
+    params: int | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -74,13 +82,15 @@ def register_model(
     description: str,
     weights: tuple[WeightSpec, ...] = (),
     arbitrary_t: bool = False,
+    params: int | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``factory(**kwargs) -> nn.Module`` under ``name``."""
 
     def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].factory is not factory:
             raise RuntimeError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, factory, family, description, {w.tag: w for w in weights}, arbitrary_t)
+        _REGISTRY[name] = ModelEntry(name, factory, family, description, {w.tag: w for w in weights}, arbitrary_t,
+                                     params)
         return factory
 
     return deco

@@ -168,6 +168,7 @@ class CDFI(AdaCoF):
 @register_model(
     "cdfi",
     family="cdfi",
+    params=4_976_718,
     description="CDFI (CVPR 2021): pruned AdaCoF estimator (F=11, D=2) + feature-pyramid warping + GridNet + blend",
     weights=(
         WeightSpec(tag="official", format="adacof", url=CDFI_RAW + "CDFI_adacof.pth", code_license=NO_LICENSE,

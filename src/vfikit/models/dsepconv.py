@@ -140,6 +140,7 @@ class DSepConv(KernelVFIModel):
 @register_model(
     "dsepconv",
     family="dsepconv",
+    params=21_806_350,
     description="DSepConv (AAAI 2020), RECONSTRUCTED (no official network/weights exist): SepConv U-Net + "
                 "EDSC-width kernel/offset/mask heads, deformable separable convolution n=5",
 )

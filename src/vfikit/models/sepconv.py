@@ -116,6 +116,7 @@ _SEPCONV_METRICS = {
 @register_model(
     "sepconv",
     family="sepconv",
+    params=21_675_452,
     description="SepConv (ICCV 2017): U-Net + four 51-tap 1-D kernel heads, adaptive separable convolution",
     weights=(
         WeightSpec(tag="official", format="sepconv", url="http://content.sniklaus.com/sepconv/network-l1.pytorch",
