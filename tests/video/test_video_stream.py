@@ -136,3 +136,34 @@ def test_cut_threshold_separates_real_motion_from_real_cuts():
     threshold = SceneDetector().cut_threshold
     assert max(motion) < threshold / 2
     assert min(cuts) > threshold
+
+
+
+def test_a_failing_writer_stops_the_pipeline_at_once_even_when_the_decoder_is_done():
+    """The decoder may have read everything and wait to hand over its end marker: it must not hang on."""
+    import time
+
+    from vfikit.video.threads import run_pipeline
+
+    class Renderer:  # yields frames without reading its input, so the decoded queue stays full
+        detector = None
+        stats = None
+
+        def run(self, frames, end):
+            for i in range(1000):
+                yield Fraction(i), None
+
+    class FailingSink:
+        def write(self, when, frame):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            pass
+
+        def abort(self):
+            pass
+
+    started = time.perf_counter()
+    with pytest.raises(OSError, match="No space"):
+        run_pipeline([(Fraction(0), None), (Fraction(1), None)], Renderer(), FailingSink(), queue_size=2)
+    assert time.perf_counter() - started < 5  # it waited 30 s for the decoder before

@@ -9,6 +9,7 @@ whole, finished pieces behind (see :mod:`vfikit.video.workspace`).
 
 from __future__ import annotations
 
+import itertools
 import queue
 import sys
 import threading
@@ -107,20 +108,26 @@ def write_array_image(path: Path, frame: np.ndarray) -> None:
             raise OSError(f"cannot write {path} (disk full or unwritable?)")
 
 
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` once there is room; give up (False) when ``stop`` is set, so that no thread waits
+    forever on a queue that nobody reads any more."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _feed(items: Iterable[Any], q: queue.Queue, stop: threading.Event) -> None:
     try:
         for item in items:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
+            if not _put(q, item, stop):
                 return
-        q.put(_END)
+        _put(q, _END, stop)
     except BaseException as exc:
-        q.put(_Failure(exc))
+        _put(q, _Failure(exc), stop)
 
 
 def _drain(q: queue.Queue, stop: threading.Event) -> Iterator[Any]:
@@ -175,8 +182,8 @@ def run_pipeline(
     writer.start()
     ok = False
     try:
-        for item in renderer.run(_drain(decoded, stop), end):
-            while True:
+        for item in itertools.chain(renderer.run(_drain(decoded, stop), end), [_END]):
+            while True:  # a writer that failed reads no more: check it while waiting for room
                 if writer_error:
                     raise writer_error[0]
                 try:
@@ -184,7 +191,6 @@ def run_pipeline(
                     break
                 except queue.Full:
                     continue
-        rendered.put(_END)
         writer.join()
         if writer_error:
             raise writer_error[0]
