@@ -17,7 +17,7 @@ _LAZY = {
     "list_models": ("vfikit.models.catalog", "list_models"),
     "Interpolator": ("vfikit.inference", "Interpolator"),
     "interpolate_video": ("vfikit.video.api", "interpolate_video"),
-    "interpolate_frames": ("vfikit.video.render", "interpolate_frames"),
+    "interpolate_frames": ("vfikit.timeline.render", "interpolate_frames"),
 }
 
 

@@ -196,9 +196,9 @@ class Interpolator:
 
         ``frames``: (3, H, W) tensors or ``(seconds, tensor)`` pairs; ``options``: ``factor``, ``fps``,
         ``input_fps``, ``end``, ``scene_threshold``, ``dup_threshold``, ``batch_size`` (see
-        :func:`vfikit.video.render.interpolate_frames`, which this calls with this interpolator).
+        :func:`vfikit.timeline.render.interpolate_frames`, which this calls with this interpolator).
         """
-        from vfikit.video.render import interpolate_frames
+        from vfikit.timeline.render import interpolate_frames
 
         return interpolate_frames(self, frames, **options)
 

@@ -12,10 +12,10 @@ import torch
 from video_helpers import BlendInterpolator, pattern_frames
 
 from vfikit.errors import VfikitError
-from vfikit.video.frames import ArrayFrames
-from vfikit.video.render import Renderer, interpolate_frames
-from vfikit.video.scenes import SceneDetector, cut_score, duplicate_score, signature
-from vfikit.video.timing import TimingSpec
+from vfikit.timeline.frames import ArrayFrames
+from vfikit.timeline.render import Renderer, interpolate_frames
+from vfikit.timeline.scenes import SceneDetector, cut_score, duplicate_score, signature
+from vfikit.timeline.timing import TimingSpec
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
+from vfikit.timeline.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
 
 EXAMPLES = """examples:
   vfikit interpolate clip.mp4 clip-2x.mp4                 # double the frame rate, audio kept

@@ -1,7 +1,7 @@
 """The web page's logic without the web: model choices, uploads, timing choices and the preview.
 
 Everything here calls the library the CLI calls (``vfikit.video.defaults``, ``vfikit.video.sources``,
-``vfikit.video.timing``), so the page accepts what ``vfikit interpolate`` accepts and refuses the rest
+``vfikit.timeline.timing``), so the page accepts what ``vfikit interpolate`` accepts and refuses the rest
 with the same messages. Uploaded files are only read from the page's own upload folder and copied
 into a private folder under names chosen here: a name sent by the browser is shown, never opened.
 """
@@ -242,7 +242,7 @@ def timing_kwargs(target: str, value: str | float | None = None) -> dict[str, An
 
     Checked with the CLI's own rules (``TimingSpec.make``), so the messages match.
     """
-    from vfikit.video.timing import TimingSpec
+    from vfikit.timeline.timing import TimingSpec
 
     text = "" if value is None else str(value).strip()
     if target in FACTOR_TARGETS:

@@ -54,7 +54,7 @@ class JobRequest:
 
     def options(self) -> InterpolateOptions:
         """The job's options: the CLI's defaults, with this request's model and timing."""
-        from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD
+        from vfikit.timeline.scenes import DEFAULT_CUT_THRESHOLD
 
         return InterpolateOptions(
             model=self.model,

@@ -26,6 +26,9 @@ from typing import Any
 from vfikit.errors import VfikitError
 from vfikit.image_files import IMAGE_SUFFIXES
 from vfikit.runtime import resolve_device
+from vfikit.timeline.render import RenderStats
+from vfikit.timeline.scenes import SceneDetector
+from vfikit.timeline.timing import TimingSpec, parse_rate, parse_time
 from vfikit.video.defaults import (
     build_interpolator,
     check_precision,
@@ -34,10 +37,7 @@ from vfikit.video.defaults import (
 from vfikit.video.encode import CONTAINERS, EncodeOptions
 from vfikit.video.jobs import JobSettings, VideoJobResult, output_kind, run_one
 from vfikit.video.options import InterpolateOptions
-from vfikit.video.render import RenderStats
-from vfikit.video.scenes import SceneDetector
 from vfikit.video.sources import VIDEO_SUFFIXES, note
-from vfikit.video.timing import TimingSpec, parse_rate, parse_time
 from vfikit.video.workspace import (
     check_output_free,
     check_replaceable,

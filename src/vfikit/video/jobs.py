@@ -15,6 +15,10 @@ from typing import Any
 from vfikit import __version__
 from vfikit.errors import VfikitError
 from vfikit.image_files import IMAGE_SUFFIXES
+from vfikit.timeline.frames import ArrayFrames
+from vfikit.timeline.render import Renderer, RenderStats
+from vfikit.timeline.scenes import SceneDetector
+from vfikit.timeline.timing import TimingSpec
 from vfikit.video.defaults import describe_interpolator
 from vfikit.video.encode import (
     CONTAINERS,
@@ -26,9 +30,6 @@ from vfikit.video.encode import (
     mux_output,
     resolve_encoding,
 )
-from vfikit.video.frames import ArrayFrames
-from vfikit.video.render import Renderer, RenderStats
-from vfikit.video.scenes import SceneDetector
 from vfikit.video.sources import (
     ColorInfo,
     ImageReader,
@@ -50,7 +51,6 @@ from vfikit.video.threads import (
     run_pipeline,
     write_array_image,
 )
-from vfikit.video.timing import TimingSpec
 from vfikit.video.workspace import (
     Workspace,
     file_identity,

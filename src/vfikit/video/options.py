@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from vfikit.timeline.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
 from vfikit.video.defaults import DEFAULT_BISECT_DEPTH
-from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
 
 
 @dataclass
@@ -21,7 +21,7 @@ class InterpolateOptions:
     where and how the model runs (``tile``: "auto", an int tile size in px, or None for whole frames).
     ``bisect_depth``: models without native t render the nearest k / 2**bisect_depth.
 
-    Timing: ``factor`` / ``fps`` / ``slowmo`` (see ``vfikit.video.timing``; default ``factor=2``).
+    Timing: ``factor`` / ``fps`` / ``slowmo`` (see ``vfikit.timeline.timing``; default ``factor=2``).
     ``input_fps``: frame rate of a folder of images (needed for ``fps`` or a video output).
     ``scene_threshold``: scene-cut threshold, None disables; ``dup_threshold``: 0 disables.
     ``start`` / ``duration`` / ``max_frames``: process part of the input (seconds or [hh:]mm:ss).

@@ -1,7 +1,7 @@
 """Frame sources: a video file (PyAV), a folder of images, or two images.
 
 Every source yields ``(time, frame)`` with ``time`` an exact ``Fraction`` of seconds and
-``frame`` an (H, W, 3) ``uint8``/``uint16`` array (see :mod:`vfikit.video.frames`). Video times
+``frame`` an (H, W, 3) ``uint8``/``uint16`` array (see :mod:`vfikit.timeline.frames`). Video times
 come from the decoded frames' timestamps, so variable-frame-rate input is timed correctly.
 Everything a job needs to know before it starts (size, depth, rate, alpha, streams to carry
 over) is checked up front by :func:`probe_video` / :func:`probe_images`, so bad input fails

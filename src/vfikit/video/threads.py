@@ -22,9 +22,9 @@ import numpy as np
 
 from vfikit.errors import VfikitError
 from vfikit.runtime import atomic_path
+from vfikit.timeline.render import Renderer, RenderStats
+from vfikit.timeline.timing import OutputFrame
 from vfikit.video.encode import SegmentWriter
-from vfikit.video.render import Renderer, RenderStats
-from vfikit.video.timing import OutputFrame
 
 _END = object()
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vfikit.errors import VfikitError
-from vfikit.video.scenes import Signature, signature
+from vfikit.timeline.scenes import Signature, signature
 
 
 class FrameKind(Protocol):
@@ -28,7 +28,7 @@ class FrameKind(Protocol):
         """(B, 3, H, W) float in [0, 1] (any device) -> a list of frames."""
 
     def signature(self, frame: Any) -> Signature:
-        """Scene-detection summary of one frame (see :mod:`vfikit.video.scenes`)."""
+        """Scene-detection summary of one frame (see :mod:`vfikit.timeline.scenes`)."""
 
     def size(self, frame: Any) -> tuple[int, int]:
         """(height, width)."""
