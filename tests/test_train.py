@@ -17,6 +17,8 @@ from vfikit.engine.train import lr_factor, train
 from vfikit.errors import VfikitError
 from vfikit.hub import load_trained_model
 
+pytestmark = pytest.mark.usefixtures("tiny_models")  # the tiny models of tests/_train_models.py
+
 
 def _raw(tmp_path, name="run", **train_overrides) -> dict:
     raw = {

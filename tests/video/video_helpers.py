@@ -15,7 +15,6 @@ import torch
 
 from vfikit.errors import VfikitError
 from vfikit.models.base import VFIModel
-from vfikit.models.catalog import register_model
 
 
 def pattern_frames(n: int, width: int = 64, height: int = 48, *, seed: int = 0, step: int = 3) -> list[np.ndarray]:
@@ -147,7 +146,7 @@ class BlendInterpolator:
 
 
 
-# -- registered stand-in models, so that tests can drive `vfikit interpolate --model ...` ------
+# -- stand-in models, so that tests can drive `vfikit interpolate --model ...` -----------------
 
 
 class BlendNet(VFIModel):
@@ -177,16 +176,9 @@ class NeedsBigFrames(BlendNet):
     min_size = 128
 
 
-@register_model("video_test_blend", family="test", description="linear blend (tests only)", arbitrary_t=True)
-def _video_test_blend(**kwargs):
-    return BlendNet()
-
-
-@register_model("video_test_mid", family="test", description="t=0.5 blend (tests only)")
-def _video_test_mid(**kwargs):
-    return MidNet()
-
-
-@register_model("video_test_big", family="test", description="needs 128 px (tests only)", arbitrary_t=True)
-def _video_test_big(**kwargs):
-    return NeedsBigFrames()
+# name, factory, catalog info: registered for one test by the ``models`` fixture (conftest.py)
+TEST_MODELS = [
+    ("video_test_blend", lambda **kw: BlendNet(), {"description": "linear blend (tests only)", "arbitrary_t": True}),
+    ("video_test_mid", lambda **kw: MidNet(), {"description": "t=0.5 blend (tests only)"}),
+    ("video_test_big", lambda **kw: NeedsBigFrames(), {"description": "needs 128 px", "arbitrary_t": True}),
+]

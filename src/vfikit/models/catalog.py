@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,20 @@ def register_model(
         return factory
 
     return deco
+
+
+@contextmanager
+def registered(name: str, factory: Callable[..., nn.Module], **info: Any) -> Iterator[ModelEntry]:
+    """``factory`` in the catalog under ``name`` for the block only (tests, experiments); ``info`` as for
+    :func:`register_model`. Afterwards the catalog is as it was."""
+    _ensure_loaded()
+    if name in _REGISTRY:
+        raise RuntimeError(f"model {name!r} is registered already")
+    register_model(name, **info)(factory)
+    try:
+        yield _REGISTRY[name]
+    finally:
+        del _REGISTRY[name]
 
 
 def _ensure_loaded() -> None:
