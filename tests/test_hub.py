@@ -181,3 +181,6 @@ def test_create_model_answers_to_its_old_names():
 
     assert vfikit.create_model is vfikit.hub.create_model is vfikit.registry.create_model
     assert vfikit.registry.get_entry("overlay").name == "overlay"
+    from vfikit.engine import checkpoint
+
+    assert checkpoint.load_trained_model is vfikit.hub.load_trained_model  # as docs/training.md once showed

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from vfikit.errors import VfikitError
+from vfikit.hub import ema_weights, load_trained_model  # noqa: F401 - their home before vfikit.hub; kept for old imports
 from vfikit.runtime import atomic_path, torch_load
 
 CHECKPOINT_KEYS = ("model", "arch", "model_args", "optimizer", "scheduler", "scaler", "step", "config",
