@@ -36,3 +36,19 @@ def test_resolve_device():
     assert resolve_device(None).type in ("cpu", "cuda")
     with pytest.raises(VfikitError, match="unknown device 'tpu0'"):
         resolve_device("tpu0")
+
+
+def test_check_frame_names_what_is_wrong():
+    from vfikit.errors import VfikitTypeError
+    from vfikit.runtime import check_frame
+
+    ok = torch.rand(3, 8, 8)
+    assert check_frame(ok, "frame 0", dims=(3,)) is ok
+    with pytest.raises(VfikitError, match=r"frame0 must have shape \(3, H, W\) or \(B, 3, H, W\), got \(8, 8\)"):
+        check_frame(torch.rand(8, 8), "frame0", dims=(3, 4))
+    with pytest.raises(VfikitTypeError, match="frame0 must be a floating tensor.*uint8"):
+        check_frame(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "frame0")
+    with pytest.raises(VfikitTypeError, match="must be a torch.Tensor, got list"):
+        check_frame([1, 2], "frame1")
+    with pytest.raises(VfikitError, match="divide by 255"):
+        check_frame(ok * 255, "frame1", dims=(3,), range_tolerance=1e-3)

@@ -41,7 +41,7 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import require_trained
-from vfikit.runtime import resolve_device
+from vfikit.runtime import check_frame, resolve_device
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_CPU_PIXELS = 1920 * 1088
@@ -80,18 +80,6 @@ def feather(length: int, start: int, total: int, overlap: int, device: torch.dev
     if start + length < total:
         w = torch.minimum(w, ramp.flip(0))
     return w
-
-
-def _check_values(name: str, frame: torch.Tensor) -> None:
-    """Finite values in [0, 1] (within ``RANGE_TOLERANCE``), else a :class:`VfikitError` that says what is wrong."""
-    if frame.numel() == 0:
-        raise VfikitError(f"{name} is empty (shape {tuple(frame.shape)})")
-    lo, hi = (float(v) for v in torch.aminmax(frame.detach()))
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise VfikitError(f"{name} holds NaN or infinite values; frames must be finite floats in [0, 1]")
-    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
-        hint = " (8-bit values? divide by 255)" if hi > 2 else ""
-        raise VfikitError(f"{name} has values from {lo:.4g} to {hi:.4g}; frames must be floats in [0, 1]{hint}")
 
 
 class Interpolator:
@@ -223,13 +211,7 @@ class Interpolator:
 
     def _prepare(self, frame0: torch.Tensor, frame1: torch.Tensor):
         for name, f in (("frame0", frame0), ("frame1", frame1)):
-            if not isinstance(f, torch.Tensor):
-                raise VfikitTypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
-            if not f.is_floating_point():
-                raise VfikitTypeError(f"{name} must be a float tensor in [0, 1], got dtype {f.dtype}")
-            if f.dim() not in (3, 4) or f.shape[-3] != 3:
-                raise VfikitError(f"{name} must have shape (3, H, W) or (B, 3, H, W), got {tuple(f.shape)}")
-            _check_values(name, f)
+            check_frame(f, name, dims=(3, 4), range_tolerance=RANGE_TOLERANCE)
         if frame0.shape != frame1.shape:
             raise VfikitError(f"frame0 and frame1 differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
         squeeze = frame0.dim() == 3

@@ -1,5 +1,5 @@
-"""Small runtime services shared by every layer: devices, safe ``torch.load``, atomic writes, checksums,
-parameter counts, the package's weights folder.
+"""Small runtime services shared by every layer: devices, frame checks, safe ``torch.load``, atomic
+writes, checksums, parameter counts, the package's weights folder.
 
 Nothing here knows about models, the registry or video; everything may import it. torch is imported
 where it is used, so that the command line's help does not load it.
@@ -8,6 +8,7 @@ where it is used, so that the command line's help does not load it.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import uuid
@@ -17,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vfikit.errors import VfikitError
+from vfikit.errors import VfikitError, VfikitTypeError
 
 if TYPE_CHECKING:
     import torch
@@ -76,6 +77,38 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, durable: bool = Fal
     with atomic_path(path, durable=durable) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     return Path(path)
+
+
+_SHAPES = {3: "(3, H, W)", 4: "(B, 3, H, W)"}
+
+
+def check_frame(frame: Any, name: str, *, dims: tuple[int, ...] = (4,),
+                range_tolerance: float | None = None) -> torch.Tensor:
+    """One RGB frame as vfikit takes it: a floating ``torch.Tensor`` of shape (B, 3, H, W) (``dims``
+    says which of 4 and 3 dimensions are accepted); returns it.
+
+    With ``range_tolerance``, its values must also be finite and within [0, 1] give or take that much
+    (8-bit values are named as such). VfikitTypeError for a wrong type or dtype, VfikitError otherwise.
+    """
+    import torch
+
+    if not isinstance(frame, torch.Tensor):
+        raise VfikitTypeError(f"{name} must be a torch.Tensor, got {type(frame).__name__}")
+    if frame.dim() not in dims or frame.shape[-3] != 3:
+        shapes = " or ".join(_SHAPES[d] for d in dims)
+        raise VfikitError(f"{name} must have shape {shapes}, got {tuple(frame.shape)}")
+    if not frame.is_floating_point():
+        raise VfikitTypeError(f"{name} must be a floating tensor in [0, 1], got dtype {frame.dtype}")
+    if range_tolerance is not None:
+        if frame.numel() == 0:
+            raise VfikitError(f"{name} is empty (shape {tuple(frame.shape)})")
+        lo, hi = (float(v) for v in torch.aminmax(frame.detach()))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise VfikitError(f"{name} holds NaN or infinite values; frames must be finite floats in [0, 1]")
+        if lo < -range_tolerance or hi > 1 + range_tolerance:
+            hint = " (8-bit values? divide by 255)" if hi > 2 else ""
+            raise VfikitError(f"{name} has values from {lo:.4g} to {hi:.4g}; frames must be floats in [0, 1]{hint}")
+    return frame
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import check_frame
 from vfikit.timeline.scenes import Signature, signature
 
 
@@ -88,11 +89,5 @@ class TensorFrames:
 
 
 def check_tensor_frame(frame: Any, index: int) -> torch.Tensor:
-    """Validate one user-supplied frame for the generator API."""
-    if not isinstance(frame, torch.Tensor):
-        raise VfikitError(f"frame {index} must be a torch.Tensor of shape (3, H, W), got {type(frame).__name__}")
-    if frame.dim() != 3 or frame.shape[0] != 3:
-        raise VfikitError(f"frame {index} must have shape (3, H, W), got {tuple(frame.shape)}")
-    if not frame.is_floating_point():
-        raise VfikitError(f"frame {index} must be a float tensor in [0, 1], got dtype {frame.dtype}")
-    return frame
+    """Validate one user-supplied frame for the generator API: a float (3, H, W) tensor."""
+    return check_frame(frame, f"frame {index}", dims=(3,))
