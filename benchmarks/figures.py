@@ -55,7 +55,7 @@ def crops_figure(root: Path, sequences: list[str], out: Path, crop: tuple[int, i
     """Draw (a); returns one record per sequence with the PSNR of each model."""
     import matplotlib.pyplot as plt
 
-    from vfikit.imageio import load_rgb, to_uint8
+    from vfikit.image_files import load_rgb, to_uint8
     from vfikit.metrics import psnr
     from vfikit.video.defaults import build_interpolator, describe_interpolator
 
@@ -116,7 +116,7 @@ def read_speeds(paths: tuple[Path, ...] = SPEED_FILES, size: str = "640x480") ->
 
 def read_quality() -> dict[str, tuple[float, str]]:
     """Middlebury "other" PSNR per model: measured here (``vfikit eval`` summaries) or as the authors report."""
-    from vfikit.registry import get_entry, list_models, split_name
+    from vfikit.models.catalog import get_entry, list_models, split_name
 
     quality: dict[str, tuple[float, str]] = {}
     for path in sorted((RESULTS / "middlebury").glob("*_summary.json")):

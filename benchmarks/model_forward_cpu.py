@@ -12,7 +12,7 @@ import time
 import torch
 
 from vfikit import Interpolator, create_model
-from vfikit.registry import get_entry, list_models
+from vfikit.models.catalog import get_entry, list_models
 
 
 def main() -> int:

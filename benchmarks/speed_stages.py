@@ -53,7 +53,7 @@ def real_pair(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
 
 def load(name: str) -> torch.nn.Module:
     if name.endswith(".pt") and os.path.isfile(name):
-        from vfikit.engine.checkpoint import load_trained_model
+        from vfikit.hub import load_trained_model
 
         return load_trained_model(name)
     return create_model(name)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from vfikit.imageio import load_rgb
+from vfikit.image_files import load_rgb
 from vfikit.metrics import psnr, ssim
 from vfikit.models.classical import FlowDIS, Overlay
 

@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, cut_score, signature
+from vfikit.timeline.scenes import DEFAULT_CUT_THRESHOLD, cut_score, signature
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

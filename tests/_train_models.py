@@ -4,10 +4,13 @@
 ``vfikit.ops.adacof`` (clean convention, the "torch" backend by default: the numba backend's OpenMP
 threads keep spinning after each call, which slows the tiny torch ops of these tests ~100x on a
 busy 2-core machine); ``test_tiny_arbitrary`` takes t as an input.
-Importing this module registers them (idempotent, also in DDP child processes).
+``tiny_models()`` registers them for a block only (the ``tiny_models`` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +18,8 @@ from torch import nn
 
 from vfikit.errors import VfikitError
 from vfikit.models.base import VFIModel
+from vfikit.models.catalog import registered
 from vfikit.ops import adacof
-from vfikit.registry import get_entry, register_model
 
 
 class TinyAdaCoF(VFIModel):
@@ -63,15 +66,13 @@ class TinyArbitrary(VFIModel):
         return (out, {}) if return_aux else out
 
 
-def _register(name, factory, arbitrary_t):
-    try:
-        get_entry(name)
-    except VfikitError:
-        register_model(name, family="test", description="tiny test model", arbitrary_t=arbitrary_t)(factory)
-
-
-_register("test_tiny_adacof", TinyAdaCoF, False)
-_register("test_tiny_arbitrary", TinyArbitrary, True)
+@contextmanager
+def tiny_models() -> Iterator[None]:
+    """The tiny models in the catalog (``test_tiny_adacof``, ``test_tiny_arbitrary``) for the block only."""
+    with registered("test_tiny_adacof", TinyAdaCoF, family="test", description="tiny test model"), \
+            registered("test_tiny_arbitrary", TinyArbitrary, family="test", description="tiny test model",
+                       arbitrary_t=True):
+        yield
 
 
 def ddp_worker(rank: int, world: int, port: int, raw_cfg: dict, out_path: str) -> None:
@@ -85,7 +86,8 @@ def ddp_worker(rank: int, world: int, port: int, raw_cfg: dict, out_path: str) -
     from vfikit.engine.train import train
 
     try:
-        result = train(config_from_dict(raw_cfg), log=lambda _msg: None)
+        with tiny_models():
+            result = train(config_from_dict(raw_cfg), log=lambda _msg: None)
         if rank == 0:
             torch.save({"model": result.model.state_dict(), "step": result.step}, out_path)
     finally:

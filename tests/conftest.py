@@ -21,3 +21,12 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def tiny_models():
+    """The tiny training-test models (tests/_train_models.py) in the model catalog for one test only."""
+    from tests._train_models import tiny_models as registered
+
+    with registered():
+        yield

@@ -8,10 +8,11 @@ import torch
 from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
+from vfikit.hub import create_model
 from vfikit.metrics import psnr
 from vfikit.models.base import VFIModel
+from vfikit.models.catalog import get_entry, list_models
 from vfikit.models.classical import FlowDIS, Overlay
-from vfikit.registry import create_model, get_entry, list_models
 
 
 def texture(h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -8,7 +8,8 @@ import torch
 from tests.test_compress_prune import SMALL
 from vfikit.compress.grow import grow_to_cdfi
 from vfikit.errors import VfikitError
-from vfikit.registry import create_model
+from vfikit.hub import create_model
+from vfikit.models.catalog import get_entry
 
 
 def _source(gen, widths=None):
@@ -43,7 +44,7 @@ def test_grown_cdfi_computes_the_adacof_warp_when_it_is_wider_everywhere(gen):
 def test_grow_into_the_official_cdfi_widths(gen):
     source = _source(gen)
     cdfi = grow_to_cdfi(source)
-    assert sum(p.numel() for p in cdfi.parameters()) == 4_976_718
+    assert sum(p.numel() for p in cdfi.parameters()) == get_entry("cdfi").params
     f0, f1 = torch.rand(1, 3, 32, 48, generator=gen), torch.rand(1, 3, 32, 48, generator=gen)
     with torch.no_grad():
         out, aux = cdfi.eval()(f0, f1, return_aux=True)
@@ -66,6 +67,6 @@ def test_cli_grows_a_training_checkpoint_into_a_cdfi_init(tmp_path, gen, capsys)
     out = tmp_path / "cdfi_init.pt"
     assert main(["compress", "--grow-cdfi", str(tmp_path / "s.pt"), "--out", str(out)]) == 0
     model = create_model("cdfi", weights=str(out))  # usable as model.init of a cdfi training config
-    assert sum(p.numel() for p in model.parameters()) == 4_976_718
+    assert sum(p.numel() for p in model.parameters()) == get_entry("cdfi").params
     assert main(["compress", "--grow-cdfi", str(tmp_path / "s.pt"), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err

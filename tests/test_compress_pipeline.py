@@ -112,7 +112,7 @@ def test_compress_config_errors(tmp_path):
 
 @pytest.mark.parametrize("name", __import__("vfikit.config", fromlist=["list_recipes"]).list_recipes("compress"))
 def test_every_packaged_compression_recipe_is_valid(name):
-    from vfikit.compress.pipeline import load_compress_config
+    from vfikit.compress.stages import load_compress_config
     from vfikit.config import list_recipes
 
     cfg = load_compress_config(name)
@@ -123,11 +123,11 @@ def test_every_packaged_compression_recipe_is_valid(name):
 def test_benchmark_psnr_of_the_evaluation_table(tmp_path):
     """The table's benchmark column is the benchmark's mean PSNR (a real-scale run once failed reading it)."""
     from tests.test_datasets import as_tensor, make_middlebury_cdfi
-    from vfikit.compress.pipeline import BenchmarkEntry, _benchmark_psnr
+    from vfikit.compress.stages import BenchmarkEntry, _benchmark_psnr
     from vfikit.metrics import psnr
 
     arrays = make_middlebury_cdfi(tmp_path)
-    from vfikit.registry import create_model
+    from vfikit.hub import create_model
 
     overlay = create_model("overlay")
     expected = [psnr((as_tensor(a) + as_tensor(b)) / 2, as_tensor(gt)) for a, b, gt in arrays.values()]
@@ -139,7 +139,7 @@ def test_benchmark_psnr_of_the_evaluation_table(tmp_path):
 
 
 def test_short_weight_average_warning():
-    from vfikit.compress.pipeline import short_average_warning
+    from vfikit.compress.stages import short_average_warning
 
     assert short_average_warning(None, 10) is None
     assert short_average_warning(0.99, 1000) is None  # 0.99 ** 1000: the start is forgotten

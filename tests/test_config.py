@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import yaml
 
-import tests._train_models  # noqa: F401  (registers the tiny models)
 from vfikit.cli import main
 from vfikit.config import (
     SequencesDatasetConfig,
@@ -18,6 +17,8 @@ from vfikit.config import (
     read_raw,
 )
 from vfikit.errors import VfikitError
+
+pytestmark = pytest.mark.usefixtures("tiny_models")  # the tiny models of tests/_train_models.py
 
 
 def _raw(**data_overrides) -> dict:

@@ -16,10 +16,11 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from vfikit import cli
 from vfikit.data.middlebury import MiddleburyOthers
 from vfikit.data.triplet import Triplet
-from vfikit.engine.evaluate import evaluate, sha256_file, write_report
+from vfikit.engine.evaluate import evaluate, write_report
 from vfikit.errors import VfikitError
+from vfikit.hub import create_model
 from vfikit.models.base import VFIModel
-from vfikit.registry import create_model
+from vfikit.runtime import sha256_file
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MIDDLEBURY = SHARED / "data" / "middlebury_others"

@@ -7,9 +7,9 @@ import torch
 
 from tests.test_classical import texture
 from vfikit.errors import VfikitError
-from vfikit.hub import save_vfikit
+from vfikit.hub import create_model, save_vfikit
+from vfikit.models.catalog import get_entry
 from vfikit.models.guided import GUIDED_WIDTHS, HEADS, GuidedAdaCoF
-from vfikit.registry import create_model, get_entry
 
 
 def shifted_pair(dx: float, dy: float, h: int = 64, w: int = 96):

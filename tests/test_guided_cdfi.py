@@ -89,7 +89,7 @@ def test_round_trip_and_bad_settings(tmp_path):
 
 def test_compress_grow_cdfi_command_grows_a_guided_checkpoint(tmp_path):
     from vfikit.cli import main
-    from vfikit.engine.checkpoint import load_trained_model
+    from vfikit.hub import load_trained_model
 
     source = _trained_like_stage_one()
     args = {k: v for k, v in source.model_args.items() if k not in ("convention", "channel_order")}

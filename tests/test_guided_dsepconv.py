@@ -7,9 +7,9 @@ import torch
 
 from tests.test_guided import shifted_pair
 from vfikit.errors import VfikitError
-from vfikit.hub import save_vfikit
+from vfikit.hub import create_model, save_vfikit
+from vfikit.models.catalog import get_entry
 from vfikit.models.guided import DSEP_HEADS, GUIDED_DSEP_WIDTHS, GuidedDSepConv
-from vfikit.registry import create_model, get_entry
 
 
 def model_(**kw) -> GuidedDSepConv:

@@ -172,3 +172,15 @@ def test_tags_that_need_a_download_fail_clearly_offline():
         create_model("sepconv.official")
     with pytest.raises(VfikitError, match="Google Drive"):
         create_model("edsc_s.official")
+
+
+def test_create_model_answers_to_its_old_names():
+    import vfikit
+    import vfikit.hub
+    import vfikit.registry
+
+    assert vfikit.create_model is vfikit.hub.create_model is vfikit.registry.create_model
+    assert vfikit.registry.get_entry("overlay").name == "overlay"
+    from vfikit.engine import checkpoint
+
+    assert checkpoint.load_trained_model is vfikit.hub.load_trained_model  # as docs/training.md once showed

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tests._train_models  # noqa: F401  (registers the tiny models)
 from vfikit.data.mixing import Batch
 from vfikit.engine.train import forward_for_loss
 from vfikit.errors import VfikitError
+from vfikit.hub import create_model
 from vfikit.losses import (
     LossInputs,
     VGG16Features,
@@ -22,7 +22,8 @@ from vfikit.losses import (
     occlusion_smoothness,
     offset_smoothness,
 )
-from vfikit.registry import create_model
+
+pytestmark = pytest.mark.usefixtures("tiny_models")  # the tiny models of tests/_train_models.py
 
 
 def _rho(x: float) -> float:

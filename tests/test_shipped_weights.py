@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vfikit.hub import packaged_weights
-from vfikit.registry import create_model, get_entry, list_models
+from vfikit.hub import create_model
+from vfikit.models.catalog import get_entry, list_models
+from vfikit.runtime import packaged_weights
 from vfikit.video.defaults import default_model
 
 SHIPPED = [name for name in list_models(pretrained=True) if name.endswith(".vfikit")]

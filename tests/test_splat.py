@@ -8,8 +8,8 @@ import torch
 
 from tests.test_classical import texture
 from vfikit.errors import VfikitError
+from vfikit.hub import create_model
 from vfikit.ops.splat import splat, splat_motion
-from vfikit.registry import create_model
 
 
 def test_splat_backends_agree_including_points_outside_the_grid():

@@ -12,9 +12,12 @@ import torch.multiprocessing as mp
 from tests import _train_models
 from vfikit.cli import main
 from vfikit.config import config_from_dict
-from vfikit.engine.checkpoint import list_checkpoints, load_checkpoint, load_trained_model
+from vfikit.engine.checkpoint import list_checkpoints, load_checkpoint
 from vfikit.engine.train import lr_factor, train
 from vfikit.errors import VfikitError
+from vfikit.hub import load_trained_model
+
+pytestmark = pytest.mark.usefixtures("tiny_models")  # the tiny models of tests/_train_models.py
 
 
 def _raw(tmp_path, name="run", **train_overrides) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from vfikit.data.sequences import FrameSequenceDataset
-from vfikit.engine.checkpoint import load_trained_model
+from vfikit.hub import load_trained_model
 from vfikit.registry import create_model
 
 

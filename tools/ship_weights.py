@@ -22,9 +22,8 @@ from pathlib import Path
 
 import torch
 
-from vfikit.engine.checkpoint import load_trained_model
 from vfikit.errors import VfikitError
-from vfikit.hub import save_vfikit
+from vfikit.hub import load_trained_model, save_vfikit
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "vfikit" / "weights"
 

@@ -18,9 +18,8 @@ import torch
 
 from vfikit.config import load_config
 from vfikit.data.factory import build_val_samples
-from vfikit.engine.checkpoint import load_trained_model
 from vfikit.engine.train import validate
-from vfikit.registry import create_model
+from vfikit.hub import create_model, load_trained_model
 
 
 def main(argv: list[str] | None = None) -> int:

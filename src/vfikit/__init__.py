@@ -13,11 +13,11 @@ __version__ = "0.1.0"
 __all__ = ["Interpolator", "__version__", "create_model", "interpolate_frames", "interpolate_video", "list_models"]
 
 _LAZY = {
-    "create_model": ("vfikit.registry", "create_model"),
-    "list_models": ("vfikit.registry", "list_models"),
+    "create_model": ("vfikit.hub", "create_model"),
+    "list_models": ("vfikit.models.catalog", "list_models"),
     "Interpolator": ("vfikit.inference", "Interpolator"),
     "interpolate_video": ("vfikit.video.api", "interpolate_video"),
-    "interpolate_frames": ("vfikit.video.stream", "interpolate_frames"),
+    "interpolate_frames": ("vfikit.timeline.render", "interpolate_frames"),
 }
 
 

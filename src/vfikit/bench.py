@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import count_parameters, resolve_device
 
 DEFAULT_SIZES = ((256, 256), (1280, 720), (1920, 1080))  # (width, height)
 BILINEAR_MACS = 4
@@ -69,16 +70,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise VfikitError(f"size must look like WIDTHxHEIGHT (e.g. 1280x720), got {text!r}")
     return int(parts[0]), int(parts[1])
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameter values (shared tensors counted once)."""
-    seen, total = set(), 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
 
 
 @dataclass
@@ -200,8 +191,8 @@ def _rss_peak_mb() -> float:
 
 def run_case(case: BenchCase, settings: BenchSettings) -> dict[str, Any]:
     """Measure one case in this process (see :func:`run_case_isolated` for the fresh-process version)."""
-    from vfikit.engine.evaluate import resolve_device
-    from vfikit.registry import create_model, get_entry
+    from vfikit.hub import create_model
+    from vfikit.models.catalog import get_entry
 
     device = resolve_device(case.device)
     if settings.threads is not None:

@@ -15,8 +15,9 @@ from vfikit import __version__
 from vfikit.errors import VfikitError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "interpolate": ("vfikit.video.cli", "interpolate a video, a frame folder, two images or a folder of videos"),
-    "models": ("vfikit.models.cli", "list the model zoo: architectures, parameters, weight tags"),
+    "interpolate": ("vfikit.commands.interpolate",
+                    "interpolate a video, a frame folder, two images or a folder of videos"),
+    "models": ("vfikit.commands.models", "list the model zoo: architectures, parameters, weight tags"),
     "eval": ("vfikit.commands.eval", "score a model on a benchmark (PSNR, SSIM, IE, LPIPS)"),
     "bench": ("vfikit.commands.bench", "measure latency, memory, parameters and MACs"),
     "compress": ("vfikit.commands.compress", "compression-driven design: OBProxSG, report, compact model, fine-tune"),

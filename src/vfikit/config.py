@@ -22,11 +22,60 @@ from typing import Any, Literal
 
 import yaml
 
-from vfikit.data.synthetic import SyntheticConfig
 from vfikit.errors import VfikitError
 
 # ----------------------------------------------------------------------------------------------
 # schema
+
+
+@dataclass
+class SyntheticConfig:
+    """Settings of the generator (all motions are between frame0 and frame1, in output pixels).
+
+    ``size``: [H, W] of the output frames. ``max_translation``: largest displacement of a layer's
+    anchor (the papers' data has 0 to ~30 px at 256 px; scale it with ``size``); magnitudes are
+    ``max_translation * u ** motion_gamma`` with u uniform, so small motions are common and large
+    ones present. ``static_camera``: probability of a still camera. Rotations in degrees, zooms as
+    relative scale change. ``acceleration``: largest deviation of the midpoint from linear motion,
+    as a fraction of the displacement (0: constant velocity). ``lighting``: largest relative gain
+    change of a layer (with probability ``lighting_prob``). ``noise``: largest sensor-noise std
+    (drawn per sample, independent per frame). ``motion_blur``: probability that a scene is filmed
+    with a shutter open for up to ``max_shutter`` of the frame0 -> frame1 interval (0.25 is a
+    180-degree shutter at the inputs' frame rate when the target is the middle frame).
+    ``shading``: probability of a soft multiplicative shading pattern on a texture. ``quantize``:
+    round frames to 8 bits. ``texture_weights``: relative frequency of each texture kind
+    (``image`` needs ``texture_sources``: image files, folders of images, or video files, loaded
+    once into a uint8 pool of at most ``texture_pool`` frames whose longer side is at most
+    ``texture_max_side``). ``t``: the target time (one value) or a list to draw from;
+    ``t_range``: draw t uniformly in [lo, hi] instead.
+    """
+
+    size: list[int] = field(default_factory=lambda: [256, 256])
+    max_translation: float = 30.0
+    motion_gamma: float = 2.0
+    static_camera: float = 0.15
+    max_camera_rotation: float = 1.5
+    max_camera_zoom: float = 0.04
+    max_rotation: float = 8.0
+    max_zoom: float = 0.12
+    objects: list[int] = field(default_factory=lambda: [1, 6])
+    object_size: list[float] = field(default_factory=lambda: [0.05, 0.4])
+    acceleration: float = 0.0
+    lighting: float = 0.08
+    lighting_prob: float = 0.3
+    noise: float = 0.01
+    motion_blur: float = 0.25
+    max_shutter: float = 0.25
+    shading: float = 0.4
+    quantize: bool = True
+    texture_weights: dict[str, float] = field(
+        default_factory=lambda: {"noise": 1.0, "stripes": 0.4, "gradient": 0.2, "shapes": 1.0, "image": 3.0}
+    )
+    texture_sources: list[str] = field(default_factory=list)
+    texture_pool: int = 64
+    texture_max_side: int = 640
+    t: float | list[float] = 0.5
+    t_range: list[float] | None = None
 
 
 @dataclass
@@ -515,7 +564,7 @@ def validate(cfg: TrainConfig, *, check_external: bool = True) -> None:
             (".pt", ".pth", ".ckpt", ".safetensors"))) and not resolve_path(cfg.model.init).is_file():
         raise VfikitError(f"model.init: weights file {cfg.model.init} does not exist")
     if check_external:
-        from vfikit.registry import get_entry
+        from vfikit.models.catalog import get_entry
 
         try:
             get_entry(cfg.model.arch)

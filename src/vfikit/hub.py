@@ -1,4 +1,8 @@
-"""Weights: loading official checkpoints and our own files, saving ours, optional download + cache.
+"""Models with their weights: :func:`create_model`, loading official checkpoints, our own files and
+training checkpoints, saving ours, optional download + cache.
+
+This module stands above the registry (pure data: names, factories, weight specs) and the models;
+the training engine, inference and the commands build models through it.
 
 Sources understood by :func:`load_model` (``create_model(name, weights=...)`` calls it):
 
@@ -19,16 +23,12 @@ The format of a file is decided by its content, never by its extension.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ from torch import nn
 from vfikit import __version__
 from vfikit.errors import MissingDependencyError, VfikitError
 from vfikit.models.base import mark_trained
-from vfikit.registry import ModelEntry, get_entry, list_models
+from vfikit.models.catalog import ModelEntry, get_entry, list_models, split_name
+from vfikit.runtime import atomic_path, is_torch_save, packaged_weights, sha256_file, torch_load
 
 VFIKIT_FORMAT = "vfikit"
 ENV_CACHE = "VFIKIT_CACHE_DIR"
@@ -58,18 +59,6 @@ def cache_dir() -> Path:
     return Path(base) / "vfikit"
 
 
-def packaged_weights(filename: str) -> Path:
-    return Path(str(resources.files("vfikit") / "weights" / filename))
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(url: str, dest: Path, sha256: str | None = None) -> Path:
     """Download ``url`` to ``dest`` via a temporary file, verifying ``sha256`` when given.
 
@@ -78,25 +67,19 @@ def download(url: str, dest: Path, sha256: str | None = None) -> Path:
     """
     if os.environ.get(ENV_OFFLINE):
         raise VfikitError(f"{ENV_OFFLINE} is set; not downloading {url} (download it yourself and pass its path)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    print(f"vfikit: downloading {url} -> {dest}", file=sys.stderr)
     try:
-        print(f"vfikit: downloading {url} -> {dest}", file=sys.stderr)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            while block := resp.read(1 << 20):
-                out.write(block)
-        digest = sha256_of(tmp)
-        if sha256 and digest != sha256.lower():
-            raise VfikitError(f"checksum mismatch for {url}: got sha256 {digest}, expected {sha256}")
-        if not sha256:
-            print(f"vfikit: sha256 of {dest.name}: {digest} (not recorded in the registry)", file=sys.stderr)
-        tmp.replace(dest)
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+                while block := resp.read(1 << 20):
+                    out.write(block)
+            digest = sha256_file(tmp)
+            if sha256 and digest != sha256.lower():
+                raise VfikitError(f"checksum mismatch for {url}: got sha256 {digest}, expected {sha256}")
+            if not sha256:
+                print(f"vfikit: sha256 of {dest.name}: {digest} (not recorded in the registry)", file=sys.stderr)
     except urllib.error.URLError as exc:
         raise VfikitError(f"could not download {url}: {exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return dest
 
 
@@ -108,14 +91,14 @@ def weights_file(entry: ModelEntry, tag: str) -> Path:
     spec = entry.weights[tag]
     if spec.filename:
         path = packaged_weights(spec.filename)
-        if path.is_file():
+        if path is not None:
             return path
     if not spec.url:
         where = f" {spec.notes}" if spec.notes else ""
         raise VfikitError(f"{entry.name}.{tag} cannot be downloaded automatically.{where}")
     path = cache_dir() / f"{entry.name}.{tag}" / Path(spec.url.split("?")[0]).name
     if path.is_file():
-        if spec.sha256 and sha256_of(path) != spec.sha256.lower():
+        if spec.sha256 and sha256_file(path) != spec.sha256.lower():
             raise VfikitError(f"cached {path} does not match its sha256 {spec.sha256}; delete it to download again")
         return path
     return download(spec.url, path, spec.sha256)
@@ -123,6 +106,54 @@ def weights_file(entry: ModelEntry, tag: str) -> Path:
 
 # ----------------------------------------------------------------------------------------------
 # Loading
+
+
+def create_model(name: str, weights: str | Path | None = None, **kwargs: Any) -> nn.Module:
+    """Build a registered model, optionally with weights.
+
+    Args:
+        name: ``arch`` (fresh weights) or ``arch.tag`` (a registered weight set).
+        weights: a file path (an official checkpoint, a vfikit file or a training checkpoint) or a tag;
+            overrides the tag in ``name``.
+        kwargs: passed to the factory (e.g. ``convention="clean"``).
+    Returns:
+        the model in eval mode; ``model.vfikit_arch`` / ``model.vfikit_args`` record how it was built.
+    """
+    entry = get_entry(name)
+    source = weights if weights is not None else split_name(name)[1]
+    if source is not None:
+        return load_model(entry, source, **kwargs)
+    return _build(entry, kwargs).eval()
+
+
+def is_training_checkpoint(obj: Any) -> bool:
+    """True for the dict of a training checkpoint or ``best.pt`` (it holds ``arch``, ``model_args``, ``model``)."""
+    return isinstance(obj, Mapping) and {"arch", "model_args", "model"} <= set(obj)
+
+
+def ema_weights(state: Mapping[str, Any]) -> dict | None:
+    """The averaged weights of a training checkpoint (``train.ema_decay``), or None when it has none."""
+    ema = state.get("ema")
+    if not ema:
+        return None
+    return {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
+
+
+def load_trained_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model of a training checkpoint or ``best.pt``, rebuilt from ``arch``/``model_args``, in eval mode.
+
+    A checkpoint of a run with ``train.ema_decay`` gives its averaged weights (``best.pt`` already holds
+    the weights that were validated).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise VfikitError(f"checkpoint not found: {path}")
+    state = torch_load(path, "a training checkpoint", map_location)
+    if not is_training_checkpoint(state):
+        raise VfikitError(f"{path} holds no vfikit training weights (needs model, arch, model_args)")
+    model = create_model(state["arch"], **state["model_args"])
+    model.load_state_dict(ema_weights(state) or state["model"])
+    return model.eval()
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -252,26 +283,6 @@ def _load_official(entry: ModelEntry, checkpoint: Any, where: str, kwargs: dict[
     return model
 
 
-def _torch_load(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` with one-line errors: torch's own are long and cryptic."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != b"PK\x03\x04" and head[:1] != b"\x80":  # torch.save: a zip archive, or a pickle (before 1.6)
-        raise VfikitError(f"{path} is not a PyTorch or vfikit weights file (it is neither a torch.save "
-                          "archive nor safetensors)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors have many types; all mean "cannot read this safely"
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if unsafe:
-            raise VfikitError(f"{path} holds Python objects ({unsafe.group(1)}) besides tensors, which vfikit does "
-                              "not load (unpickling them could run code): save only the state dict") from None
-        first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-        first = first if len(first) <= 160 else first[:157] + "..."
-        raise VfikitError(f"cannot read {path} as PyTorch weights (damaged or not a checkpoint): {first}") from None
-
-
 def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.Module:
     """Build ``entry``'s model with the weights in ``path`` (format detected from the content)."""
     path = Path(path)
@@ -280,12 +291,13 @@ def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.M
     if _is_safetensors(path):
         model = _load_vfikit_file(entry, path, kwargs)
     else:
-        obj = _torch_load(path)
-        if isinstance(obj, Mapping) and {"arch", "model_args", "model"} <= set(obj):
+        if not is_torch_save(path):
+            raise VfikitError(f"{path} is not a PyTorch or vfikit weights file (it is neither a torch.save "
+                              "archive nor safetensors)")
+        obj = torch_load(path)
+        if is_training_checkpoint(obj):
             if obj["arch"] != entry.name:
                 raise VfikitError(f"{path} is a checkpoint of {obj['arch']!r}, not {entry.name!r}")
-            from vfikit.engine.checkpoint import ema_weights
-
             model = _build(entry, {**obj["model_args"], **kwargs})
             _load_state(model, ema_weights(obj) or obj["model"], str(path))
         else:
@@ -345,8 +357,6 @@ def save_vfikit(model: nn.Module, path: str | os.PathLike, card: Mapping[str, An
     state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
              for k, v in model.state_dict().items()}
     _, save_file = _safetensors()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path

@@ -41,25 +41,13 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import require_trained
+from vfikit.runtime import check_frame, resolve_device
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_CPU_PIXELS = 1920 * 1088
 AUTO_CPU_TILE = 1024
 MIN_AUTO_TILE = 128
 RANGE_TOLERANCE = 1e-3  # accepted overshoot of [0, 1] in the input frames (then clamped)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given (checked)."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise VfikitError(f"unknown device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VfikitError(f"device {device!r} requested but CUDA is not available")
-    return dev
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -94,18 +82,6 @@ def feather(length: int, start: int, total: int, overlap: int, device: torch.dev
     return w
 
 
-def _check_values(name: str, frame: torch.Tensor) -> None:
-    """Finite values in [0, 1] (within ``RANGE_TOLERANCE``), else a :class:`VfikitError` that says what is wrong."""
-    if frame.numel() == 0:
-        raise VfikitError(f"{name} is empty (shape {tuple(frame.shape)})")
-    lo, hi = (float(v) for v in torch.aminmax(frame.detach()))
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise VfikitError(f"{name} holds NaN or infinite values; frames must be finite floats in [0, 1]")
-    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
-        hint = " (8-bit values? divide by 255)" if hi > 2 else ""
-        raise VfikitError(f"{name} has values from {lo:.4g} to {hi:.4g}; frames must be floats in [0, 1]{hint}")
-
-
 class Interpolator:
     """Frame interpolation with any model; see the module docstring.
 
@@ -134,7 +110,7 @@ class Interpolator:
                  precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
                  min_side: int = 17, channels_last: bool | None = None, allow_untrained: bool = False) -> None:
         if isinstance(model, str):
-            from vfikit.registry import create_model
+            from vfikit.hub import create_model
 
             model = create_model(model, weights=weights)
         elif weights is not None:
@@ -208,9 +184,9 @@ class Interpolator:
 
         ``frames``: (3, H, W) tensors or ``(seconds, tensor)`` pairs; ``options``: ``factor``, ``fps``,
         ``input_fps``, ``end``, ``scene_threshold``, ``dup_threshold``, ``batch_size`` (see
-        :func:`vfikit.video.stream.interpolate_frames`, which this calls with this interpolator).
+        :func:`vfikit.timeline.render.interpolate_frames`, which this calls with this interpolator).
         """
-        from vfikit.video.stream import interpolate_frames
+        from vfikit.timeline.render import interpolate_frames
 
         return interpolate_frames(self, frames, **options)
 
@@ -235,13 +211,7 @@ class Interpolator:
 
     def _prepare(self, frame0: torch.Tensor, frame1: torch.Tensor):
         for name, f in (("frame0", frame0), ("frame1", frame1)):
-            if not isinstance(f, torch.Tensor):
-                raise VfikitTypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
-            if not f.is_floating_point():
-                raise VfikitTypeError(f"{name} must be a float tensor in [0, 1], got dtype {f.dtype}")
-            if f.dim() not in (3, 4) or f.shape[-3] != 3:
-                raise VfikitError(f"{name} must have shape (3, H, W) or (B, 3, H, W), got {tuple(f.shape)}")
-            _check_values(name, f)
+            check_frame(f, name, dims=(3, 4), range_tolerance=RANGE_TOLERANCE)
         if frame0.shape != frame1.shape:
             raise VfikitError(f"frame0 and frame1 differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
         squeeze = frame0.dim() == 3

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import torch_load
 
 CHARBONNIER_EPS = 1e-6
 
@@ -147,12 +148,12 @@ def teacher_flow(source: torch.Tensor, dest: torch.Tensor, preset: str = "medium
     ``source(p) ~ dest(p + flow(p))``. Inputs (B, 3, H, W) in [0, 1]."""
     import numpy as np
 
-    from vfikit.models.classical import FlowDISConfig, _dis, _gray_u8
+    from vfikit.models.classical import FlowDISConfig, dis_flow_estimator, gray_u8
 
-    dis = _dis(FlowDISConfig(preset=preset))
+    dis = dis_flow_estimator(FlowDISConfig(preset=preset))
     src = source.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     dst = dest.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-    flows = [dis.calc(_gray_u8(a), _gray_u8(b), None)[..., ::-1] for a, b in zip(src, dst)]
+    flows = [dis.calc(gray_u8(a), gray_u8(b), None)[..., ::-1] for a, b in zip(src, dst)]
     out = torch.from_numpy(np.ascontiguousarray(np.stack(flows))).permute(0, 3, 1, 2)
     return out.to(device=source.device, dtype=source.dtype)
 
@@ -214,10 +215,7 @@ class VGG16Features(nn.Module):
 
             state = load_file(str(path))
         else:
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # a corrupt or non-weights file: say which one
-                raise VfikitError(f"cannot read VGG16 weights {path}: {exc}") from None
+            state = torch_load(path, "VGG16 weights")
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         if not isinstance(state, dict):

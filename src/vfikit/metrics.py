@@ -35,7 +35,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from vfikit.errors import MissingDependencyError, VfikitError, VfikitTypeError
-from vfikit.imageio import to_uint8
+from vfikit.image_files import to_uint8
+from vfikit.runtime import torch_load
 
 METRICS = ("psnr", "ssim", "ie", "lpips", "lpips_cdfi")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ie": False, "lpips": False, "lpips_cdfi": False}
@@ -246,10 +247,7 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         except ImportError as exc:  # pragma: no cover - safetensors is a core dependency
             raise MissingDependencyError("reading .safetensors needs the safetensors package") from exc
         return dict(load_file(str(path)))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or non-tensor files
-        raise VfikitError(f"cannot read LPIPS weights {path}: {exc}") from None
+    obj = torch_load(path, "LPIPS weights")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

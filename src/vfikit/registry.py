@@ -1,140 +1,21 @@
-"""Model registry: architectures registered by name, weights described as data.
+"""The model registry as one name: the catalog (``vfikit.models.catalog``) and ``create_model`` (``vfikit.hub``).
 
-Names follow ``arch`` or ``arch.tag`` (``cdfi``, ``cdfi.official``, ``cdfi.vfikit``); a path to a
-weights file can be given instead of a tag. See docs/models.md.
+Kept for code that imports ``vfikit.registry``; inside vfikit, models register into the catalog and
+builders import ``create_model`` from the hub, so that nothing below the hub depends on it.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from vfikit.hub import create_model
+from vfikit.models.catalog import (
+    MODEL_MODULES,
+    ModelEntry,
+    WeightSpec,
+    get_entry,
+    list_models,
+    register_model,
+    split_name,
+)
 
-from torch import nn
-
-from vfikit.errors import VfikitError
-
-# Modules whose import registers models (kept explicit: no plugin magic).
-MODEL_MODULES: list[str] = [
-    "vfikit.models.sepconv",
-    "vfikit.models.dsepconv",
-    "vfikit.models.edsc",
-    "vfikit.models.adacof",
-    "vfikit.models.cdfi",
-    "vfikit.models.classical",
-    "vfikit.models.guided",
-]
-
-
-@dataclass(frozen=True)
-class WeightSpec:
-    """Where a set of weights comes from and what it is known to achieve.
-
-    ``format`` names the checkpoint layout understood by ``vfikit.models.convert``
-    (``"vfikit"`` for our own files). ``filename`` is a file shipped inside the package
-    (``vfikit/weights/``), ``url`` where the authors publish theirs (may be None).
-    """
-
-    tag: str
-    format: str
-    url: str | None = None
-    filename: str | None = None
-    sha256: str | None = None
-    code_license: str = ""
-    weights_license: str = ""
-    citation: str = ""
-    reported_metrics: dict[str, Any] = field(default_factory=dict)
-    notes: str = ""
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    factory: Callable[..., nn.Module]
-    family: str
-    description: str
-    weights: dict[str, WeightSpec]
-    arbitrary_t: bool = False
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
-_LOADED = False
-
-
-def register_model(
-    name: str,
-    *,
-    family: str,
-    description: str,
-    weights: tuple[WeightSpec, ...] = (),
-    arbitrary_t: bool = False,
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering ``factory(**kwargs) -> nn.Module`` under ``name``."""
-
-    def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY and _REGISTRY[name].factory is not factory:
-            raise RuntimeError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, factory, family, description, {w.tag: w for w in weights}, arbitrary_t)
-        return factory
-
-    return deco
-
-
-def _ensure_loaded() -> None:
-    global _LOADED
-    if not _LOADED:
-        for module in MODEL_MODULES:
-            importlib.import_module(module)
-        _LOADED = True
-
-
-def list_models(pretrained: bool = False) -> list[str]:
-    """Registered architecture names; with ``pretrained=True``, every ``arch.tag`` with weights."""
-    _ensure_loaded()
-    if not pretrained:
-        return sorted(_REGISTRY)
-    return sorted(f"{e.name}.{tag}" for e in _REGISTRY.values() for tag in e.weights)
-
-
-def get_entry(name: str) -> ModelEntry:
-    """The registry entry of ``name`` (``arch`` or ``arch.tag``); unknown names suggest close ones."""
-    _ensure_loaded()
-    arch = split_name(name)[0]
-    if arch not in _REGISTRY:
-        close = difflib.get_close_matches(arch, list(_REGISTRY), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise VfikitError(f"unknown model {arch!r}{hint} (see `vfikit models`)")
-    return _REGISTRY[arch]
-
-
-def split_name(name: str) -> tuple[str, str | None]:
-    arch, _, tag = name.partition(".")
-    return arch, (tag or None)
-
-
-def create_model(name: str, weights: str | Path | None = None, **kwargs: Any) -> nn.Module:
-    """Build a registered model, optionally with weights.
-
-    Args:
-        name: ``arch`` (fresh weights) or ``arch.tag`` (a registered weight set).
-        weights: a file path (an official checkpoint or a vfikit file) or a tag; overrides the tag
-            in ``name``.
-        kwargs: passed to the factory (e.g. ``convention="clean"``).
-    Returns:
-        the model in eval mode; ``model.vfikit_arch`` / ``model.vfikit_args`` record how it was built.
-    """
-    entry = get_entry(name)
-    tag = split_name(name)[1]
-    source = weights if weights is not None else tag
-    if source is not None:
-        from vfikit.hub import load_model  # weights handling lives in hub.py
-
-        return load_model(entry, source, **kwargs)
-    model = entry.factory(**kwargs)
-    model.vfikit_arch = entry.name
-    # Models that record their complete build arguments (``model_args``) are saved with those.
-    model.vfikit_args = dict(getattr(model, "model_args", kwargs))
-    return model.eval()
+__all__ = ["MODEL_MODULES", "ModelEntry", "WeightSpec", "create_model", "get_entry", "list_models",
+           "register_model", "split_name"]

@@ -118,7 +118,7 @@ def test_preview_middle_frame_against_the_average(tmp_path: Path, clip: Path) ->
 
 
 def test_event_stream_reads_the_library_progress_bar() -> None:
-    from vfikit.video.pipeline import progress_bar
+    from vfikit.video.threads import progress_bar
 
     class Conn:
         def __init__(self) -> None:

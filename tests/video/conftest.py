@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
+
 import pytest
-from video_helpers import BlendInterpolator, BlendNet, StandInInterpolator
+from video_helpers import TEST_MODELS, BlendInterpolator, BlendNet
+
+from vfikit.models.catalog import registered
 
 
 @pytest.fixture
@@ -12,21 +17,14 @@ def blend() -> BlendInterpolator:
 
 
 @pytest.fixture
-def models(monkeypatch) -> list[tuple[int, float]]:
-    """Makes the test models usable from the CLI; returns the shared call log (cleared)."""
-    import importlib
-    import sys
-    import types
-
-    try:
-        importlib.import_module("vfikit.inference")
-    except ModuleNotFoundError:
-        fake = types.ModuleType("vfikit.inference")
-        fake.Interpolator = StandInInterpolator
-        monkeypatch.setitem(sys.modules, "vfikit.inference", fake)
+def models() -> Iterator[list[tuple[int, float]]]:
+    """Registers the test models for this test (the CLI finds them by name); yields the shared call log."""
     BlendNet.calls.clear()
     BlendNet.kill_after = None
-    yield BlendNet.calls
+    with ExitStack() as stack:
+        for name, factory, info in TEST_MODELS:
+            stack.enter_context(registered(name, factory, family="test", **info))
+        yield BlendNet.calls
     BlendNet.kill_after = None
 
 

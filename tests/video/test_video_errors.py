@@ -121,7 +121,7 @@ def test_progress_bar_updates_rarely_when_stderr_is_a_log(monkeypatch):
     import io
     import sys
 
-    from vfikit.video.pipeline import LOG_INTERVAL, progress_bar
+    from vfikit.video.threads import LOG_INTERVAL, progress_bar
 
     log = io.StringIO()  # not a terminal
     monkeypatch.setattr(sys, "stderr", log)
@@ -157,8 +157,7 @@ def test_unknown_model_and_missing_weights(tmp_path, run, models):
 
 
 def test_weights_without_model_name_their_model_or_are_refused(tmp_path, run, models):
-    from vfikit.hub import save_vfikit
-    from vfikit.registry import create_model
+    from vfikit.hub import create_model, save_vfikit
 
     src = write_video(tmp_path / "in.mp4", pattern_frames(3))
     out = tmp_path / "o.mp4"

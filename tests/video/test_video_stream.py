@@ -12,10 +12,10 @@ import torch
 from video_helpers import BlendInterpolator, pattern_frames
 
 from vfikit.errors import VfikitError
-from vfikit.video.frames import ArrayFrames
-from vfikit.video.scenes import SceneDetector, cut_score, duplicate_score, signature
-from vfikit.video.stream import Renderer, interpolate_frames
-from vfikit.video.timing import TimingSpec
+from vfikit.timeline.frames import ArrayFrames
+from vfikit.timeline.render import Renderer, interpolate_frames
+from vfikit.timeline.scenes import SceneDetector, cut_score, duplicate_score, signature
+from vfikit.timeline.timing import TimingSpec
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
@@ -136,3 +136,34 @@ def test_cut_threshold_separates_real_motion_from_real_cuts():
     threshold = SceneDetector().cut_threshold
     assert max(motion) < threshold / 2
     assert min(cuts) > threshold
+
+
+
+def test_a_failing_writer_stops_the_pipeline_at_once_even_when_the_decoder_is_done():
+    """The decoder may have read everything and wait to hand over its end marker: it must not hang on."""
+    import time
+
+    from vfikit.video.threads import run_pipeline
+
+    class Renderer:  # yields frames without reading its input, so the decoded queue stays full
+        detector = None
+        stats = None
+
+        def run(self, frames, end):
+            for i in range(1000):
+                yield Fraction(i), None
+
+    class FailingSink:
+        def write(self, when, frame):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            pass
+
+        def abort(self):
+            pass
+
+    started = time.perf_counter()
+    with pytest.raises(OSError, match="No space"):
+        run_pipeline([(Fraction(0), None), (Fraction(1), None)], Renderer(), FailingSink(), queue_size=2)
+    assert time.perf_counter() - started < 5  # it waited 30 s for the decoder before

@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 
 from vfikit.errors import VfikitError
-from vfikit.video.timing import Planner, TimingSpec, parse_rate, parse_time, plan_times
+from vfikit.timeline.timing import Planner, TimingSpec, parse_rate, parse_time, plan_times
 
 
 def cfr(n: int, rate: Fraction) -> list[Fraction]:

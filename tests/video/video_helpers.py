@@ -1,8 +1,7 @@
 """Helpers for the video tool tests: tiny generated videos and image folders, stand-in models.
 
 Videos are made with PyAV in ``tmp_path`` (64x48, a few frames) so the tests need no data and
-run in seconds. The stand-in interpolator blends linearly; it has the ``Interpolator`` contract
-(callable on (B, 3, H, W) float tensors, ``reachable_t``) and counts its calls.
+run in seconds. The registered stand-in models blend linearly and count their calls.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import torch
 
 from vfikit.errors import VfikitError
 from vfikit.models.base import VFIModel
-from vfikit.registry import register_model
 
 
 def pattern_frames(n: int, width: int = 64, height: int = 48, *, seed: int = 0, step: int = 3) -> list[np.ndarray]:
@@ -148,7 +146,7 @@ class BlendInterpolator:
 
 
 
-# -- registered stand-in models, so that tests can drive `vfikit interpolate --model ...` ------
+# -- stand-in models, so that tests can drive `vfikit interpolate --model ...` -----------------
 
 
 class BlendNet(VFIModel):
@@ -178,56 +176,9 @@ class NeedsBigFrames(BlendNet):
     min_size = 128
 
 
-@register_model("video_test_blend", family="test", description="linear blend (tests only)", arbitrary_t=True)
-def _video_test_blend(**kwargs):
-    return BlendNet()
-
-
-@register_model("video_test_mid", family="test", description="t=0.5 blend (tests only)")
-def _video_test_mid(**kwargs):
-    return MidNet()
-
-
-@register_model("video_test_big", family="test", description="needs 128 px (tests only)", arbitrary_t=True)
-def _video_test_big(**kwargs):
-    return NeedsBigFrames()
-
-
-class StandInInterpolator:
-    """Used only while ``vfikit.inference`` is not on this branch: its contract, nothing more.
-
-    Native t for ``arbitrary_t`` models; otherwise recursive bisection to the nearest k / 2**max_depth,
-    with ``interp_many`` sharing the bisection tree between the times of one pair.
-    """
-
-    def __init__(self, model, *, device="cpu", precision="fp32", tile=None, max_depth=6) -> None:
-        self.model = model
-        self.arbitrary_t = model.arbitrary_t
-        self.max_depth = max_depth
-        self.device = torch.device("cpu")
-
-    def reachable_t(self, t: float) -> float:
-        if self.arbitrary_t:
-            return t
-        scale = 1 << self.max_depth
-        return float(np.floor(t * scale + 0.5) / scale)
-
-    def __call__(self, frame0, frame1, t=0.5):
-        return self.interp_many(frame0, frame1, [t])[0]
-
-    def interp_many(self, frame0, frame1, ts):
-        out = []
-        with torch.no_grad():
-            nodes = {Fraction(0): frame0, Fraction(1): frame1}
-            for t in ts:
-                if self.arbitrary_t:
-                    out.append(self.model(frame0, frame1, t).clamp(0, 1))
-                    continue
-                target, lo, hi = Fraction(self.reachable_t(t)), Fraction(0), Fraction(1)
-                while target not in nodes:
-                    mid = (lo + hi) / 2
-                    if mid not in nodes:
-                        nodes[mid] = self.model(nodes[lo], nodes[hi], 0.5).clamp(0, 1)
-                    lo, hi = (lo, mid) if target < mid else (mid, hi)
-                out.append(nodes[target])
-        return out
+# name, factory, catalog info: registered for one test by the ``models`` fixture (conftest.py)
+TEST_MODELS = [
+    ("video_test_blend", lambda **kw: BlendNet(), {"description": "linear blend (tests only)", "arbitrary_t": True}),
+    ("video_test_mid", lambda **kw: MidNet(), {"description": "t=0.5 blend (tests only)"}),
+    ("video_test_big", lambda **kw: NeedsBigFrames(), {"description": "needs 128 px", "arbitrary_t": True}),
+]

@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vfikit.bench import DEFAULT_SIZES, BenchCase, BenchSettings, parse_size, run_bench, to_markdown
-    from vfikit.engine.evaluate import _write_text_atomic, resolve_device
-    from vfikit.registry import get_entry, list_models
+    from vfikit.models.catalog import get_entry, list_models
+    from vfikit.runtime import resolve_device, write_text_atomic
 
     models = args.models or list_models()
     for m in models:
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     print(md)
     if paths:
         args.out.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(paths[0], json.dumps(bench, indent=2) + "\n")
-        _write_text_atomic(paths[1], md)
+        write_text_atomic(paths[0], json.dumps(bench, indent=2) + "\n")
+        write_text_atomic(paths[1], md)
         print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
     failed = [r for r in bench["results"] if "error" in r]
     return 1 if failed and len(failed) == len(bench["results"]) else 0

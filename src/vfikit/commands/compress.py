@@ -27,13 +27,13 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.report_only:
         from vfikit.compress.report import format_report, sparsity_report
-        from vfikit.engine.checkpoint import load_trained_model
+        from vfikit.hub import load_trained_model
 
         print(format_report(sparsity_report(load_trained_model(args.report_only))))
         return 0
     if args.grow_cdfi:
         return _grow(args)
-    from vfikit.compress.pipeline import load_compress_config, run_compression
+    from vfikit.compress.stages import load_compress_config, run_compression
     from vfikit.errors import VfikitError
 
     if not args.config:
@@ -50,24 +50,23 @@ def _grow(args: argparse.Namespace) -> int:
     import torch
 
     from vfikit.compress.grow import grow_to_cdfi
-    from vfikit.engine.checkpoint import load_trained_model
     from vfikit.errors import VfikitError
+    from vfikit.hub import load_trained_model
+    from vfikit.models.guided import GuidedAdaCoF, grow_guided_cdfi
+    from vfikit.runtime import atomic_path, count_parameters
 
     if not args.out:
         raise VfikitError("--grow-cdfi needs --out FILE")
     out = Path(args.out)
     if out.exists() and not args.force:
         raise VfikitError(f"{out} exists; pass --force to overwrite it")
-    from vfikit.models.guided import GuidedAdaCoF, grow_guided_cdfi
-
     source = load_trained_model(args.grow_cdfi)
     if type(source) is GuidedAdaCoF:  # the flow-guided family grows into guided_cdfi (same widths and guide)
         cdfi, arch = grow_guided_cdfi(source), "guided_cdfi"
         model_args = {k: v for k, v in cdfi.model_args.items() if k not in ("convention", "channel_order")}
     else:
         cdfi, arch, model_args = grow_to_cdfi(source), "cdfi", {}
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save({"model": cdfi.state_dict(), "arch": arch, "model_args": model_args}, tmp)
-    tmp.replace(out)
-    print(f"wrote {out}: {arch} ({sum(p.numel() for p in cdfi.parameters()):,} parameters) grown from {args.grow_cdfi}")
+    with atomic_path(out) as tmp:
+        torch.save({"model": cdfi.state_dict(), "arch": arch, "model_args": model_args}, tmp)
+    print(f"wrote {out}: {arch} ({count_parameters(cdfi):,} parameters) grown from {args.grow_cdfi}")
     return 0

@@ -34,10 +34,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vfikit.data.benchmarks import open_benchmark
-    from vfikit.engine.evaluate import evaluate, sha256_file, write_report
+    from vfikit.engine.evaluate import evaluate, write_report
+    from vfikit.hub import create_model
     from vfikit.metrics import LPIPS
     from vfikit.models.base import require_trained
-    from vfikit.registry import create_model
+    from vfikit.runtime import sha256_file
 
     if args.limit is not None and args.limit < 1:
         raise VfikitError(f"--limit must be at least 1, got {args.limit}")

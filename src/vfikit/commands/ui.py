@@ -64,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, root: Path) -> int:
+    from vfikit.runtime import resolve_device
     from vfikit.ui.app import CSS, build_app
     from vfikit.ui.core import Previewer
     from vfikit.ui.jobs import JobManager
-    from vfikit.video.defaults import resolve_device
 
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     max_bytes = int(args.max_upload_mb * 2**20)
     manager = JobManager(root / "jobs", keep=args.keep_jobs)
     demo = build_app(manager, staging=root / "inputs", upload_root=root / "uploads", max_bytes=max_bytes,

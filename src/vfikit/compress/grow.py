@@ -48,7 +48,7 @@ def _tap_map(src_taps: int, src_dil: int, dst_taps: int, dst_dil: int) -> list[t
 def grow_to_cdfi(source: nn.Module, blend_bias: float = -4.0, unused_tap_logit: float = -12.0,
                  **cdfi_args) -> nn.Module:
     """A ``cdfi`` model initialised from a trained clean-convention AdaCoF-family ``source`` (see above)."""
-    from vfikit.registry import create_model
+    from vfikit.hub import create_model
 
     args = getattr(source, "model_args", {})
     if "channels" not in args or "pyramid" in args["channels"]:

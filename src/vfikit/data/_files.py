@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from vfikit.data.triplet import Triplet
 from vfikit.errors import VfikitError
-from vfikit.imageio import load_rgb
+from vfikit.image_files import load_rgb
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class FileTriplets(Dataset):
     """A benchmark as a list of :class:`TripletFiles`; ``dataset[i]`` reads one :class:`Triplet`.
 
     Attributes: ``name`` (e.g. ``"middlebury"``), ``root``, ``split`` (or None), ``samples``.
-    Frames are read with :func:`vfikit.imageio.load_rgb` (uint8 / 255, float32, like torchvision's
+    Frames are read with :func:`vfikit.image_files.load_rgb` (uint8 / 255, float32, like torchvision's
     ``ToTensor``): (3, H, W) RGB in [0, 1].
     """
 

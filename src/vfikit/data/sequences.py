@@ -23,7 +23,7 @@ import torch
 
 from vfikit.data.triplet import Triplet
 from vfikit.errors import MissingDependencyError, VfikitError
-from vfikit.imageio import IMAGE_SUFFIXES
+from vfikit.image_files import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m", ".gif")
 

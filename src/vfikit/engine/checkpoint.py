@@ -10,11 +10,12 @@ Layout (``torch.save`` of a dict, loadable with ``weights_only=True``)::
 Files in the run folder: ``step_000001000.pt`` (the newest ``keep_last`` are kept; the newest is
 the resume point) and ``best.pt`` (weights with the best validation PSNR: ``model``, ``arch``,
 ``model_args``, ``step``, ``metrics``, ``config``, ``vfikit_version``).
+
+Reading the model out of such a file is the weights code's work: :func:`vfikit.hub.load_trained_model`.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
@@ -22,9 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from vfikit.errors import VfikitError
+from vfikit.hub import ema_weights, load_trained_model  # noqa: F401 - their home before vfikit.hub; kept for old imports
+from vfikit.runtime import atomic_path, torch_load
 
 CHECKPOINT_KEYS = ("model", "arch", "model_args", "optimizer", "scheduler", "scaler", "step", "config",
                    "vfikit_version", "rng")
@@ -41,31 +43,17 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
         raise ValueError(f"checkpoint state lacks {missing}")  # a programming error, not user input
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
-
-
-def _read_torch_file(path: Path, map_location: str | torch.device) -> Any:
-    """``torch.load(weights_only=True)`` with user-facing errors for a missing or unreadable file."""
-    if not path.is_file():
-        raise VfikitError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # unreadable or not a torch file: name it
-        raise VfikitError(f"cannot read checkpoint {path}: {exc}") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a training checkpoint (``weights_only=True``); VfikitError if it is not one."""
     path = Path(path).expanduser()
-    state = _read_torch_file(path, map_location)
+    if not path.is_file():
+        raise VfikitError(f"checkpoint not found: {path}")
+    state = torch_load(path, "a training checkpoint", map_location)
     if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise VfikitError(f"{path} is not a vfikit training checkpoint (keys: {keys})")
@@ -123,28 +111,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """The model of a training checkpoint or ``best.pt``, rebuilt from ``arch``/``model_args``, in eval mode.
-
-    A checkpoint of a run with ``train.ema_decay`` gives its averaged weights (``best.pt`` already holds
-    the weights that were validated).
-    """
-    from vfikit.registry import create_model
-
-    path = Path(path).expanduser()
-    state = _read_torch_file(path, map_location)
-    if not isinstance(state, dict) or any(k not in state for k in ("model", "arch", "model_args")):
-        raise VfikitError(f"{path} holds no vfikit training weights (needs model, arch, model_args)")
-    model = create_model(state["arch"], **state["model_args"])
-    model.load_state_dict(ema_weights(state) or state["model"])
-    return model.eval()
-
-
-def ema_weights(state: dict) -> dict | None:
-    """The averaged weights of a training checkpoint (``train.ema_decay``), or None when it has none."""
-    ema = state.get("ema")
-    if not ema:
-        return None
-    return {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import hashlib
 import io
 import json
 import math
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,25 +26,11 @@ from torch import nn
 
 from vfikit import __version__
 from vfikit.errors import VfikitError, VfikitTypeError
-from vfikit.imageio import IMAGE_SUFFIXES, write_image
+from vfikit.image_files import IMAGE_SUFFIXES, write_image
 from vfikit.metrics import HIGHER_IS_BETTER, LPIPS, PROTOCOL, compute_metrics
+from vfikit.runtime import atomic_path, resolve_device, write_text_atomic
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-
-
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> cuda when available, else cpu; a named device must be usable."""
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise VfikitError(f"unknown device {name!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VfikitError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__})")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise VfikitError(f"device {name!r} requested but MPS is not available")
-    return device
 
 
 def device_description(device: torch.device) -> dict[str, Any]:
@@ -136,15 +119,8 @@ def _output_path(directory: Path, key: str, index: int) -> Path:
 
 
 def _write_png_atomic(path: Path, image: torch.Tensor) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write_image(tmp, image)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def evaluate(
@@ -234,15 +210,6 @@ def evaluate(
     return EvalReport(rows, summary, metrics)
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _json_safe(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)  # "inf" (identical images) / "nan": strict JSON has no infinities
@@ -251,17 +218,6 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     return obj
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 REPORT_FILES = ("per_sample.csv", "summary.json")
@@ -282,6 +238,6 @@ def write_report(report: EvalReport, out_dir: str | Path, *, force: bool = False
     writer.writeheader()
     for r in report.rows:
         writer.writerow({c: (repr(r[c]) if isinstance(r[c], float) else r[c]) for c in columns})
-    _write_text_atomic(paths[0], buf.getvalue())
-    _write_text_atomic(paths[1], json.dumps(_json_safe(report.summary), indent=2) + "\n")
+    write_text_atomic(paths[0], buf.getvalue())
+    write_text_atomic(paths[1], json.dumps(_json_safe(report.summary), indent=2) + "\n")
     return paths

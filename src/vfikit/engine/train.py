@@ -48,6 +48,7 @@ from vfikit.engine.checkpoint import (
 )
 from vfikit.errors import VfikitError
 from vfikit.losses import CompositeLoss, LossInputs, build_loss
+from vfikit.runtime import atomic_path
 
 Log = Callable[[str], None]
 
@@ -106,7 +107,7 @@ def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig, model: nn.Modu
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     """The model of ``cfg.model`` from the registry (optionally starting from ``init`` weights)."""
-    from vfikit.registry import create_model
+    from vfikit.hub import create_model
 
     try:
         model = create_model(cfg.model.arch, weights=cfg.model.init, **cfg.model.args)
@@ -256,12 +257,10 @@ class _CsvLog:
         if resume_step is not None and path.is_file():
             with path.open(newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(float(r.get("step", 0))) <= resume_step]
-            tmp = path.with_name(path.name + ".tmp")
-            with tmp.open("w", newline="") as fh:
+            with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(rows)
-            os.replace(tmp, path)
         elif not path.is_file():
             with path.open("w", newline="") as fh:
                 csv.DictWriter(fh, fieldnames=columns).writeheader()
@@ -383,34 +382,7 @@ def _train(
     ema = _make_ema(model, run.ema_decay) if primary else None
     start_step, best_val = 0, None
     if ckpt_path is not None:
-        state = load_checkpoint(ckpt_path)
-        if state["arch"] != cfg.model.arch or state["model_args"] != cfg.model.args:
-            raise VfikitError(
-                f"cannot resume {ckpt_path}: it holds {state['arch']} {state['model_args']}, "
-                f"the config asks for {cfg.model.arch} {cfg.model.args}"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler.is_enabled() and state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        start_step = int(state["step"])
-        best_val = state.get("best_val")
-        if ema is not None:
-            if state.get("ema"):
-                ema.load_state_dict(state["ema"])
-            else:
-                say("note: the checkpoint has no weight average; the average starts from its weights")
-        ranks = state["rng"]["ranks"]
-        if len(ranks) == info.world_size:
-            set_rng_state(ranks[info.rank])
-        else:
-            say(f"note: checkpoint has RNG states of {len(ranks)} processes, this run has {info.world_size}; "
-                "model randomness restarts from the seed (data order is unaffected)")
-        if state["rng"]["sampler"]["seed"] != run.seed:
-            old_seed = state["rng"]["sampler"]["seed"]
-            say(f"note: train.seed changed from {old_seed} to {run.seed}: the data order differs")
-        say(f"resumed from {ckpt_path} at step {start_step}")
+        start_step, best_val = _resume_from(ckpt_path, cfg, info, say, model, optimizer, scheduler, scaler, ema)
 
     total = run.steps
     end = min(total, stop_at) if stop_at is not None else total
@@ -448,22 +420,11 @@ def _train(
         prefetch_factor=4 if workers > 0 else None,
     )
 
-    writer = None
-    train_csv = val_csv = None
     term_names = list(loss_fn.names)
+    train_csv = val_csv = writer = None
     if primary:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.yaml").write_text(dump_yaml(cfg))
-        resumed_at = start_step if ckpt_path is not None else None
-        columns = ["step", "lr", "loss", *term_names, "steps_per_s", "samples_per_s", "elapsed_s"]
-        train_csv = _CsvLog(out_dir / "train_log.csv", columns, resumed_at)
-        part_columns = [f"val_psnr/{p}" for p in sorted({s.part for s in val_samples if s.part})]
-        val_csv = _CsvLog(out_dir / "val_log.csv", ["step", "val_psnr", *part_columns, "val_charbonnier", "best"],
-                          resumed_at)
-        if run.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resumed_at)
+        train_csv, val_csv, writer = _open_logs(cfg, out_dir, term_names, val_samples,
+                                                start_step if ckpt_path is not None else None)
     say(
         f"training {cfg.model.arch} ({sum(p.numel() for p in params):,} parameters) on {device} "
         f"x{info.world_size} process(es), {threads} threads each, batch {cfg.data.batch_size}, "
@@ -614,6 +575,62 @@ def _train(
     return result
 
 
+def _resume_from(
+    ckpt_path: Path, cfg: TrainConfig, info: distributed.DistInfo, say: Log, model: nn.Module,
+    optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, ema: nn.Module | None,
+) -> tuple[int, float | None]:
+    """Load a checkpoint into the run's objects; returns (the step it reached, its best validation PSNR)."""
+    run = cfg.train
+    state = load_checkpoint(ckpt_path)
+    if state["arch"] != cfg.model.arch or state["model_args"] != cfg.model.args:
+        raise VfikitError(
+            f"cannot resume {ckpt_path}: it holds {state['arch']} {state['model_args']}, "
+            f"the config asks for {cfg.model.arch} {cfg.model.args}"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler.is_enabled() and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    start_step = int(state["step"])
+    best_val = state.get("best_val")
+    if ema is not None:
+        if state.get("ema"):
+            ema.load_state_dict(state["ema"])
+        else:
+            say("note: the checkpoint has no weight average; the average starts from its weights")
+    ranks = state["rng"]["ranks"]
+    if len(ranks) == info.world_size:
+        set_rng_state(ranks[info.rank])
+    else:
+        say(f"note: checkpoint has RNG states of {len(ranks)} processes, this run has {info.world_size}; "
+            "model randomness restarts from the seed (data order is unaffected)")
+    if state["rng"]["sampler"]["seed"] != run.seed:
+        old_seed = state["rng"]["sampler"]["seed"]
+        say(f"note: train.seed changed from {old_seed} to {run.seed}: the data order differs")
+    say(f"resumed from {ckpt_path} at step {start_step}")
+    return start_step, best_val
+
+
+def _open_logs(
+    cfg: TrainConfig, out_dir: Path, term_names: list[str], val_samples: list[Triplet], resumed_at: int | None,
+) -> tuple[_CsvLog, _CsvLog, Any]:
+    """The run folder's config.yaml, train/val CSV logs and TensorBoard writer (None when off)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(dump_yaml(cfg))
+    columns = ["step", "lr", "loss", *term_names, "steps_per_s", "samples_per_s", "elapsed_s"]
+    train_csv = _CsvLog(out_dir / "train_log.csv", columns, resumed_at)
+    part_columns = [f"val_psnr/{p}" for p in sorted({s.part for s in val_samples if s.part})]
+    val_csv = _CsvLog(out_dir / "val_log.csv", ["step", "val_psnr", *part_columns, "val_charbonnier", "best"],
+                      resumed_at)
+    writer = None
+    if cfg.train.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resumed_at)
+    return train_csv, val_csv, writer
+
+
 def _make_ema(model: nn.Module, decay: float | None) -> nn.Module | None:
     """An exponential moving average of ``model``'s weights (and buffers), or None."""
     if decay is None:
@@ -642,17 +659,14 @@ def _resolve_resume(resume: str | Path | None, out_dir: Path) -> Path | None:
 def _save_best(out_dir: Path, model: nn.Module, cfg: TrainConfig, step: int, metrics: dict[str, float]) -> Path:
     """``best.pt``: the model with the best validation PSNR (weights + how to rebuild it)."""
     path = out_dir / "best.pt"
-    tmp = path.with_name(".best.pt.tmp")
-    torch.save({"model": model.state_dict(), "arch": cfg.model.arch, "model_args": dict(cfg.model.args),
-                "step": step, "metrics": metrics, "config": to_dict(cfg), "vfikit_version": __version__}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "arch": cfg.model.arch, "model_args": dict(cfg.model.args),
+                    "step": step, "metrics": metrics, "config": to_dict(cfg), "vfikit_version": __version__}, tmp)
     return path
 
 
 def _write_png(path: Path, image: torch.Tensor) -> None:
-    from vfikit.imageio import write_image
+    from vfikit.image_files import write_image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    write_image(tmp, image)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        write_image(tmp, image)

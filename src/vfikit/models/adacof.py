@@ -30,10 +30,10 @@ from vfikit.models.blocks import (
     pad_to_multiple,
     reflect_pad_fits,
 )
+from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.channel_spec import ADACOF_HEADS, dense_adacof_widths, load_channel_spec
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import adacof as adacof_op
-from vfikit.registry import WeightSpec, register_model
 
 # Mean subtracted from the kernel-estimator input (RGB), as in the official AdaCoF / CDFI code.
 RGB_MEAN = (0.4631, 0.4352, 0.3990)
@@ -191,6 +191,7 @@ _F11_NOTE = ("AdaCoF-pytorch's kernelsize_11 config has no dilation line: which 
 @register_model(
     "adacof_k5_d1",
     family="adacof",
+    params=21_843_427,
     description="AdaCoF (CVPR 2020), F=5 taps, dilation 1",
     weights=(
         WeightSpec(tag="official", format="adacof",
@@ -214,6 +215,7 @@ def adacof_k5_d1(**kwargs) -> AdaCoF:
 @register_model(
     "adacof_k11_d2",
     family="adacof",
+    params=22_933_219,
     description="AdaCoF+ (AdaCoF with F=11 taps, dilation 2)",
     weights=(
         WeightSpec(tag="official", format="adacof", url=CDFI_RAW + "adacof_F_11_D_2.pth",
@@ -231,6 +233,7 @@ def adacof_k11_d2(**kwargs) -> AdaCoF:
 @register_model(
     "compressed_adacof_k5_d1",
     family="adacof",
+    params=2_452_094,
     description="Compressed AdaCoF (CDFI, CVPR 2021), F=5, D=1; widths from specs/compressed_adacof.json",
     weights=(
         WeightSpec(tag="official", format="adacof", url=CDFI_RAW + "compressed_adacof_F_5_D_1.pth",
@@ -247,6 +250,7 @@ def compressed_adacof_k5_d1(**kwargs) -> AdaCoF:
 @register_model(
     "compressed_adacof_k11_d2",
     family="adacof",
+    params=2_557_214,
     description="Compressed AdaCoF+ (CDFI, CVPR 2021), F=11, D=2; widths from specs/compressed_adacof.json",
     weights=(
         WeightSpec(tag="official", format="adacof", url=CDFI_RAW + "compressed_adacof_F_11_D_2.pth",

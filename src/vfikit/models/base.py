@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from vfikit.errors import VfikitError
+from vfikit.models.catalog import get_entry
+
 
 class VFIModel(nn.Module):
     """Base class of every interpolation model.
@@ -50,13 +53,9 @@ def require_trained(model: nn.Module, *, allow_untrained: bool = False) -> None:
     """
     if allow_untrained or not is_untrained(model):
         return
-    from vfikit.errors import VfikitError
-
     arch = getattr(model, "vfikit_arch", None) or type(model).__name__
     hint = ""
     if getattr(model, "vfikit_arch", None):
-        from vfikit.registry import get_entry
-
         tags = sorted(get_entry(arch).weights)
         hint = f" or a tag ({', '.join(f'{arch}.{t}' for t in tags)})" if tags else ""
     raise VfikitError(

@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
+from vfikit.runtime import check_frame
 
 ConvFactory = Callable[[int, int], nn.Module]
 
@@ -224,13 +225,8 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
 
 def check_frames(frame0: torch.Tensor, frame1: torch.Tensor) -> None:
     """Both frames (B, 3, H, W) floating tensors of one shape, dtype and device."""
-    for name, f in (("frame0", frame0), ("frame1", frame1)):
-        if not isinstance(f, torch.Tensor):
-            raise VfikitTypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
-        if f.dim() != 4 or f.shape[1] != 3:
-            raise VfikitError(f"{name} must have shape (B, 3, H, W), got {tuple(f.shape)}")
-        if not f.is_floating_point():
-            raise VfikitTypeError(f"{name} must be a floating tensor in [0, 1], got dtype {f.dtype}")
+    check_frame(frame0, "frame0")
+    check_frame(frame1, "frame1")
     if frame0.shape != frame1.shape:
         raise VfikitError(f"frame0 and frame1 differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
     if frame0.device != frame1.device or frame0.dtype != frame1.dtype:

@@ -17,8 +17,8 @@ from torch.nn import functional as F
 
 from vfikit.models.adacof import CDFI_CITATION, CDFI_RAW, NO_LICENSE, AdaCoF, _cdfi_metrics
 from vfikit.models.blocks import KeyMap, conv3x3, like
+from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.ops import adacof as adacof_op
-from vfikit.registry import WeightSpec, register_model
 
 
 class LateralBlock(nn.Module):
@@ -168,6 +168,7 @@ class CDFI(AdaCoF):
 @register_model(
     "cdfi",
     family="cdfi",
+    params=4_976_718,
     description="CDFI (CVPR 2021): pruned AdaCoF estimator (F=11, D=2) + feature-pyramid warping + GridNet + blend",
     weights=(
         WeightSpec(tag="official", format="adacof", url=CDFI_RAW + "CDFI_adacof.pth", code_license=NO_LICENSE,

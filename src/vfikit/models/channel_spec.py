@@ -33,6 +33,7 @@ from typing import Any
 
 from vfikit.errors import VfikitError
 from vfikit.models.blocks import UNET_MODULES, check_unet_widths, check_widths
+from vfikit.runtime import write_text_atomic
 
 SPEC_FORMAT = "vfikit-channel-spec"
 ADACOF_HEADS = ("weight1", "offset_y1", "offset_x1", "weight2", "offset_y2", "offset_x2", "occlusion")
@@ -117,7 +118,5 @@ def save_channel_spec(path: str | os.PathLike, widths: Mapping[str, Any], *, fam
         raise VfikitError(f"{path} exists; pass force=True to overwrite it")
     doc = {"format": SPEC_FORMAT, "version": 1, "family": family, "name": name, "description": description,
            "source": source, "widths": clean}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
     return path

@@ -23,8 +23,8 @@ import torch
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import VFIModel
+from vfikit.models.catalog import register_model
 from vfikit.ops.splat import SPLAT_BACKENDS, splat_motion
-from vfikit.registry import register_model
 
 
 def _check_frames(frame0: torch.Tensor, frame1: torch.Tensor) -> None:
@@ -106,7 +106,8 @@ class FlowDISConfig:
     splat_backend: str = "numba"
 
 
-def _dis(cfg: FlowDISConfig):
+def dis_flow_estimator(cfg: FlowDISConfig):
+    """OpenCV's DIS optical flow estimator with ``cfg``'s preset and refinements."""
     import cv2
 
     dis = cv2.DISOpticalFlow_create(_PRESETS[cfg.preset])
@@ -117,10 +118,13 @@ def _dis(cfg: FlowDISConfig):
     return dis
 
 
-def _gray_u8(img: np.ndarray) -> np.ndarray:
+def gray_u8(img: np.ndarray) -> np.ndarray:
     """(H, W, 3) float [0, 1] -> (H, W) uint8 luma (BT.601 weights, round half up)."""
     g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
     return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+_dis, _gray_u8 = dis_flow_estimator, gray_u8  # the names FlowDIS uses
 
 
 def _remap(img: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
@@ -293,14 +297,15 @@ class FlowDIS(VFIModel):
         return {"flow_t0": ft0, "flow_t1": ft1, "visibility": vis.astype(np.float32)}
 
 
-@register_model("overlay", family="classical", description="time-weighted average of the two frames (no weights)",
+@register_model("overlay", family="classical", params=0,
+                description="time-weighted average of the two frames (no weights)",
                 arbitrary_t=True)
 def overlay() -> Overlay:
     """The blend baseline."""
     return Overlay()
 
 
-@register_model("flow_dis", family="classical",
+@register_model("flow_dis", family="classical", params=0,
                 description="OpenCV DIS flow both ways, occlusion-aware splatting to t, backward warp and blend",
                 arbitrary_t=True)
 def flow_dis(**settings) -> FlowDIS:

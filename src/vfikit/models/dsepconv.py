@@ -33,9 +33,9 @@ from vfikit.models.blocks import (
     pad_to_multiple,
     time_tensor,
 )
+from vfikit.models.catalog import register_model
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import dsepconv as dsepconv_op
-from vfikit.registry import register_model
 
 _HEAD_NAMES = ("vertical1", "vertical2", "horizontal1", "horizontal2",
                "offset_y1", "offset_x1", "offset_y2", "offset_x2", "mask1", "mask2")
@@ -140,6 +140,7 @@ class DSepConv(KernelVFIModel):
 @register_model(
     "dsepconv",
     family="dsepconv",
+    params=21_806_350,
     description="DSepConv (AAAI 2020), RECONSTRUCTED (no official network/weights exist): SepConv U-Net + "
                 "EDSC-width kernel/offset/mask heads, deformable separable convolution n=5",
 )

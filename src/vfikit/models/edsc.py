@@ -9,8 +9,8 @@ heads) so that any t in [0, 1] is a native input.
 from __future__ import annotations
 
 from vfikit.errors import VfikitError
+from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.dsepconv import DSepConv
-from vfikit.registry import WeightSpec, register_model
 
 _CITATION = (
     "@article{EDSC, author={Cheng, Xianhang and Chen, Zhenzhong}, journal={IEEE Transactions on Pattern Analysis "
@@ -46,6 +46,7 @@ def _edsc(multiple: bool, kwargs: dict) -> EDSC:
 @register_model(
     "edsc_s",
     family="edsc",
+    params=8_945_189,
     description="EDSC_s (TPAMI 2021): DSepConv with heterogeneous convs and a bias head, midpoint only",
     weights=(
         WeightSpec(tag="official", format="edsc", filename=None, url=None, code_license=_LICENSE,
@@ -64,6 +65,7 @@ def edsc_s(**kwargs) -> EDSC:
 @register_model(
     "edsc_m",
     family="edsc",
+    params=8_950_949,
     description="EDSC_m (TPAMI 2021): EDSC with a time input, interpolates any t in [0, 1]",
     arbitrary_t=True,
     weights=(

@@ -43,12 +43,12 @@ from vfikit.models.blocks import (
     midpoint_only,
     time_tensor,
 )
+from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.cdfi import GridNet
 from vfikit.models.classical import FlowDIS, FlowDISConfig
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import adacof as adacof_op
 from vfikit.ops import dsepconv as dsepconv_op
-from vfikit.registry import WeightSpec, register_model
 
 FLOW_SCALE = 1.0 / 16.0  # flows enter the U-Net in units of 16 px
 # frame0, frame1, warp0, warp1 (RGB each), F_t0, F_t1 (x, y each), visibility of both, sin and cos of
@@ -423,6 +423,7 @@ def grow_guided_cdfi(source: GuidedAdaCoF, **kwargs: Any) -> GuidedCDFI:
 @register_model(
     "guided_adacof_k5",
     family="guided",
+    params=2_097_479,
     description="AdaCoF kernels (F=5, D=1) placed by OpenCV DIS flow, corrected by a light U-Net (vfikit's own)",
     weights=(
         WeightSpec(tag="vfikit", format="vfikit", filename="guided_adacof_k5.vfikit", code_license="MIT",
@@ -440,6 +441,7 @@ def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
 @register_model(
     "guided_adacof_k5_fast",
     family="guided",
+    params=2_097_479,
     description="guided_adacof_k5 with its U-Net and heads at half resolution (net_downscale=2, about 4x fewer "
                 "multiply-adds; guide and sampling at full resolution), the CPU speed option (vfikit's own)",
 )
@@ -451,6 +453,7 @@ def guided_adacof_k5_fast(**kwargs) -> GuidedAdaCoF:
 @register_model(
     "guided_dsepconv",
     family="guided",
+    params=2_193_003,
     description="DSepConv kernels (n=5: separable taps, per-tap offsets and masks) placed by OpenCV DIS flow, "
                 "any t (vfikit's own)",
     arbitrary_t=True,
@@ -463,6 +466,7 @@ def guided_dsepconv(**kwargs) -> GuidedDSepConv:
 @register_model(
     "guided_cdfi",
     family="guided",
+    params=2_676_965,
     description="CDFI's stage II on the flow-guided AdaCoF (F=5): feature-pyramid warping per level + GridNet "
                 "residual and blend (vfikit's own)",
 )

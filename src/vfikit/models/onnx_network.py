@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -65,7 +66,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, height: int = 64, 
     channels = graph.unet.conv1[0].in_channels
     example = torch.zeros(1, channels, height, width)
     path = Path(path)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of torch.export; it still gives this plain conv graph
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(graph, (example,), str(path), input_names=["unet_input"], output_names=["heads"],
                           dynamic_axes={"unet_input": {0: "batch", 2: "height", 3: "width"},
                                         "heads": {0: "batch", 2: "height", 3: "width"}},

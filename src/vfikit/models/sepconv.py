@@ -24,9 +24,9 @@ from vfikit.models.blocks import (
     midpoint_only,
     pad_to_multiple,
 )
+from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import sepconv as sepconv_op
-from vfikit.registry import WeightSpec, register_model
 
 _CITATION = (
     "@inproceedings{Niklaus_ICCV_2017, author = {Simon Niklaus and Long Mai and Feng Liu}, "
@@ -116,6 +116,7 @@ _SEPCONV_METRICS = {
 @register_model(
     "sepconv",
     family="sepconv",
+    params=21_675_452,
     description="SepConv (ICCV 2017): U-Net + four 51-tap 1-D kernel heads, adaptive separable convolution",
     weights=(
         WeightSpec(tag="official", format="sepconv", url="http://content.sniklaus.com/sepconv/network-l1.pytorch",

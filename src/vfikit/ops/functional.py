@@ -27,7 +27,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from vfikit.errors import VfikitError
-from vfikit.ops import reference, tapwise
+from vfikit.ops import reference, torch_backend
 from vfikit.ops._geometry import (
     RULE_ADACOF,
     RULE_CLEAN,
@@ -68,7 +68,7 @@ def resolve_backend(backend: str | None, device: torch.device) -> str:
 
 
 def _kernels(name: str) -> ModuleType:
-    return _numba_module() if name == "numba" else tapwise
+    return _numba_module() if name == "numba" else torch_backend
 
 
 def _autocast_to_fp32(tensors: list) -> tuple[list, bool]:

@@ -1,6 +1,6 @@
 """Compiled CPU kernels (numba, parallel over output rows). The default path on CPU.
 
-Same contract as :mod:`vfikit.ops.tapwise`: values only, autograd lives in ``functional.py``.
+Same contract as :mod:`vfikit.ops.torch_backend`: values only, autograd lives in ``functional.py``.
 Inputs are copied once to channels-last so that the inner loop over channels is contiguous.
 Forward keeps one (W, C) accumulator per output row; backward recomputes every sample and writes
 the image gradient into one private buffer per thread chunk (summed at the end), so peak extra

@@ -1,7 +1,7 @@
 """The web page's logic without the web: model choices, uploads, timing choices and the preview.
 
 Everything here calls the library the CLI calls (``vfikit.video.defaults``, ``vfikit.video.sources``,
-``vfikit.video.timing``), so the page accepts what ``vfikit interpolate`` accepts and refuses the rest
+``vfikit.timeline.timing``), so the page accepts what ``vfikit interpolate`` accepts and refuses the rest
 with the same messages. Uploaded files are only read from the page's own upload folder and copied
 into a private folder under names chosen here: a name sent by the browser is shown, never opened.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vfikit.errors import VfikitError
-from vfikit.imageio import IMAGE_SUFFIXES
+from vfikit.image_files import IMAGE_SUFFIXES
 from vfikit.ui import DEFAULT_MAX_UPLOAD_MB
 from vfikit.video.sources import VIDEO_SUFFIXES, natural_key
 
@@ -47,8 +47,9 @@ def model_choices(device: str = "cpu") -> list[ModelChoice]:
     Weights that would have to be downloaded first (official checkpoints) are left out: the page never
     starts a download; ``vfikit interpolate --model NAME.official`` does.
     """
-    from vfikit.registry import get_entry, list_models, split_name
-    from vfikit.video.defaults import default_model, packaged_weights
+    from vfikit.models.catalog import get_entry, list_models, split_name
+    from vfikit.runtime import packaged_weights
+    from vfikit.video.defaults import default_model
 
     choices = []
     try:
@@ -241,7 +242,7 @@ def timing_kwargs(target: str, value: str | float | None = None) -> dict[str, An
 
     Checked with the CLI's own rules (``TimingSpec.make``), so the messages match.
     """
-    from vfikit.video.timing import TimingSpec
+    from vfikit.timeline.timing import TimingSpec
 
     text = "" if value is None else str(value).strip()
     if target in FACTOR_TARGETS:
@@ -308,17 +309,18 @@ class Previewer:
 
     def interpolator(self, name: str | None) -> Any:
         """The interpolator the video tool would build for ``name`` (None: the default model)."""
-        from vfikit.video.defaults import DEFAULT_BISECT_DEPTH, build_interpolator, resolve_device
+        from vfikit.runtime import resolve_device
+        from vfikit.video.defaults import DEFAULT_BISECT_DEPTH, build_interpolator
 
         if self._cached is None or self._cached[0] != name:
             self._cached = None  # free the previous model first
-            device = resolve_device(self.device)
+            device = str(resolve_device(self.device))
             self._cached = (name, build_interpolator(name, device=device, max_depth=DEFAULT_BISECT_DEPTH))
         return self._cached[1]
 
     def __call__(self, staged: StagedInput, name: str | None, index: int = 0) -> Preview:
         """The frame average and the middle frame of pair ``index``."""
-        from vfikit.imageio import to_uint8
+        from vfikit.image_files import to_uint8
         from vfikit.video.defaults import describe_interpolator
 
         with self._lock:

@@ -26,6 +26,7 @@ from typing import Any
 
 from vfikit.errors import VfikitError
 from vfikit.ui.core import DEFAULT_PAIR_FPS, StagedInput
+from vfikit.video.options import InterpolateOptions
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -47,21 +48,22 @@ class JobRequest:
     scene_detect: bool = True
     pair_fps: str = DEFAULT_PAIR_FPS
 
-    def kwargs(self, output: Path) -> dict[str, Any]:
-        """Arguments of :func:`vfikit.interpolate_video`, as the CLI would pass them."""
-        from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD
+    def source(self) -> str | list[str]:
+        """The input as :func:`vfikit.interpolate_video` takes it: a video path or the image paths."""
+        return str(self.input.paths[0]) if self.input.kind == "video" else [str(p) for p in self.input.paths]
 
-        source: Any = str(self.input.paths[0]) if self.input.kind == "video" else [str(p) for p in self.input.paths]
-        return {
-            "input": source,
-            "output": str(output),
-            "model": self.model,
+    def options(self) -> InterpolateOptions:
+        """The job's options: the CLI's defaults, with this request's model and timing."""
+        from vfikit.timeline.scenes import DEFAULT_CUT_THRESHOLD
+
+        return InterpolateOptions(
+            model=self.model,
             **self.timing,
-            "input_fps": self.pair_fps if self.input.kind == "pair" else None,
-            "scene_threshold": DEFAULT_CUT_THRESHOLD if self.scene_detect else None,
-            "device": "auto",
-            "progress": True,
-        }
+            input_fps=self.pair_fps if self.input.kind == "pair" else None,
+            scene_threshold=DEFAULT_CUT_THRESHOLD if self.scene_detect else None,
+            device="auto",
+            progress=True,
+        )
 
 
 @dataclass
@@ -177,14 +179,14 @@ class _EventStream(io.TextIOBase):
         pass
 
 
-def _child_main(kwargs: dict[str, Any], conn: Any) -> None:
-    """Runs in the job's process: ``interpolate_video(**kwargs)``, reporting through ``conn``."""
+def _child_main(source: str | list[str], output: str, options: InterpolateOptions, conn: Any) -> None:
+    """Runs in the job's process: ``interpolate_video(source, output, options)``, reporting through ``conn``."""
     stream = _EventStream(conn)
     sys.stderr = stream
     try:
         from vfikit.video.api import interpolate_video
 
-        result = interpolate_video(**kwargs)
+        result = interpolate_video(source, output, options)
         stream.write("\n")
         conn.send(("done", result.stats.summary(), result.stats.output_frames))
     except (VfikitError, OSError) as exc:  # the CLI prints these as "error: <message>"
@@ -316,7 +318,8 @@ class JobManager:
     def _run(self, job: Job) -> None:
         output = job.folder / OUTPUT_NAME
         receiver, sender = self._ctx.Pipe(duplex=False)
-        process = self._ctx.Process(target=_child_main, args=(job.request.kwargs(output), sender), daemon=True)
+        args = (job.request.source(), str(output), job.request.options(), sender)
+        process = self._ctx.Process(target=_child_main, args=args, daemon=True)
         job.started = time.monotonic()
         job.state = "running"
         process.start()

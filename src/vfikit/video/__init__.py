@@ -1,7 +1,8 @@
-"""The video tool: frame-rate plans, scene detection, streaming decode/encode, resumable jobs.
+"""The video tool: decoding, encoding, the threads between them and resumable jobs over files
+(which frames to make at which times is :mod:`vfikit.timeline`'s work).
 
 Entry points: :func:`vfikit.interpolate_video` (files and folders) and
-:func:`vfikit.video.stream.interpolate_frames` (a generator over tensors). See docs/video.md.
+:func:`vfikit.timeline.render.interpolate_frames` (a generator over tensors). See docs/video.md.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def __getattr__(name: str) -> Any:
 
         return interpolate_video
     if name == "interpolate_frames":
-        from vfikit.video.stream import interpolate_frames
+        from vfikit.timeline.render import interpolate_frames
 
         return interpolate_frames
     raise AttributeError(f"module 'vfikit.video' has no attribute {name!r}")

@@ -19,25 +19,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from fractions import Fraction
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from vfikit.errors import VfikitError
-from vfikit.imageio import IMAGE_SUFFIXES
+from vfikit.image_files import IMAGE_SUFFIXES
+from vfikit.runtime import resolve_device
+from vfikit.timeline.render import RenderStats
+from vfikit.timeline.scenes import SceneDetector
+from vfikit.timeline.timing import TimingSpec, parse_rate, parse_time
 from vfikit.video.defaults import (
-    DEFAULT_BISECT_DEPTH,
     build_interpolator,
     check_precision,
     describe_interpolator,
-    resolve_device,
 )
 from vfikit.video.encode import CONTAINERS, EncodeOptions
 from vfikit.video.jobs import JobSettings, VideoJobResult, output_kind, run_one
-from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD, SceneDetector
+from vfikit.video.options import InterpolateOptions
 from vfikit.video.sources import VIDEO_SUFFIXES, note
-from vfikit.video.stream import RenderStats
-from vfikit.video.timing import TimingSpec, parse_rate, parse_time
 from vfikit.video.workspace import (
     check_output_free,
     check_replaceable,
@@ -50,39 +50,10 @@ from vfikit.video.workspace import (
 def interpolate_video(
     input: str | Path | Sequence[str | Path],
     output: str | Path,
+    options: InterpolateOptions | None = None,
     *,
-    model: str | None = None,
-    weights: str | Path | None = None,
-    allow_untrained: bool = False,
     interpolator: Any = None,
-    factor: int | None = None,
-    fps: str | float | Fraction | None = None,
-    slowmo: str | float | Fraction | None = None,
-    input_fps: str | float | Fraction | None = None,
-    scene_threshold: float | None = DEFAULT_CUT_THRESHOLD,
-    dup_threshold: float = DEFAULT_DUP_THRESHOLD,
-    device: str | None = "auto",
-    precision: str = "fp32",
-    tile: int | str | None = "auto",
-    bisect_depth: int = DEFAULT_BISECT_DEPTH,
-    batch_size: int = 1,
-    codec: str | None = None,
-    crf: float | None = None,
-    bitrate: str | None = None,
-    pix_fmt: str | None = None,
-    preset: str | None = None,
-    ext: str | None = None,
-    audio: bool = True,
-    subtitles: bool = True,
-    drop_alpha: bool = False,
-    start: str | float | None = None,
-    duration: str | float | None = None,
-    max_frames: int | None = None,
-    allow_truncated: bool = False,
-    force: bool = False,
-    resume: bool = False,
-    progress: bool = True,
-    segment_frames: int | None = None,
+    **overrides: Any,
 ) -> VideoJobResult | list[VideoJobResult]:
     """Interpolate a video, a frame folder, an image pair or a folder of videos.
 
@@ -90,63 +61,15 @@ def interpolate_video(
         input: a video file, a folder of images, a folder of videos, or two image paths.
         output: a video file (format from its suffix), an image file (image pair, factor 2) or a
             folder (frames or, for a folder of videos, one output per video).
-        model / weights: a registered model name (``vfikit models``) and optional weights file;
-            default: the packaged model for the device (see ``vfikit.video.defaults``).
-        allow_untrained: accept a learned model without trained weights (its frames are garbage;
-            for tests and research); refused by default.
+        options: the job's :class:`InterpolateOptions` (model, timing, output, job); default: the CLI's.
         interpolator: a ready :class:`vfikit.Interpolator` (overrides model/weights/device/...).
-        factor / fps / slowmo: timing (see ``vfikit.video.timing``); default ``factor=2``.
-        input_fps: frame rate of a folder of images (needed for ``fps`` or a video output).
-        scene_threshold: scene-cut threshold, ``None`` disables; dup_threshold: 0 disables.
-        device / precision / tile / batch_size: where and how the model runs (``tile``: "auto", an
-            int tile size in px, or None for whole frames).
-        bisect_depth: models without native t render the nearest k / 2**bisect_depth.
-        codec / crf / bitrate / pix_fmt / preset: video encoding (see ``vfikit.video.encode``).
-        ext: suffix of the frames of a folder output (``.png``) or of each output of a folder of
-            videos (default: the input's).
-        audio / subtitles: carry these streams over (video to video only).
-        drop_alpha: discard an alpha channel instead of refusing the input.
-        start / duration / max_frames: process part of the input (seconds or [hh:]mm:ss).
-        allow_truncated: interpolate a video that ends well before its stated length (a cut-off
-            download) instead of refusing it; a note says so and the output records it (a video's
-            ``comment`` tag, a folder's ``.vfikit-output.json``).
-        force: replace an existing output (only once the new one is complete).
-        resume: continue an unfinished job for the same output and settings.
-        progress: show a progress bar on stderr.
-        segment_frames: frames per resumable video segment (default: 10 s of output).
+        overrides: fields of :class:`InterpolateOptions` by name (``factor=4``, ``model="cdfi"``...),
+            applied over ``options``.
     Returns:
         a :class:`VideoJobResult`, or a list of them for a folder of videos.
     """
-    spec = TimingSpec.make(factor=factor, fps=fps, slowmo=slowmo)
-    detector = SceneDetector(cut_threshold=scene_threshold, dup_threshold=dup_threshold)
-    settings = JobSettings(
-        spec=spec,
-        detector=detector,
-        encode=EncodeOptions(codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt, preset=preset),
-        frame_suffix=None if ext is None else _suffix(ext),
-        input_fps=None if input_fps is None else parse_rate(input_fps, what="input frame rate"),
-        start=None if start is None else parse_time(start, what="start"),
-        duration=None if duration is None else parse_time(duration, what="duration"),
-        max_frames=_positive_int(max_frames, "max frames"),
-        audio=audio,
-        subtitles=subtitles,
-        drop_alpha=drop_alpha,
-        batch_size=_positive_int(batch_size, "batch size") or 1,
-        segment_frames=_positive_int(segment_frames, "segment frames"),
-        force=force,
-        resume=resume,
-        progress=progress,
-        precision=precision,
-        allow_truncated=allow_truncated,
-    )
-    if isinstance(bisect_depth, bool) or not isinstance(bisect_depth, int) or not 1 <= bisect_depth <= 20:
-        raise VfikitError(f"bisect depth must be an integer from 1 to 20, got {bisect_depth!r}")
-    if settings.max_frames == 1:
-        raise VfikitError("--max-frames 1 leaves a single frame; interpolation needs at least two frames")
-    if settings.duration is not None and settings.duration <= 0:
-        raise VfikitError(f"duration must be positive, got {duration!r}")
-    if weights is not None and not Path(weights).is_file():
-        raise VfikitError(f"weights file not found: {weights}")
+    opts = replace(options or InterpolateOptions(), **overrides)
+    settings = _job_settings(opts)
     inputs = [Path(input)] if isinstance(input, (str, Path)) else [Path(p) for p in input]
     output = Path(output)
     kind = _input_kind(inputs)
@@ -160,25 +83,66 @@ def interpolate_video(
         if world > 1:
             note(f"rank {rank} of {world}: {len(jobs)} video(s) of this folder")
     if interpolator is None:
-        dev = resolve_device(device)
-        check_precision(precision, dev)
+        dev = str(resolve_device(opts.device))
+        check_precision(opts.precision, dev)
         interpolator = build_interpolator(
-            model, weights, device=dev, precision=precision, tile=tile, max_depth=bisect_depth,
-            allow_untrained=allow_untrained,
+            opts.model, opts.weights, device=dev, precision=opts.precision, tile=opts.tile, max_depth=opts.bisect_depth,
+            allow_untrained=opts.allow_untrained,
         )
-    settings = _with_model(settings, interpolator, model, weights, bisect_depth)
+    settings = _with_model(settings, interpolator, opts.model, opts.weights, opts.bisect_depth)
+    if kind != "batch":
+        return run_one(kind, inputs, jobs[0][1], settings, interpolator)
+    return _run_batch(jobs, settings, interpolator)
+
+
+def _job_settings(opts: InterpolateOptions) -> JobSettings:
+    """The checked, parsed form of ``opts`` that the jobs run with."""
+    spec = TimingSpec.make(factor=opts.factor, fps=opts.fps, slowmo=opts.slowmo)
+    detector = SceneDetector(cut_threshold=opts.scene_threshold, dup_threshold=opts.dup_threshold)
+    settings = JobSettings(
+        spec=spec,
+        detector=detector,
+        encode=EncodeOptions(codec=opts.codec, crf=opts.crf, bitrate=opts.bitrate, pix_fmt=opts.pix_fmt,
+                             preset=opts.preset),
+        frame_suffix=None if opts.ext is None else _suffix(opts.ext),
+        input_fps=None if opts.input_fps is None else parse_rate(opts.input_fps, what="input frame rate"),
+        start=None if opts.start is None else parse_time(opts.start, what="start"),
+        duration=None if opts.duration is None else parse_time(opts.duration, what="duration"),
+        max_frames=_positive_int(opts.max_frames, "max frames"),
+        audio=opts.audio,
+        subtitles=opts.subtitles,
+        drop_alpha=opts.drop_alpha,
+        batch_size=_positive_int(opts.batch_size, "batch size") or 1,
+        segment_frames=_positive_int(opts.segment_frames, "segment frames"),
+        force=opts.force,
+        resume=opts.resume,
+        progress=opts.progress,
+        precision=opts.precision,
+        allow_truncated=opts.allow_truncated,
+    )
+    depth = opts.bisect_depth
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 20:
+        raise VfikitError(f"bisect depth must be an integer from 1 to 20, got {depth!r}")
+    if settings.max_frames == 1:
+        raise VfikitError("--max-frames 1 leaves a single frame; interpolation needs at least two frames")
+    if settings.duration is not None and settings.duration <= 0:
+        raise VfikitError(f"duration must be positive, got {opts.duration!r}")
+    if opts.weights is not None and not Path(opts.weights).is_file():
+        raise VfikitError(f"weights file not found: {opts.weights}")
+    return settings
+
+
+def _run_batch(jobs: list[tuple[Path, Path]], settings: JobSettings, interpolator: Any) -> list[VideoJobResult]:
+    """Each video of a folder in turn; one that fails is reported and the others still run."""
     results = []
     for number, (src, dst) in enumerate(jobs, 1):
-        if kind == "batch":
-            if settings.progress:
-                note(f"[{number}/{len(jobs)}] {src.name} -> {dst}")
-            try:
-                results.append(run_one("video", [src], dst, settings, interpolator))
-            except (VfikitError, OSError) as exc:
-                note(f"{src.name}: error: {exc}")
-                results.append(VideoJobResult(src, dst, RenderStats(), 0.0, error=str(exc)))
-        else:
-            return run_one(kind, inputs, dst, settings, interpolator)
+        if settings.progress:
+            note(f"[{number}/{len(jobs)}] {src.name} -> {dst}")
+        try:
+            results.append(run_one("video", [src], dst, settings, interpolator))
+        except (VfikitError, OSError) as exc:
+            note(f"{src.name}: error: {exc}")
+            results.append(VideoJobResult(src, dst, RenderStats(), 0.0, error=str(exc)))
     failed = [r for r in results if r.error]
     if failed:
         names = ", ".join(r.input.name for r in failed)
@@ -300,8 +264,6 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
 
 
 def _with_model(settings: JobSettings, interpolator: Any, model: str | None, weights: Any, depth: int) -> JobSettings:
-    from dataclasses import replace
-
     name = model or describe_interpolator(interpolator)
     model_obj = getattr(interpolator, "model", None)
     native = bool(getattr(interpolator, "arbitrary_t", getattr(model_obj, "arbitrary_t", False)))
@@ -312,4 +274,4 @@ def _with_model(settings: JobSettings, interpolator: Any, model: str | None, wei
     return replace(settings, model=name, extra=extra)
 
 
-__all__ = ["VideoJobResult", "interpolate_video"]
+__all__ = ["InterpolateOptions", "VideoJobResult", "interpolate_video"]

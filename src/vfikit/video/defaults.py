@@ -17,12 +17,11 @@ network produces garbage, so :func:`default_model` raises and asks for ``--model
 
 from __future__ import annotations
 
-import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import packaged_weights
 
 # architectures (packaged file: ``<arch>.vfikit``) in order of preference per device type
 _PREFERENCE = {
@@ -31,16 +30,6 @@ _PREFERENCE = {
 }
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEFAULT_BISECT_DEPTH = 3
-
-
-def packaged_weights(filename: str) -> Path | None:
-    """Path of a weights file shipped in ``vfikit/weights/``, or None."""
-    try:
-        candidate = resources.files("vfikit") / "weights" / filename
-    except ModuleNotFoundError:  # pragma: no cover
-        return None
-    path = Path(str(candidate))
-    return path if path.is_file() else None
 
 
 def default_model(device: str = "cpu") -> str:
@@ -53,24 +42,6 @@ def default_model(device: str = "cpu") -> str:
         "no trained weights ship with this installation, so there is no default model; "
         "choose one with --model NAME (and --weights FILE for an official checkpoint); see `vfikit models`"
     )
-
-
-def resolve_device(device: str | None) -> str:
-    """``auto`` (or None) -> ``cuda`` when available (``cuda:LOCAL_RANK`` under torchrun), else ``cpu``."""
-    import torch
-
-    name = "auto" if device is None else str(device)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and "LOCAL_RANK" in os.environ:
-        name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise VfikitError(f"--device {device} was asked for but CUDA is not available here")
-    try:
-        torch.device(name)
-    except (RuntimeError, ValueError):
-        raise VfikitError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
-    return name
 
 
 def check_precision(precision: str, device: str) -> str:
@@ -98,7 +69,8 @@ def build_interpolator(
     a frame interval at no more than 3 model calls per frame).
     ``allow_untrained``: accept a learned model without trained weights (refused otherwise: garbage output).
     """
-    from vfikit.registry import create_model, split_name
+    from vfikit.hub import create_model
+    from vfikit.models.catalog import split_name
 
     if weights is not None and not Path(weights).is_file():
         raise VfikitError(f"weights file not found: {weights}")

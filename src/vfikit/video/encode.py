@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import write_text_atomic
 from vfikit.video.sources import CarriedStream, ColorInfo, import_av, swscale_flags
 
 # Output suffix -> FFmpeg muxer. Frame folders and images are handled elsewhere.
@@ -387,12 +388,7 @@ def completed_segments(folder: Path) -> list[dict]:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data), durable=True)
 
 
 def _remove(path: Path) -> None:

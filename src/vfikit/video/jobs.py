@@ -14,7 +14,11 @@ from typing import Any
 
 from vfikit import __version__
 from vfikit.errors import VfikitError
-from vfikit.imageio import IMAGE_SUFFIXES
+from vfikit.image_files import IMAGE_SUFFIXES
+from vfikit.timeline.frames import ArrayFrames
+from vfikit.timeline.render import Renderer, RenderStats
+from vfikit.timeline.scenes import SceneDetector
+from vfikit.timeline.timing import TimingSpec
 from vfikit.video.defaults import describe_interpolator
 from vfikit.video.encode import (
     CONTAINERS,
@@ -26,17 +30,6 @@ from vfikit.video.encode import (
     mux_output,
     resolve_encoding,
 )
-from vfikit.video.frames import ArrayFrames
-from vfikit.video.pipeline import (
-    FolderSink,
-    VideoSink,
-    check_error,
-    done_frames,
-    progress_bar,
-    run_pipeline,
-    write_array_image,
-)
-from vfikit.video.scenes import SceneDetector
 from vfikit.video.sources import (
     ColorInfo,
     ImageReader,
@@ -49,8 +42,15 @@ from vfikit.video.sources import (
     probe_images,
     probe_video,
 )
-from vfikit.video.stream import Renderer, RenderStats
-from vfikit.video.timing import TimingSpec
+from vfikit.video.threads import (
+    FolderSink,
+    VideoSink,
+    check_error,
+    done_frames,
+    progress_bar,
+    run_pipeline,
+    write_array_image,
+)
 from vfikit.video.workspace import (
     Workspace,
     file_identity,
@@ -162,12 +162,33 @@ def run_one(kind: str, inputs: list[Path], output: Path, settings: JobSettings, 
         source = ImageReader(images, rate=rate, drop_alpha=settings.drop_alpha, max_frames=settings.max_frames)
         bits, size = images.bits, (images.width, images.height)
     _check_model_size(interpolator, size)
+    job = _Job(kind, inputs, output, info, source, bits, size, settings, interpolator, started)
     if kind == "pair" and out_kind == "image":
-        return _run_pair_image(inputs, output, source, bits, settings, interpolator, started)
-    tail = kind == "video"
+        return _run_pair_image(job)
     if out_kind == "video":
-        return _run_to_video(kind, inputs, output, info, source, bits, size, tail, settings, interpolator, started)
-    return _run_to_folder(kind, inputs, output, info, source, bits, tail, settings, interpolator, started)
+        return _run_to_video(job)
+    return _run_to_folder(job)
+
+
+@dataclass
+class _Job:
+    """One job once its input is probed: what the writers of each output kind need."""
+
+    kind: str  # video, frames or pair
+    inputs: list[Path]
+    output: Path
+    info: VideoInfo | ImagesInfo
+    source: VideoReader | ImageReader
+    bits: int
+    size: tuple[int, int]
+    settings: JobSettings
+    interpolator: Any
+    started: float  # time.perf_counter() at the start
+
+    @property
+    def tail(self) -> bool:
+        """Whether the output runs to the end of the last input frame (videos), not to its start."""
+        return self.kind == "video"
 
 
 def _check_model_size(interpolator: Any, size: tuple[int, int]) -> None:
@@ -212,44 +233,44 @@ def _estimate(info: VideoInfo | ImagesInfo, settings: JobSettings, tail: bool) -
     return settings.spec.estimate_count(max(n, 2), span, tail=tail)
 
 
-def _run_pair_image(inputs, output, source, bits, settings, interpolator, started) -> VideoJobResult:
-    renderer = _renderer(settings, interpolator, bits)
-    frames = list(renderer.run(iter(source)))
+def _run_pair_image(job: _Job) -> VideoJobResult:
+    renderer = _renderer(job.settings, job.interpolator, job.bits)
+    frames = list(renderer.run(iter(job.source)))
     if renderer.stats.cuts:
         note("the two images look like different shots: the middle frame is a copy of the first; "
              "pass --no-scene-detect to interpolate anyway")  # fmt: skip
     middle = frames[1][1]
-    tmp = temp_path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(job.output)
+    job.output.parent.mkdir(parents=True, exist_ok=True)
     try:
         write_array_image(tmp, middle)
-        replace_into_place(tmp, output)
+        replace_into_place(tmp, job.output)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         check_error(exc)
         raise
-    _summary(output, renderer.stats, started)
-    return VideoJobResult(inputs[0], output, renderer.stats, time.perf_counter() - started)
+    _summary(job.output, renderer.stats, job.started)
+    return VideoJobResult(job.inputs[0], job.output, renderer.stats, time.perf_counter() - job.started)
 
 
-def _run_to_folder(kind, inputs, output, info, source, bits, tail, settings, interpolator, started) -> VideoJobResult:
-    suffix = settings.frame_suffix or ".png"
+def _run_to_folder(job: _Job) -> VideoJobResult:
+    suffix = job.settings.frame_suffix or ".png"
     if suffix not in IMAGE_SUFFIXES:
         raise VfikitError(f"frames can be written as {', '.join(IMAGE_SUFFIXES)}, not {suffix}")
-    if bits == 16 and suffix not in (".png", ".tif", ".tiff"):
+    if job.bits == 16 and suffix not in (".png", ".tif", ".tiff"):
         raise VfikitError(f"the input has more than 8 bits per channel; {suffix} would truncate them: use --ext png")
-    if kind == "video" and info.carried and (settings.audio or settings.subtitles):
-        note(f"{len(info.carried)} audio/subtitle stream(s) are not written to a folder of frames")
-    record = _job_record(settings, inputs, "folder", None)
-    work = Workspace.open(output, record, resume=settings.resume, force=settings.force)
+    if job.kind == "video" and job.info.carried and (job.settings.audio or job.settings.subtitles):
+        note(f"{len(job.info.carried)} audio/subtitle stream(s) are not written to a folder of frames")
+    record = _job_record(job.settings, job.inputs, "folder", None)
+    work = Workspace.open(job.output, record, resume=job.settings.resume, force=job.settings.force)
     names = lambda index: f"{index:08d}{suffix}"  # noqa: E731
     skip = done_frames(work.path, names) if work.resumed else 0
-    renderer = _renderer(settings, interpolator, bits, skip)
-    bar = progress_bar(_estimate(info, settings, tail), output.name, settings.progress)
+    renderer = _renderer(job.settings, job.interpolator, job.bits, skip)
+    bar = progress_bar(_estimate(job.info, job.settings, job.tail), job.output.name, job.settings.progress)
     try:
-        end = source.end_time if tail else None
-        stats = run_pipeline(source, renderer, FolderSink(work.path, suffix, names=names), end=end, progress=bar)
-        work.finish_folder(_truncation(source))
+        end = job.source.end_time if job.tail else None
+        stats = run_pipeline(job.source, renderer, FolderSink(work.path, suffix, names=names), end=end, progress=bar)
+        work.finish_folder(_truncation(job.source))
     except BaseException as exc:
         if isinstance(exc, TruncatedVideoError) or not done_frames(work.path, names):
             work.discard()  # nothing worth resuming
@@ -259,30 +280,31 @@ def _run_to_folder(kind, inputs, output, info, source, bits, tail, settings, int
     finally:
         if bar is not None:
             bar.close()
-    _report_source(source)
-    _summary(output, stats, started)
-    return VideoJobResult(inputs[0], output, stats, time.perf_counter() - started, resumed=work.resumed)
+    _report_source(job.source)
+    _summary(job.output, stats, job.started)
+    return VideoJobResult(job.inputs[0], job.output, stats, time.perf_counter() - job.started, resumed=work.resumed)
 
 
-def _run_to_video(kind, inputs, output, info, source, bits, size, tail, settings, interpolator, started):
-    spec = settings.spec
-    if isinstance(info, VideoInfo):
-        source_tb, source_rate, color = info.time_base, info.average_rate, info.color
-        pix_fmt, src_bits, rotation = info.pix_fmt, info.bits, info.rotation
+def _run_to_video(job: _Job) -> VideoJobResult:
+    spec = job.settings.spec
+    if isinstance(job.info, VideoInfo):
+        source_tb, source_rate, color = job.info.time_base, job.info.average_rate, job.info.color
+        pix_fmt, src_bits, rotation = job.info.pix_fmt, job.info.bits, job.info.rotation
     else:
-        source_tb, source_rate = 1 / settings.input_fps, settings.input_fps
-        color, pix_fmt, src_bits, rotation = ColorInfo(1, 1, 1, 1), None, bits, 0.0  # sRGB images: BT.709 tags
+        source_tb, source_rate = 1 / job.settings.input_fps, job.settings.input_fps
+        color, pix_fmt, src_bits, rotation = ColorInfo(1, 1, 1, 1), None, job.bits, 0.0  # sRGB images: BT.709 tags
     stretch = spec.slowmo or Fraction(1)
     plan = resolve_encoding(
-        output, settings.encode, width=size[0], height=size[1], source_bits=src_bits, source_pix_fmt=pix_fmt,
+        job.output, job.settings.encode, width=job.size[0], height=job.size[1], source_bits=src_bits,
+        source_pix_fmt=pix_fmt,
         color=color, time_base=spec.time_base(source_tb) * stretch, rate=spec.output_rate(source_rate),
         rotation=rotation,
     )  # fmt: skip
     carried = ()
     transcode: dict = {}
-    if isinstance(info, VideoInfo) and info.carried:
-        wanted = tuple(s for s in info.carried if (s.kind == "audio" and settings.audio) or
-                       (s.kind == "subtitle" and settings.subtitles))  # fmt: skip
+    if isinstance(job.info, VideoInfo) and job.info.carried:
+        wanted = tuple(s for s in job.info.carried if (s.kind == "audio" and job.settings.audio) or
+                       (s.kind == "subtitle" and job.settings.subtitles))  # fmt: skip
         if wanted and spec.slowmo:
             note("slow motion: audio and subtitles are not carried over (they cannot stay in sync)")
         elif wanted:
@@ -290,32 +312,32 @@ def _run_to_video(kind, inputs, output, info, source, bits, size, tail, settings
             carried = wanted
             for index, codec in transcode.items():
                 if codec:
-                    note(f"audio stream #{index} is re-encoded to {codec}: {output.suffix} cannot hold its codec")
-    if isinstance(info, VideoInfo) and info.ignored:
-        note(f"not carried over: {', '.join(info.ignored)}")
+                    note(f"audio stream #{index} is re-encoded to {codec}: {job.output.suffix} cannot hold its codec")
+    if isinstance(job.info, VideoInfo) and job.info.ignored:
+        note(f"not carried over: {', '.join(job.info.ignored)}")
     rate = plan.rate or Fraction(25)
-    seg_frames = settings.segment_frames or max(1, math.ceil(SEGMENT_SECONDS * rate))
-    record = _job_record(settings, inputs, "video", {**plan.as_dict(), "carry": [s.index for s in carried]})
-    work = Workspace.open(output, record, resume=settings.resume, force=settings.force)
+    seg_frames = job.settings.segment_frames or max(1, math.ceil(SEGMENT_SECONDS * rate))
+    record = _job_record(job.settings, job.inputs, "video", {**plan.as_dict(), "carry": [s.index for s in carried]})
+    work = Workspace.open(job.output, record, resume=job.settings.resume, force=job.settings.force)
     done = completed_segments(work.path) if work.resumed else []
     skip = sum(seg["frames"] for seg in done)
     if done:
         note(f"resuming: {skip} output frames in {len(done)} finished segment(s) are kept")
     writer = SegmentWriter(plan, work.path, segment_frames=seg_frames, first_index=skip)
-    renderer = _renderer(settings, interpolator, bits, skip)
-    bar = progress_bar(_estimate(info, settings, tail), output.name, settings.progress)
-    tmp = temp_path(output)
+    renderer = _renderer(job.settings, job.interpolator, job.bits, skip)
+    bar = progress_bar(_estimate(job.info, job.settings, job.tail), job.output.name, job.settings.progress)
+    tmp = temp_path(job.output)
     try:
-        end = source.end_time if tail else None
-        stats = run_pipeline(source, renderer, VideoSink(writer, plan.time_base / stretch), end=end, progress=bar)
+        end = job.source.end_time if job.tail else None
+        stats = run_pipeline(job.source, renderer, VideoSink(writer, plan.time_base / stretch), end=end, progress=bar)
         segments = completed_segments(work.path)
-        origin = getattr(source, "first_time", None) or Fraction(0)
-        end_time = (source.end_time() if tail else None) or Fraction(10**9)
-        carry = CarrySpec(inputs[0], carried, origin, end_time) if carried else None
-        truncated = _truncation(source)
+        origin = getattr(job.source, "first_time", None) or Fraction(0)
+        end_time = (job.source.end_time() if job.tail else None) or Fraction(10**9)
+        carry = CarrySpec(job.inputs[0], carried, origin, end_time) if carried else None
+        truncated = _truncation(job.source)
         metadata = {"comment": f"vfikit: {truncated['truncated']}"} if truncated else None
         mux_output(tmp, plan, work.path, segments, carry, transcode, metadata=metadata)
-        replace_into_place(tmp, output)
+        replace_into_place(tmp, job.output)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, TruncatedVideoError) or not completed_segments(work.path):
@@ -327,9 +349,9 @@ def _run_to_video(kind, inputs, output, info, source, bits, size, tail, settings
         if bar is not None:
             bar.close()
     work.discard()
-    _report_source(source)
-    _summary(output, stats, started)
-    return VideoJobResult(inputs[0], output, stats, time.perf_counter() - started, resumed=work.resumed)
+    _report_source(job.source)
+    _summary(job.output, stats, job.started)
+    return VideoJobResult(job.inputs[0], job.output, stats, time.perf_counter() - job.started, resumed=work.resumed)
 
 
 def _truncation(source: Any) -> dict[str, str] | None:

@@ -1,7 +1,7 @@
 """Frame sources: a video file (PyAV), a folder of images, or two images.
 
 Every source yields ``(time, frame)`` with ``time`` an exact ``Fraction`` of seconds and
-``frame`` an (H, W, 3) ``uint8``/``uint16`` array (see :mod:`vfikit.video.frames`). Video times
+``frame`` an (H, W, 3) ``uint8``/``uint16`` array (see :mod:`vfikit.timeline.frames`). Video times
 come from the decoded frames' timestamps, so variable-frame-rate input is timed correctly.
 Everything a job needs to know before it starts (size, depth, rate, alpha, streams to carry
 over) is checked up front by :func:`probe_video` / :func:`probe_images`, so bad input fails
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vfikit.errors import MissingDependencyError, VfikitError
-from vfikit.imageio import IMAGE_SUFFIXES, read_image
+from vfikit.image_files import IMAGE_SUFFIXES, is_16bit_color, read_image
 
 # Suffixes recognised as videos when a folder of videos is given (any file FFmpeg reads works
 # when named directly).
@@ -355,7 +355,7 @@ def probe_images(paths: list[Path], *, drop_alpha: bool = False) -> ImagesInfo:
         try:
             with Image.open(path) as img:
                 mode, this_size = img.mode, img.size
-                deep = mode.startswith("I") or (mode in ("RGB", "RGBA") and _png_or_tiff_16(path, img))
+                deep = mode.startswith("I") or (mode in ("RGB", "RGBA") and is_16bit_color(path))
         except (UnidentifiedImageError, OSError) as exc:
             raise VfikitError(f"cannot read image {path}: {exc}") from None
         if size is None:
@@ -373,12 +373,6 @@ def probe_images(paths: list[Path], *, drop_alpha: bool = False) -> ImagesInfo:
             converted[mode] = converted.get(mode, 0) + 1
     notes = tuple(f"{n} {mode} image(s) converted to RGB" for mode, n in converted.items())
     return ImagesInfo(tuple(paths), size[0], size[1], bits, notes)
-
-
-def _png_or_tiff_16(path: Path, img) -> bool:
-    from vfikit.imageio import _is_16bit_color
-
-    return _is_16bit_color(path)
 
 
 def read_frame(path: Path, bits: int, *, drop_alpha: bool = False) -> np.ndarray:

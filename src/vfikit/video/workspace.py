@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import write_text_atomic
 
 JOB_FILE = "job.json"
 MANIFEST = ".vfikit-output.json"  # marks a folder written by vfikit: only such folders are replaced
@@ -82,9 +83,7 @@ def check_replaceable(output: Path) -> None:
 
 def write_manifest(folder: Path, record: dict[str, Any]) -> None:
     """Mark ``folder`` as a vfikit output: ``MANIFEST`` holds the job record (temporary name, then rename)."""
-    tmp = folder / f"{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, folder / MANIFEST)
+    write_text_atomic(folder / MANIFEST, json.dumps(record, indent=1, sort_keys=True, default=str))
 
 
 @dataclass
@@ -118,9 +117,7 @@ class Workspace:
                 )
             shutil.rmtree(path)
         path.mkdir(parents=True)
-        tmp = path / f".{JOB_FILE}.tmp"
-        tmp.write_text(json.dumps(job, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path / JOB_FILE)
+        write_text_atomic(path / JOB_FILE, json.dumps(job, indent=1, sort_keys=True, default=str))
         return cls(output, path, resumed=False)
 
     def discard(self) -> None:

@@ -1,7 +1,7 @@
 """The renderer: source frames in, planned output frames out, in order.
 
-:class:`Renderer` joins a :class:`~vfikit.video.timing.Planner`, a
-:class:`~vfikit.video.scenes.SceneDetector` and an interpolator. For every output frame it
+:class:`Renderer` joins a :class:`~vfikit.timeline.timing.Planner`, a
+:class:`~vfikit.timeline.scenes.SceneDetector` and an interpolator. For every output frame it
 decides what to do:
 
 * a source frame (``t == 0``) or a hold after the last frame: copy it unchanged;
@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from vfikit.errors import VfikitError
-from vfikit.video.frames import FrameKind, TensorFrames, check_tensor_frame
-from vfikit.video.scenes import PairKind, SceneDetector, Signature, nearest_side
-from vfikit.video.timing import OutputFrame, Planner, TimingSpec, parse_rate
+from vfikit.timeline.frames import FrameKind, TensorFrames, check_tensor_frame
+from vfikit.timeline.scenes import PairKind, SceneDetector, Signature, nearest_side
+from vfikit.timeline.timing import OutputFrame, Planner, TimingSpec, parse_rate
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Renderer:
     Args:
         interpolator: callable ``(frame0, frame1, t) -> frame_t`` on (B, 3, H, W) float tensors in
             [0, 1] (a :class:`vfikit.Interpolator`), optionally with ``reachable_t(t) -> t'``.
-        kind: how frames are held (:class:`~vfikit.video.frames.ArrayFrames` or ``TensorFrames``).
+        kind: how frames are held (:class:`~vfikit.timeline.frames.ArrayFrames` or ``TensorFrames``).
         spec: the timing plan.
         detector: scene-cut / duplicate detection (``None``: treat every pair as motion).
         batch_size: frames per model call.
@@ -278,7 +278,7 @@ def interpolate_frames(
             grid ``t0 + j / F`` (give ``input_fps`` or timestamps). Default: ``factor=2``.
         end: end time of the last frame; frames up to it repeat the last one (video semantics).
             ``None`` stops at the last frame (image-sequence semantics).
-        scene_threshold: enable scene-cut detection with this threshold (see ``vfikit.video.scenes``;
+        scene_threshold: enable scene-cut detection with this threshold (see ``vfikit.timeline.scenes``;
             the CLI default is 0.12). ``dup_threshold``: copy instead of interpolating between
             near-identical frames (0 disables).
         batch_size: frames per model call.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import atomic_path
 
 Log = Any
 
@@ -136,9 +136,8 @@ def _mark(path: Path) -> None:
 
 
 def _save_weights(path: Path, model: nn.Module, arch: str, model_args: dict) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"model": model.state_dict(), "arch": arch, "model_args": model_args}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "arch": arch, "model_args": model_args}, tmp)
     return path
 
 
@@ -146,8 +145,8 @@ def run_compression(cfg: CompressConfig, *, resume: bool = False, log: Log = pri
     """Run (or continue, with ``resume``) every stage; returns the summary written to ``summary.json``."""
     from vfikit.compress.prune import compact_model
     from vfikit.compress.report import format_report, sparsity_report, write_report
-    from vfikit.engine.checkpoint import load_trained_model
     from vfikit.engine.train import build_model, train
+    from vfikit.hub import load_trained_model
     from vfikit.models.channel_spec import save_channel_spec
 
     out = Path(cfg.out_dir).expanduser()

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from vfikit.errors import VfikitError
-from vfikit.video.scenes import Signature, signature
+from vfikit.runtime import check_frame
+from vfikit.timeline.scenes import Signature, signature
 
 
 class FrameKind(Protocol):
@@ -28,7 +29,7 @@ class FrameKind(Protocol):
         """(B, 3, H, W) float in [0, 1] (any device) -> a list of frames."""
 
     def signature(self, frame: Any) -> Signature:
-        """Scene-detection summary of one frame (see :mod:`vfikit.video.scenes`)."""
+        """Scene-detection summary of one frame (see :mod:`vfikit.timeline.scenes`)."""
 
     def size(self, frame: Any) -> tuple[int, int]:
         """(height, width)."""
@@ -51,7 +52,7 @@ class ArrayFrames:
         return tensor.permute(0, 3, 1, 2).div_(self.max_value).contiguous()
 
     def from_model(self, batch: torch.Tensor) -> list[np.ndarray]:
-        # round half up, as vfikit.imageio.to_uint8; quantising on the model's device moves 1/4 of the data
+        # round half up, as vfikit.image_files.to_uint8; quantising on the model's device moves 1/4 of the data
         q = batch.detach().float().mul(self.max_value).add_(0.5).clamp_(0.0, self.max_value).floor_()
         q = q.to(torch.int32).permute(0, 2, 3, 1).cpu().numpy().astype(self.dtype)
         return list(q)
@@ -88,11 +89,5 @@ class TensorFrames:
 
 
 def check_tensor_frame(frame: Any, index: int) -> torch.Tensor:
-    """Validate one user-supplied frame for the generator API."""
-    if not isinstance(frame, torch.Tensor):
-        raise VfikitError(f"frame {index} must be a torch.Tensor of shape (3, H, W), got {type(frame).__name__}")
-    if frame.dim() != 3 or frame.shape[0] != 3:
-        raise VfikitError(f"frame {index} must have shape (3, H, W), got {tuple(frame.shape)}")
-    if not frame.is_floating_point():
-        raise VfikitError(f"frame {index} must be a float tensor in [0, 1], got dtype {frame.dtype}")
-    return frame
+    """Validate one user-supplied frame for the generator API: a float (3, H, W) tensor."""
+    return check_frame(frame, f"frame {index}", dims=(3,))

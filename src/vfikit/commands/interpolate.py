@@ -1,10 +1,14 @@
-"""``vfikit interpolate``: the command-line shell around :func:`vfikit.video.api.interpolate_video`."""
+"""``vfikit interpolate``: the command-line shell around :func:`vfikit.video.api.interpolate_video`.
+
+Each flag sets one field of :class:`vfikit.video.options.InterpolateOptions` (where the defaults and
+their meanings are written); ``run`` builds the options from the parsed flags.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from vfikit.video.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
+from vfikit.timeline.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
 
 EXAMPLES = """examples:
   vfikit interpolate clip.mp4 clip-2x.mp4                 # double the frame rate, audio kept
@@ -91,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
 
     from vfikit.errors import VfikitError
     from vfikit.video.api import interpolate_video
+    from vfikit.video.options import InterpolateOptions
 
     if len(args.paths) < 2:
         raise VfikitError("give an input and an output path (or two images and an output)")
     *inputs, output = args.paths
-    kwargs = dict(
+    options = InterpolateOptions(
         model=args.model, weights=args.weights, allow_untrained=args.allow_untrained,
         factor=args.factor, fps=args.fps, slowmo=args.slowmo,
         input_fps=args.input_fps, scene_threshold=None if args.no_scene_detect else args.scene_threshold,
@@ -112,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         notes = io.StringIO()
         with contextlib.redirect_stderr(notes):
-            interpolate_video(source, output, **kwargs)
+            interpolate_video(source, output, options)
     else:
-        interpolate_video(source, output, **kwargs)
+        interpolate_video(source, output, options)
     return 0

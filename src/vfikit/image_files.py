@@ -45,7 +45,7 @@ def read_image(path: str | Path, *, drop_alpha: bool = False) -> tuple[torch.Ten
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise VfikitError(f"cannot read image {path}: {exc}") from None
     converted = None
-    if mode in ("RGB", "RGBA") and _is_16bit_color(path):
+    if mode in ("RGB", "RGBA") and is_16bit_color(path):
         arr = _read_16bit_color(path)
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         bits = 16
@@ -77,7 +77,7 @@ def read_image(path: str | Path, *, drop_alpha: bool = False) -> tuple[torch.Ten
     return tensor, ImageInfo(mode=mode, bits=bits, converted=converted)
 
 
-def _is_16bit_color(path: Path) -> bool:
+def is_16bit_color(path: Path) -> bool:
     """True for 16-bit-per-channel colour PNG/TIFF, which Pillow opens as 8-bit RGB (losing bits)."""
     suffix = path.suffix.lower()
     if suffix == ".png":

@@ -10,18 +10,15 @@ from typing import Any
 
 import torch
 
-from vfikit.registry import get_entry, list_models
+from vfikit.models.catalog import get_entry, list_models
+from vfikit.runtime import count_parameters
 
 
-def count_parameters(name: str) -> int | None:
+def architecture_parameters(name: str) -> int:
     """Parameters of architecture ``name`` with default arguments (built on the meta device: no memory)."""
-    entry = get_entry(name)
-    try:
-        with torch.device("meta"):
-            model = entry.factory()
-    except (TypeError, RuntimeError, NotImplementedError):
-        return None
-    return sum(p.numel() for p in model.parameters())
+    with torch.device("meta"):
+        model = get_entry(name).factory()
+    return count_parameters(model)
 
 
 def describe_models(names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -33,7 +30,7 @@ def describe_models(names: list[str] | None = None) -> list[dict[str, Any]]:
             "name": entry.name,
             "family": entry.family,
             "description": entry.description,
-            "params": count_parameters(name),
+            "params": architecture_parameters(name),
             "arbitrary_t": entry.arbitrary_t,
             "weights": {tag: dataclasses.asdict(spec) for tag, spec in entry.weights.items()},
         })
@@ -42,7 +39,7 @@ def describe_models(names: list[str] | None = None) -> list[dict[str, Any]]:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     header = ("name", "family", "params", "arbitrary t", "weights")
-    body = [(r["name"], r["family"], "?" if r["params"] is None else f"{r['params']:,}",
+    body = [(r["name"], r["family"], f"{r['params']:,}",
              "yes" if r["arbitrary_t"] else "no", ", ".join(sorted(r["weights"])) or "-") for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     lines = ["  ".join(str(x).ljust(w) if i != 2 else str(x).rjust(w) for i, (x, w) in enumerate(zip(line, widths)))

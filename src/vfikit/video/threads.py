@@ -9,7 +9,7 @@ whole, finished pieces behind (see :mod:`vfikit.video.workspace`).
 
 from __future__ import annotations
 
-import os
+import itertools
 import queue
 import sys
 import threading
@@ -21,9 +21,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import atomic_path
+from vfikit.timeline.render import Renderer, RenderStats
+from vfikit.timeline.timing import OutputFrame
 from vfikit.video.encode import SegmentWriter
-from vfikit.video.stream import Renderer, RenderStats
-from vfikit.video.timing import OutputFrame
 
 _END = object()
 
@@ -101,29 +102,32 @@ def write_array_image(path: Path, frame: np.ndarray) -> None:
     """Write an (H, W, 3) uint8/uint16 array; PNG/TIFF keep 16 bits. Temporary name, then rename."""
     import cv2
 
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
-    if not cv2.imwrite(str(tmp), np.ascontiguousarray(frame[..., ::-1]), params):
-        if tmp.exists():
-            tmp.unlink()
-        raise OSError(f"cannot write {path} (disk full or unwritable?)")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(frame[..., ::-1]), params):
+            raise OSError(f"cannot write {path} (disk full or unwritable?)")
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` once there is room; give up (False) when ``stop`` is set, so that no thread waits
+    forever on a queue that nobody reads any more."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _feed(items: Iterable[Any], q: queue.Queue, stop: threading.Event) -> None:
     try:
         for item in items:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
+            if not _put(q, item, stop):
                 return
-        q.put(_END)
+        _put(q, _END, stop)
     except BaseException as exc:
-        q.put(_Failure(exc))
+        _put(q, _Failure(exc), stop)
 
 
 def _drain(q: queue.Queue, stop: threading.Event) -> Iterator[Any]:
@@ -178,8 +182,8 @@ def run_pipeline(
     writer.start()
     ok = False
     try:
-        for item in renderer.run(_drain(decoded, stop), end):
-            while True:
+        for item in itertools.chain(renderer.run(_drain(decoded, stop), end), [_END]):
+            while True:  # a writer that failed reads no more: check it while waiting for room
                 if writer_error:
                     raise writer_error[0]
                 try:
@@ -187,7 +191,6 @@ def run_pipeline(
                     break
                 except queue.Full:
                     continue
-        rendered.put(_END)
         writer.join()
         if writer_error:
             raise writer_error[0]

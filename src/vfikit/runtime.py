@@ -1,0 +1,169 @@
+"""Small runtime services shared by every layer: devices, frame checks, safe ``torch.load``, atomic
+writes, checksums, parameter counts, the package's weights folder.
+
+Nothing here knows about models, the registry or video; everything may import it. torch is imported
+where it is used, so that the command line's help does not load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vfikit.errors import VfikitError, VfikitTypeError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` or None -> CUDA when available (``cuda:LOCAL_RANK`` under torchrun), else CPU.
+
+    A named device must exist and be usable here; VfikitError otherwise.
+    """
+    import torch
+
+    if device is None or device == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        rank = os.environ.get("LOCAL_RANK")
+        return torch.device(f"cuda:{int(rank)}" if rank is not None else "cuda")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise VfikitError(f"unknown device {device!r}: use cpu, cuda, cuda:N, mps or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VfikitError(f"device {str(device)!r} was asked for but CUDA is not available here")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise VfikitError(f"device {str(device)!r} was asked for but MPS is not available here")
+    return dev
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; it replaces ``path`` in one step when the block ends.
+
+    Readers never see a half-written file, and a failed write leaves ``path`` as it was (the temporary
+    file is removed). The name keeps ``path``'s suffix, for writers that choose the format by it.
+    ``durable``: flush the file to disk before the rename (for files that resuming relies on).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, durable: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path, durable=durable) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return Path(path)
+
+
+_SHAPES = {3: "(3, H, W)", 4: "(B, 3, H, W)"}
+
+
+def check_frame(frame: Any, name: str, *, dims: tuple[int, ...] = (4,),
+                range_tolerance: float | None = None) -> torch.Tensor:
+    """One RGB frame as vfikit takes it: a floating ``torch.Tensor`` of shape (B, 3, H, W) (``dims``
+    says which of 4 and 3 dimensions are accepted); returns it.
+
+    With ``range_tolerance``, its values must also be finite and within [0, 1] give or take that much
+    (8-bit values are named as such). VfikitTypeError for a wrong type or dtype, VfikitError otherwise.
+    """
+    import torch
+
+    if not isinstance(frame, torch.Tensor):
+        raise VfikitTypeError(f"{name} must be a torch.Tensor, got {type(frame).__name__}")
+    if frame.dim() not in dims or frame.shape[-3] != 3:
+        shapes = " or ".join(_SHAPES[d] for d in dims)
+        raise VfikitError(f"{name} must have shape {shapes}, got {tuple(frame.shape)}")
+    if not frame.is_floating_point():
+        raise VfikitTypeError(f"{name} must be a floating tensor in [0, 1], got dtype {frame.dtype}")
+    if range_tolerance is not None:
+        if frame.numel() == 0:
+            raise VfikitError(f"{name} is empty (shape {tuple(frame.shape)})")
+        lo, hi = (float(v) for v in torch.aminmax(frame.detach()))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise VfikitError(f"{name} holds NaN or infinite values; frames must be finite floats in [0, 1]")
+        if lo < -range_tolerance or hi > 1 + range_tolerance:
+            hint = " (8-bit values? divide by 255)" if hi > 2 else ""
+            raise VfikitError(f"{name} has values from {lo:.4g} to {hi:.4g}; frames must be floats in [0, 1]{hint}")
+    return frame
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameter values (shared tensors counted once)."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total
+
+
+def packaged_weights(filename: str) -> Path | None:
+    """Path of a weights file shipped in ``vfikit/weights/``, or None when this installation lacks it."""
+    path = Path(str(resources.files("vfikit") / "weights" / filename))
+    return path if path.is_file() else None
+
+
+def is_torch_save(path: str | os.PathLike) -> bool:
+    """True when ``path`` starts as a ``torch.save`` file does (a zip archive, or a pickle before torch 1.6)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head == b"PK\x03\x04" or head[:1] == b"\x80"
+
+
+def torch_load(path: str | os.PathLike, what: str = "PyTorch weights", map_location: Any = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` with one-line errors (torch's own are long and cryptic).
+
+    ``what`` names the file in messages (``"PyTorch weights"``, ``"LPIPS weights"``...). A file that
+    holds Python objects besides tensors is refused: unpickling them could run code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VfikitError(f"{what} file not found: {path}")
+    if not is_torch_save(path):
+        raise VfikitError(f"cannot read {path} as {what}: it is not a torch.save file")
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle/zip errors have many types; all mean "cannot read this safely"
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if unsafe:
+            raise VfikitError(f"{path} holds Python objects ({unsafe.group(1)}) besides tensors, which vfikit does "
+                              "not load (unpickling them could run code): save only the state dict") from None
+        first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+        first = first if len(first) <= 160 else first[:157] + "..."
+        raise VfikitError(f"cannot read {path} as {what} (damaged or not a checkpoint): {first}") from None
