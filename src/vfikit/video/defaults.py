@@ -29,6 +29,7 @@ _PREFERENCE = {
     "gpu": ["cdfi", "guided_adacof_k5", "compressed_adacof_k5_d1"],
 }
 PRECISIONS = ("fp32", "fp16", "bf16")
+BACKENDS = ("torch", "onnx")
 DEFAULT_BISECT_DEPTH = 3
 
 
@@ -61,6 +62,7 @@ def build_interpolator(
     tile: int | str | None = "auto",
     max_depth: int = DEFAULT_BISECT_DEPTH,
     allow_untrained: bool = False,
+    backend: str = "torch",
 ) -> Any:
     """Create the model (registry name or default) and wrap it in :class:`vfikit.inference.Interpolator`.
 
@@ -68,6 +70,7 @@ def build_interpolator(
     nearest k / 2**max_depth (the video tool's default 3 keeps the timing error within 1/16 of
     a frame interval at no more than 3 model calls per frame).
     ``allow_untrained``: accept a learned model without trained weights (refused otherwise: garbage output).
+    ``backend``: ``"torch"``, or ``"onnx"`` to run a flow-guided model's network with ONNX Runtime (CPU, fp32).
     """
     from vfikit.hub import create_model
     from vfikit.models.catalog import split_name
@@ -81,7 +84,17 @@ def build_interpolator(
         name, weights = arch, packaged_weights(f"{arch}.vfikit")
     else:
         name = model
+    if backend not in BACKENDS:
+        raise VfikitError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "onnx" and (not str(device).startswith("cpu") or precision != "fp32"):
+        raise VfikitError("--backend onnx runs on the CPU in fp32 (give --device cpu, no --fp16/--bf16)")
     net = create_model(name, weights=weights)
+    if backend == "onnx":
+        from vfikit.models.base import require_trained
+        from vfikit.models.onnx_network import use_onnx_runtime
+
+        require_trained(net, allow_untrained=allow_untrained)
+        use_onnx_runtime(net)
     from vfikit.inference import Interpolator
 
     return Interpolator(net, device=device, precision=precision, tile=tile, max_depth=max_depth,

@@ -20,6 +20,8 @@ class InterpolateOptions:
     tests and research); refused by default. ``device`` / ``precision`` / ``tile`` / ``batch_size``:
     where and how the model runs (``tile``: "auto", an int tile size in px, or None for whole frames).
     ``bisect_depth``: models without native t render the nearest k / 2**bisect_depth.
+    ``backend``: ``"torch"`` or ``"onnx"`` (the flow-guided models' network through ONNX Runtime on the
+    CPU, ``pip install "vfikit[onnx]"``: same frames to 1e-4, faster here; docs/benchmarks.md).
 
     Timing: ``factor`` / ``fps`` / ``slowmo`` (see ``vfikit.timeline.timing``; default ``factor=2``).
     ``input_fps``: frame rate of a folder of images (needed for ``fps`` or a video output).
@@ -47,6 +49,7 @@ class InterpolateOptions:
     precision: str = "fp32"
     tile: int | str | None = "auto"
     bisect_depth: int = DEFAULT_BISECT_DEPTH
+    backend: str = "torch"
     batch_size: int = 1
     factor: int | None = None
     fps: str | float | Fraction | None = None
