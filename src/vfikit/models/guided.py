@@ -442,6 +442,13 @@ def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
     "guided_adacof_k5_fast",
     family="guided",
     params=2_097_479,
+    weights=(
+        WeightSpec(tag="vfikit", format="vfikit", filename="guided_adacof_k5_fast.vfikit", code_license="MIT",
+                   weights_license="MIT",
+                   reported_metrics={"middlebury_other": {"psnr": 35.416, "ssim": 0.9580}},
+                   notes="trained by vfikit on CPU (recipe vfikit_guided_adacof_k5_fast: 2,400 steps from "
+                         "guided_adacof_k5.vfikit, no benchmark data); model card: guided_adacof_k5_fast.card.json"),
+    ),
     description="guided_adacof_k5 with its U-Net and heads at half resolution (net_downscale=2, about 4x fewer "
                 "multiply-adds; guide and sampling at full resolution), the CPU speed option (vfikit's own)",
 )
