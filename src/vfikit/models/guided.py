@@ -191,15 +191,10 @@ class _GuidedBase(KernelVFIModel):
         return dict(zip(names, torch.split(out, sizes, 1))), encoder
 
     def _head_output(self, head: nn.Sequential, trunk: torch.Tensor) -> torch.Tensor:
-        """One head (conv layers at the trunk's resolution, bilinear x2, last conv) with the part after the
-        upsampling in NCHW: the sampling ops and the sums want NCHW, and turning a full-resolution
-        channels-last output of 25 channels into NCHW costs more than the conv itself on CPU."""
-        *body, up, last = head
-        x = trunk
-        for layer in body:
-            x = layer(x)
-        x = up(x.contiguous())
-        out = F.conv2d(x, last.weight.contiguous(), last.bias, padding=last.padding)
+        """One head's output (B, C, Hp, Wp) in NCHW (the sampling ops and the sums want it), upsampled to the
+        frame's padded size when the network runs at reduced resolution. The head runs as a module, so that
+        hooks (``vfikit bench``'s MAC counter) see every conv."""
+        out = head(trunk).contiguous()
         if self.net_downscale != 1:
             out = F.interpolate(out, scale_factor=self.net_downscale, mode="bilinear", align_corners=False)
         return out
