@@ -433,7 +433,6 @@ def _train(
     )
 
     pass_t = arbitrary_t
-    need_aux, need_flip = loss_fn.needs_aux, loss_fn.needs_flip
     acc_loss = torch.zeros((), device=device)
     acc_terms = {n: torch.zeros((), device=device) for n in term_names}
     acc_n = 0
@@ -442,52 +441,15 @@ def _train(
     stopped = False
     run_started = time.perf_counter()
 
-    def checkpoint(step_done: int) -> None:
-        ranks = distributed.gather_objects(rng_state())  # collective: every rank calls it
-        if not primary:
-            return
-        state = {
-            "model": model.state_dict(),
-            "arch": cfg.model.arch,
-            "model_args": dict(cfg.model.args),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "step": step_done,
-            "config": to_dict(cfg),
-            "vfikit_version": __version__,
-            "rng": {"ranks": ranks, "sampler": {"seed": run.seed, "next_sample": step_done * cfg.data.batch_size}},
-            "best_val": best_val,
-            "ema": ema.state_dict() if ema is not None else None,
-        }
-        result.last_checkpoint = save_checkpoint(out_dir / step_filename(step_done), state)
-        prune_checkpoints(out_dir, run.keep_last)
-
     with _StopFlag() as stop_flag:
         for batch in loader:
             if not pass_t and not bool((batch.t == 0.5).all()):
                 raise VfikitError(f"{cfg.model.arch} only interpolates t = 0.5 but a batch has t = {batch.t.tolist()}")
             batch = batch.to(device, non_blocking=True, memory_format=memory_format)
-            with autocast():
-                pred, aux, pred_flipped = forward_for_loss(
-                    ddp_model, batch, need_aux=need_aux, need_flip=need_flip, pass_t=pass_t
-                )
-            if run.amp and aux is not None:
-                aux = _float_tree(aux)  # the loss is computed in float32, outside autocast
-            inputs = LossInputs(
-                pred=pred.float(), target=batch.target, frame0=batch.frame0, frame1=batch.frame1, t=batch.t,
-                aux=aux, pred_flipped=pred_flipped.float() if pred_flipped is not None else None,
+            loss, terms, lr_used = _optimizer_step(
+                batch, ddp_model, loss_fn, optimizer, scheduler, scaler, params, cfg.optim.grad_clip, autocast,
+                pass_t=pass_t, amp=run.amp,
             )
-            loss, terms = loss_fn(inputs)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.optim.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-            lr_used = optimizer.param_groups[0]["lr"]
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
             step += 1
@@ -527,33 +489,10 @@ def _train(
 
             if val_samples and (step % run.val_every == 0 or step == end):
                 judged = ema.module if ema is not None else model
-                metrics, preds = validate(judged, val_samples, device, cfg.data.val_batch_size, pass_t, autocast,
-                                          memory_format)
-                judged_psnr = metrics[selection_key]
-                improved = best_val is None or judged_psnr > best_val
-                if improved:
-                    best_val = judged_psnr
-                row = {"step": step, **metrics, "best": int(improved)}
-                result.val_history.append(row)
-                assert val_csv is not None
-                val_csv.write(row)
-                by_part = ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in metrics.items() if "/" in k)
-                say(f"validation at step {step}: PSNR {metrics['val_psnr']:.3f} dB"
-                    + (f" ({by_part})" if by_part else "")
-                    + f", Charbonnier {metrics['val_charbonnier']:.5f}" + (" (best)" if improved else ""))
-                images = [_image_row(s, p) for s, p in zip(val_samples[: run.images], preds)]
-                if images:
-                    grid = torch.cat(images, dim=1)
-                    if writer is not None:
-                        for key, value in metrics.items():
-                            if key.startswith("val_psnr/"):
-                                writer.add_scalar(f"val/psnr_{key.split('/', 1)[1]}", value, step)
-                        writer.add_scalar("val/psnr", metrics["val_psnr"], step)
-                        writer.add_scalar("val/charbonnier", metrics["val_charbonnier"], step)
-                        writer.add_image("val/frame0|pred|target|frame1", grid, step)
-                    _write_png(out_dir / "samples" / f"step_{step:09d}.png", grid)
-                if improved:
-                    result.best_checkpoint = _save_best(out_dir, judged, cfg, step, metrics)
+                best_val = _validate_and_record(
+                    judged, val_samples, step, best_val, selection_key, cfg, device, pass_t, autocast,
+                    memory_format, result, val_csv, writer, say,
+                )
             # stop requests (signal, time limit); under DDP the ranks agree at log/checkpoint boundaries
             want_stop = stop_flag.requested or (
                 run.time_limit is not None and time.perf_counter() - run_started > run.time_limit * 3600
@@ -562,7 +501,11 @@ def _train(
                 boundary = step % run.log_every == 0 or step % run.ckpt_every == 0
                 want_stop = distributed.any_flag(want_stop, device) if boundary else False
             if step % run.ckpt_every == 0 or step == end or want_stop:
-                checkpoint(step)
+                ranks = distributed.gather_objects(rng_state())  # collective: every rank calls it
+                if primary:
+                    result.last_checkpoint = _save_training_checkpoint(
+                        cfg, out_dir, step, ranks, model, optimizer, scheduler, scaler, ema, best_val,
+                    )
             if want_stop and step < end:
                 stopped = True
                 say(f"stopped at step {step} (checkpoint written); resume with --resume auto")
@@ -573,6 +516,94 @@ def _train(
         writer.close()
     distributed.barrier()
     return result
+
+
+def _optimizer_step(batch, model: nn.Module, loss_fn: CompositeLoss, optimizer, scheduler, scaler, params,
+                    grad_clip: float | None, autocast: Callable[[], Any], *, pass_t: bool,
+                    amp: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], float]:
+    """One training step on ``batch`` (forward, loss, backward, clipping, optimiser and scheduler):
+    the loss and its terms (device tensors, not synchronised) and the learning rate it used."""
+    need_aux, need_flip = loss_fn.needs_aux, loss_fn.needs_flip
+    with autocast():
+        pred, aux, pred_flipped = forward_for_loss(model, batch, need_aux=need_aux, need_flip=need_flip,
+                                                   pass_t=pass_t)
+    if amp and aux is not None:
+        aux = _float_tree(aux)  # the loss is computed in float32, outside autocast
+    inputs = LossInputs(
+        pred=pred.float(), target=batch.target, frame0=batch.frame0, frame1=batch.frame1, t=batch.t,
+        aux=aux, pred_flipped=pred_flipped.float() if pred_flipped is not None else None,
+    )
+    loss, terms = loss_fn(inputs)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    lr_used = optimizer.param_groups[0]["lr"]
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return loss, terms, lr_used
+
+
+def _validate_and_record(judged: nn.Module, val_samples: list[Triplet], step: int, best_val: float | None,
+                         selection_key: str, cfg: TrainConfig, device: torch.device, pass_t: bool,
+                         autocast: Callable[[], Any], memory_format: torch.memory_format, result: TrainResult,
+                         val_csv: _CsvLog | None, writer: Any, say: Log) -> float | None:
+    """Validate ``judged``, log the row (CSV, TensorBoard, sample grid, console) and write ``best.pt`` when
+    the selection PSNR improved; returns the best selection PSNR so far."""
+    run = cfg.train
+    metrics, preds = validate(judged, val_samples, device, cfg.data.val_batch_size, pass_t, autocast,
+                              memory_format)
+    judged_psnr = metrics[selection_key]
+    improved = best_val is None or judged_psnr > best_val
+    if improved:
+        best_val = judged_psnr
+    row = {"step": step, **metrics, "best": int(improved)}
+    result.val_history.append(row)
+    assert val_csv is not None
+    val_csv.write(row)
+    by_part = ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in metrics.items() if "/" in k)
+    say(f"validation at step {step}: PSNR {metrics['val_psnr']:.3f} dB"
+        + (f" ({by_part})" if by_part else "")
+        + f", Charbonnier {metrics['val_charbonnier']:.5f}" + (" (best)" if improved else ""))
+    images = [_image_row(s, p) for s, p in zip(val_samples[: run.images], preds)]
+    if images:
+        grid = torch.cat(images, dim=1)
+        if writer is not None:
+            for key, value in metrics.items():
+                if key.startswith("val_psnr/"):
+                    writer.add_scalar(f"val/psnr_{key.split('/', 1)[1]}", value, step)
+            writer.add_scalar("val/psnr", metrics["val_psnr"], step)
+            writer.add_scalar("val/charbonnier", metrics["val_charbonnier"], step)
+            writer.add_image("val/frame0|pred|target|frame1", grid, step)
+        _write_png(Path(run.out_dir).expanduser() / "samples" / f"step_{step:09d}.png", grid)
+    if improved:
+        result.best_checkpoint = _save_best(Path(run.out_dir).expanduser(), judged, cfg, step, metrics)
+    return best_val
+
+
+def _save_training_checkpoint(cfg: TrainConfig, out_dir: Path, step: int, ranks: list, model: nn.Module, optimizer,
+                              scheduler, scaler, ema, best_val: float | None) -> Path:
+    """Write ``step_*.pt`` (everything an exact resume needs) and prune old ones; returns its path."""
+    run = cfg.train
+    state = {
+        "model": model.state_dict(),
+        "arch": cfg.model.arch,
+        "model_args": dict(cfg.model.args),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+        "step": step,
+        "config": to_dict(cfg),
+        "vfikit_version": __version__,
+        "rng": {"ranks": ranks, "sampler": {"seed": run.seed, "next_sample": step * cfg.data.batch_size}},
+        "best_val": best_val,
+        "ema": ema.state_dict() if ema is not None else None,
+    }
+    path = save_checkpoint(out_dir / step_filename(step), state)
+    prune_checkpoints(out_dir, run.keep_last)
+    return path
 
 
 def _resume_from(
