@@ -330,3 +330,20 @@ def test_resolve_encoding_rules():
     assert parse_bitrate("8M") == 8_000_000 and parse_bitrate("2500k") == 2_500_000
     with pytest.raises(VfikitError, match="invalid bitrate"):
         parse_bitrate("fast")
+
+
+def test_training_clips_use_the_same_decoder_with_their_plain_conversion(tmp_path):
+    """data.sequences reads videos through VideoReader(plain_rgb=True): the frames PyAV's default RGB
+    conversion gives (the training data's), and a truncated clip is refused there too."""
+    from vfikit.data.sequences import Clip, read_clip
+    from vfikit.video.sources import TruncatedVideoError
+
+    full = write_video(tmp_path / "full.mp4", pattern_frames(50), container_options={"movflags": "faststart"})
+    with av.open(str(full)) as c:
+        plain = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    frames = read_clip(Clip("full", full))
+    assert len(frames) == 50 and all(np.array_equal(a, b) for a, b in zip(frames, plain))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(TruncatedVideoError):
+        read_clip(Clip("cut", cut))

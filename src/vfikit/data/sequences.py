@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vfikit.data.triplet import Triplet
-from vfikit.errors import MissingDependencyError, VfikitError
+from vfikit.errors import VfikitError
 from vfikit.image_files import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m", ".gif")
@@ -120,21 +120,13 @@ def _read_image_uint8(path: Path) -> np.ndarray:
 
 
 def _iter_video(path: Path) -> Iterator[np.ndarray]:
-    try:
-        import av
-    except ImportError:  # pragma: no cover - av is a core dependency
-        raise MissingDependencyError("reading videos needs PyAV: pip install av") from None
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise VfikitError(f"cannot open video {path}: {exc}") from None
-    with container:
-        if not container.streams.video:
-            raise VfikitError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
+    """(H, W, 3) uint8 RGB frames of a video through the video tool's decoder
+    (:class:`vfikit.video.sources.VideoReader`, ``plain_rgb``: repeated timestamps dropped, truncated files
+    refused, the conversion the training data has always used)."""
+    from vfikit.video.sources import VideoReader, probe_video
+
+    for _, frame in VideoReader(probe_video(path, drop_alpha=True), plain_rgb=True):
+        yield frame
 
 
 def read_clip(

@@ -208,6 +208,11 @@ class VideoReader:
     stated length (the stated length of the video stream, else its frame count), the file is
     truncated: :class:`TruncatedVideoError` is raised, or with ``allow_truncated`` a note is
     printed and ``truncated`` describes the shortfall.
+
+    ``plain_rgb``: 8-bit RGB with libswscale's default conversion (what the training datasets read, so
+    that their samples, and the validation numbers recorded with them, stay as they were) instead of
+    the video tool's exact conversion (the stream's colour range, accurate chroma interpolation, 16 bits
+    for deep sources); the two differ by up to 55 levels at chroma edges.
     """
 
     info: VideoInfo
@@ -215,6 +220,7 @@ class VideoReader:
     duration: Fraction | None = None
     max_frames: int | None = None
     allow_truncated: bool = False
+    plain_rgb: bool = False
     dropped: int = 0
     corrupt: int = 0
     truncated: str | None = None
@@ -265,10 +271,14 @@ class VideoReader:
                     self._last_duration = Fraction(frame.duration) * tb if frame.duration else None
                     if self.first_time is None:
                         self.first_time = when
-                    array = frame.to_ndarray(
-                        format=out_format, src_color_range=frame.color_range or None, interpolation=decode_flags,
-                        threads=1,  # deterministic, and no oversubscription: decoding has its own thread
-                    )
+                    if self.plain_rgb:
+                        array = frame.to_ndarray(format="rgb24")
+                    else:
+                        array = frame.to_ndarray(
+                            format=out_format, src_color_range=frame.color_range or None,
+                            interpolation=decode_flags,
+                            threads=1,  # deterministic, and no oversubscription: decoding has its own thread
+                        )
                     yield when, np.ascontiguousarray(array)
                     count += 1
                     if self.max_frames is not None and count >= self.max_frames:
