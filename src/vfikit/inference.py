@@ -41,9 +41,8 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import require_trained
-from vfikit.runtime import check_frame, resolve_device
+from vfikit.runtime import check_frame, precision_dtype, resolve_device
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_CPU_PIXELS = 1920 * 1088
 AUTO_CPU_TILE = 1024
 MIN_AUTO_TILE = 128
@@ -118,8 +117,7 @@ class Interpolator:
         if not isinstance(model, nn.Module):
             raise VfikitTypeError(f"model must be an nn.Module or a registry name, got {type(model).__name__}")
         require_trained(model, allow_untrained=allow_untrained)
-        if precision not in PRECISIONS:
-            raise VfikitError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+        precision_dtype(precision)  # refuses unknown names
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 1 <= max_depth <= 20:
             raise VfikitError(f"max_depth must be an integer in [1, 20], got {max_depth!r}")
         if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:
@@ -235,7 +233,7 @@ class Interpolator:
         return nodes[target]
 
     def _autocast(self):
-        dtype = PRECISIONS[self.precision]
+        dtype = precision_dtype(self.precision)
         if dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)

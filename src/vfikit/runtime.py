@@ -1,5 +1,5 @@
-"""Small runtime services shared by every layer: devices, frame checks, safe ``torch.load``, atomic
-writes, checksums, parameter counts, the package's weights folder.
+"""Small runtime services shared by every layer: devices, precisions, frame checks, safe ``torch.load``,
+atomic writes, checksums, parameter counts, the package's weights folder.
 
 Nothing here knows about models, the registry or video; everything may import it. torch is imported
 where it is used, so that the command line's help does not load it.
@@ -23,6 +23,26 @@ from vfikit.errors import VfikitError, VfikitTypeError
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def precision_dtype(precision: str) -> torch.dtype | None:
+    """``"fp32"`` -> None (no autocast), ``"fp16"`` -> float16, ``"bf16"`` -> bfloat16; others refused."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise VfikitError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def check_precision(precision: str, device: str) -> str:
+    """A precision the device can run: fp16 needs a GPU (on CPU it is slow and inexact)."""
+    precision_dtype(precision)
+    if precision == "fp16" and str(device).startswith("cpu"):
+        raise VfikitError("--fp16 needs a GPU (half precision on CPU is slow and inexact); use --bf16 or no flag")
+    return precision
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -25,15 +25,11 @@ from typing import Any
 
 from vfikit.errors import VfikitError
 from vfikit.image_files import IMAGE_SUFFIXES
-from vfikit.runtime import resolve_device
+from vfikit.runtime import check_precision, resolve_device
 from vfikit.timeline.render import RenderStats
 from vfikit.timeline.scenes import SceneDetector
 from vfikit.timeline.timing import TimingSpec, parse_rate, parse_time
-from vfikit.video.defaults import (
-    build_interpolator,
-    check_precision,
-    describe_interpolator,
-)
+from vfikit.video.defaults import build_interpolator, describe_interpolator
 from vfikit.video.encode import CONTAINERS, EncodeOptions
 from vfikit.video.jobs import JobSettings, VideoJobResult, output_kind, run_one
 from vfikit.video.options import InterpolateOptions

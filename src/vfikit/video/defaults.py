@@ -28,7 +28,6 @@ _PREFERENCE = {
     "cpu": ["guided_adacof_k5", "compressed_adacof_k5_d1", "cdfi"],
     "gpu": ["cdfi", "guided_adacof_k5", "compressed_adacof_k5_d1"],
 }
-PRECISIONS = ("fp32", "fp16", "bf16")
 BACKENDS = ("torch", "onnx")
 DEFAULT_BISECT_DEPTH = 3
 
@@ -43,14 +42,6 @@ def default_model(device: str = "cpu") -> str:
         "no trained weights ship with this installation, so there is no default model; "
         "choose one with --model NAME (and --weights FILE for an official checkpoint); see `vfikit models`"
     )
-
-
-def check_precision(precision: str, device: str) -> str:
-    if precision not in PRECISIONS:
-        raise VfikitError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.startswith("cpu"):
-        raise VfikitError("--fp16 needs a GPU (half precision on CPU is slow and inexact); use --bf16 or no flag")
-    return precision
 
 
 def build_interpolator(
