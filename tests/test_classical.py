@@ -52,7 +52,7 @@ def test_input_errors():
     x = torch.zeros(1, 3, 4, 4)
     with pytest.raises(VfikitError, match=r"\[0, 1\]"):
         model(x, x, t=1.5)
-    with pytest.raises(VfikitError, match="shapes differ"):
+    with pytest.raises(VfikitError, match="differ in shape"):
         model(x, torch.zeros(1, 3, 4, 5))
     with pytest.raises(VfikitError, match=r"\(B, 3, H, W\)"):
         model(x[0], x[0])

@@ -23,20 +23,9 @@ import torch
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import VFIModel
+from vfikit.models.blocks import check_frames
 from vfikit.models.catalog import register_model
 from vfikit.ops.splat import SPLAT_BACKENDS, splat_motion
-
-
-def _check_frames(frame0: torch.Tensor, frame1: torch.Tensor) -> None:
-    for name, x in (("frame0", frame0), ("frame1", frame1)):
-        if not isinstance(x, torch.Tensor):
-            raise VfikitTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise VfikitError(f"{name} must have shape (B, 3, H, W), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise VfikitTypeError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
-    if frame0.shape != frame1.shape:
-        raise VfikitError(f"frame0 and frame1 shapes differ: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
 
 
 def _time_tensor(t: float | torch.Tensor | None, frame: torch.Tensor) -> torch.Tensor:
@@ -63,7 +52,7 @@ class Overlay(VFIModel):
     arbitrary_t = True
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t=None, return_aux: bool = False):
-        _check_frames(frame0, frame1)
+        check_frames(frame0, frame1)
         tt = _time_tensor(t, frame0)
         out = frame0 * (1 - tt) + frame1 * tt
         return (out, {}) if return_aux else out
@@ -202,7 +191,7 @@ class FlowDIS(VFIModel):
         self.config = config
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t=None, return_aux: bool = False):
-        _check_frames(frame0, frame1)
+        check_frames(frame0, frame1)
         def both(a: np.ndarray, c: np.ndarray, tb: float) -> dict[str, np.ndarray]:
             frame, maps = self.interpolate_numpy(a, c, tb)
             return {"frame": frame, **maps}
@@ -214,7 +203,7 @@ class FlowDIS(VFIModel):
     def motion(self, frame0: torch.Tensor, frame1: torch.Tensor, t=None) -> dict[str, torch.Tensor]:
         """The motion at t without the frame: ``{"flow_t0", "flow_t1"}`` (B, 2, H, W) (x, y) and
         ``"visibility"`` (B, 2, H, W), as ``forward``'s aux (what ``guided_adacof`` builds on)."""
-        _check_frames(frame0, frame1)
+        check_frames(frame0, frame1)
         return self._per_sample(lambda a, c, tb: self.motion_numpy(*self._flows(a, c), tb), frame0, frame1, t)
 
     @staticmethod
