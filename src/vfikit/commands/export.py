@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from vfikit.errors import VfikitError
     from vfikit.models.base import require_trained
     from vfikit.models.onnx_network import export_onnx
-    from vfikit.registry import create_model
+    from vfikit.hub import create_model
+    from vfikit.runtime import atomic_path
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -30,13 +31,10 @@ def run(args: argparse.Namespace) -> int:
         raise VfikitError(f"folder {out.parent} does not exist")
     model = create_model(args.model).eval()
     require_trained(model, allow_untrained=args.allow_untrained)
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        export_onnx(model, tmp)
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            export_onnx(model, tmp)
     except ImportError as exc:
         raise VfikitError(f'ONNX export needs the onnx package: pip install "vfikit[onnx]" ({exc})') from None
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"wrote {out}: the network of {args.model} (ONNX, opset 17)")
     return 0
