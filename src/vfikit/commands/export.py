@@ -19,9 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vfikit.errors import VfikitError
+    from vfikit.hub import create_model
     from vfikit.models.base import require_trained
     from vfikit.models.onnx_network import export_onnx
-    from vfikit.hub import create_model
     from vfikit.runtime import atomic_path
 
     out = Path(args.out)
