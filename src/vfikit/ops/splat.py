@@ -37,33 +37,36 @@ def _splat_numpy(values: np.ndarray, px: np.ndarray, py: np.ndarray, weight: np.
     return np.ascontiguousarray(acc.T), wsum, cover
 
 
+@njit(inline="always")
+def _splat_point(x, y, wt, vals, h, w, acc, wsum, cover):  # pragma: no cover - compiled
+    """Add one point's (C,) ``vals`` at (x, y) with weight ``wt`` to its four bilinear neighbours."""
+    if not (x > -2.0 and x < w + 1.0 and y > -2.0 and y < h + 1.0):  # also drops NaN positions
+        return
+    xf, yf = np.floor(x), np.floor(y)
+    fx, fy = x - xf, y - yf
+    x0, y0 = int(xf), int(yf)
+    for dy in range(2):
+        yi = y0 + dy
+        if yi < 0 or yi >= h:
+            continue
+        by = fy if dy else 1.0 - fy
+        for dx in range(2):
+            xi = x0 + dx
+            if xi < 0 or xi >= w:
+                continue
+            bw = by * (fx if dx else 1.0 - fx)
+            k = yi * w + xi
+            ww = bw * wt
+            wsum[k] += ww
+            cover[k] += bw
+            for ch in range(vals.shape[0]):
+                acc[k, ch] += ww * vals[ch]
+
+
 @njit(cache=True, nogil=True)
 def _splat_loop(values, px, py, weight, h, w, acc, wsum, cover):  # pragma: no cover - compiled
-    n, c = values.shape
-    for i in range(n):
-        x, y = px[i], py[i]
-        if not (x > -2.0 and x < w + 1.0 and y > -2.0 and y < h + 1.0):  # also drops NaN positions
-            continue
-        xf, yf = np.floor(x), np.floor(y)
-        fx, fy = x - xf, y - yf
-        x0, y0 = int(xf), int(yf)
-        wt = weight[i]
-        for dy in range(2):
-            yi = y0 + dy
-            if yi < 0 or yi >= h:
-                continue
-            by = fy if dy else 1.0 - fy
-            for dx in range(2):
-                xi = x0 + dx
-                if xi < 0 or xi >= w:
-                    continue
-                bw = by * (fx if dx else 1.0 - fx)
-                k = yi * w + xi
-                ww = bw * wt
-                wsum[k] += ww
-                cover[k] += bw
-                for ch in range(c):
-                    acc[k, ch] += ww * values[i, ch]
+    for i in range(values.shape[0]):
+        _splat_point(px[i], py[i], weight[i], values[i], h, w, acc, wsum, cover)
 
 
 def splat(values: np.ndarray, px: np.ndarray, py: np.ndarray, weight: np.ndarray, h: int, w: int,
@@ -125,8 +128,6 @@ def _splat_motion_loop(f01, f10, occ0, occ1, err0, err1, t, beta, eps, out, know
                 # the same float32 rounding as the numpy twin's values and positions
                 px = np.float64(np.float32(x) + np.float32(np.float32(s) * np.float32(ux)))
                 py = np.float64(np.float32(y) + np.float32(np.float32(s) * np.float32(uy)))
-                if not (px > -2.0 and px < w + 1.0 and py > -2.0 and py < h + 1.0):
-                    continue
                 if source == 0:
                     vals[0], vals[1], vals[2], vals[3] = -t * ux, -t * uy, (1 - t) * ux, (1 - t) * uy
                     vals[4], vals[5] = 1.0, 1.0 - o
@@ -134,25 +135,7 @@ def _splat_motion_loop(f01, f10, occ0, occ1, err0, err1, t, beta, eps, out, know
                     vals[0], vals[1], vals[2], vals[3] = t * ux, t * uy, -(1 - t) * ux, -(1 - t) * uy
                     vals[4], vals[5] = 1.0 - o, 1.0
                 wt = np.exp(-beta * (np.float64(err[y, x]) + o)) * prior
-                xf, yf = np.floor(px), np.floor(py)
-                fx, fy = px - xf, py - yf
-                x0, y0 = int(xf), int(yf)
-                for dy in range(2):
-                    yi = y0 + dy
-                    if yi < 0 or yi >= h:
-                        continue
-                    by = fy if dy else 1.0 - fy
-                    for dx in range(2):
-                        xi = x0 + dx
-                        if xi < 0 or xi >= w:
-                            continue
-                        bw = by * (fx if dx else 1.0 - fx)
-                        k = yi * w + xi
-                        ww = bw * wt
-                        wsum[k] += ww
-                        cover[k] += bw
-                        for ch in range(6):
-                            acc[k, ch] += ww * vals[ch]
+                _splat_point(px, py, wt, vals, h, w, acc, wsum, cover)
     for k in range(h * w):
         if cover[k] > eps and wsum[k] > 0:
             known[k] = True
