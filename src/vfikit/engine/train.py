@@ -491,7 +491,7 @@ def _train(
                 judged = ema.module if ema is not None else model
                 best_val = _validate_and_record(
                     judged, val_samples, step, best_val, selection_key, cfg, device, pass_t, autocast,
-                    memory_format, result, val_csv, writer, say,
+                    memory_format, result, val_csv, writer, say, out_dir,
                 )
             # stop requests (signal, time limit); under DDP the ranks agree at log/checkpoint boundaries
             want_stop = stop_flag.requested or (
@@ -549,7 +549,7 @@ def _optimizer_step(batch, model: nn.Module, loss_fn: CompositeLoss, optimizer, 
 def _validate_and_record(judged: nn.Module, val_samples: list[Triplet], step: int, best_val: float | None,
                          selection_key: str, cfg: TrainConfig, device: torch.device, pass_t: bool,
                          autocast: Callable[[], Any], memory_format: torch.memory_format, result: TrainResult,
-                         val_csv: _CsvLog | None, writer: Any, say: Log) -> float | None:
+                         val_csv: _CsvLog | None, writer: Any, say: Log, out_dir: Path) -> float | None:
     """Validate ``judged``, log the row (CSV, TensorBoard, sample grid, console) and write ``best.pt`` when
     the selection PSNR improved; returns the best selection PSNR so far."""
     run = cfg.train
@@ -577,9 +577,9 @@ def _validate_and_record(judged: nn.Module, val_samples: list[Triplet], step: in
             writer.add_scalar("val/psnr", metrics["val_psnr"], step)
             writer.add_scalar("val/charbonnier", metrics["val_charbonnier"], step)
             writer.add_image("val/frame0|pred|target|frame1", grid, step)
-        _write_png(Path(run.out_dir).expanduser() / "samples" / f"step_{step:09d}.png", grid)
+        _write_png(out_dir / "samples" / f"step_{step:09d}.png", grid)
     if improved:
-        result.best_checkpoint = _save_best(Path(run.out_dir).expanduser(), judged, cfg, step, metrics)
+        result.best_checkpoint = _save_best(out_dir, judged, cfg, step, metrics)
     return best_val
 
 

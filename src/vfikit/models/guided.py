@@ -25,6 +25,7 @@ differentiated); everything else runs on the model's device.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,7 +81,7 @@ def _check_guided_widths(widths: Mapping[str, Any], heads: Mapping[str, int], na
     return out
 
 
-class _GuidedBase(KernelVFIModel):
+class _GuidedBase(KernelVFIModel, ABC):
     """What the flow-guided models share: the guide, the U-Net input, padding and the blend map.
 
     Subclasses name their ``HEADS`` (with output channels) and implement :meth:`_synthesise`.
@@ -91,6 +92,7 @@ class _GuidedBase(KernelVFIModel):
     """
 
     family = "guided"
+    arch_name = "guided"
     uncounted_work = "OpenCV DIS flow and splatting of the guide (numpy/OpenCV, not torch)"
     default_widths: dict[str, list[int]] = GUIDED_WIDTHS
 
@@ -130,12 +132,10 @@ class _GuidedBase(KernelVFIModel):
         self.onnx_network = None  # an ONNX Runtime session for the U-Net and heads (inference only)
         self.reset_heads()
 
-    arch_name = "guided"
-
     @staticmethod
+    @abstractmethod
     def head_channels(kernel_size: int) -> dict[str, int]:
         """Head name -> output channels."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def reset_heads(self) -> None:
@@ -228,9 +228,9 @@ class _GuidedBase(KernelVFIModel):
         """Stage-II models change the blended frame (B, 3, Hp, Wp) here; the base returns it as it is."""
         return out
 
+    @abstractmethod
     def _synthesise(self, x0, x1, f0, f1, outs):
         """Each frame's kernel-sampled prediction (B, 3, Hp, Wp) and the kernels (aux)."""
-        raise NotImplementedError
 
 
 class GuidedAdaCoF(_GuidedBase):
@@ -257,9 +257,7 @@ class GuidedAdaCoF(_GuidedBase):
         taps = kernel_size * kernel_size
         return {name: 1 if name == "occlusion" else taps for name in HEADS}
 
-    def _tap_weights(self, raw: torch.Tensor) -> torch.Tensor:
-        """(B, F*F, H, W) head output -> signed tap weights summing to one, centred on the middle tap."""
-        return self._signed_taps(raw)
+    _tap_weights = _GuidedBase._signed_taps  # (B, F*F, H, W) head output -> signed taps summing to one
 
     def _synthesise(self, x0, x1, f0, f1, outs):
         # offsets are relative to each tap's own grid position (the op adds the grid)
@@ -415,18 +413,21 @@ def grow_guided_cdfi(source: GuidedAdaCoF, **kwargs: Any) -> GuidedCDFI:
     return model.to(next(source.parameters()).device)
 
 
+def _shipped(arch: str, psnr: float, ssim: float, training: str) -> WeightSpec:
+    """The weight tag ``vfikit`` of a file this project trained and ships (``<arch>.vfikit``, MIT)."""
+    return WeightSpec(tag="vfikit", format="vfikit", filename=f"{arch}.vfikit", code_license="MIT",
+                      weights_license="MIT", reported_metrics={"middlebury_other": {"psnr": psnr, "ssim": ssim}},
+                      notes=f"trained by vfikit on CPU ({training}; no benchmark data); model card: "
+                            f"{arch}.card.json, docs/weights.md")
+
+
 @register_model(
     "guided_adacof_k5",
     family="guided",
     params=2_097_479,
     description="AdaCoF kernels (F=5, D=1) placed by OpenCV DIS flow, corrected by a light U-Net (vfikit's own)",
-    weights=(
-        WeightSpec(tag="vfikit", format="vfikit", filename="guided_adacof_k5.vfikit", code_license="MIT",
-                   weights_license="MIT",
-                   reported_metrics={"middlebury_other": {"psnr": 35.516, "ssim": 0.9584}},
-                   notes="trained by vfikit on CPU (recipe vfikit_guided_adacof_k5, 8,000 steps, 1.06 h, no "
-                         "benchmark data); model card: guided_adacof_k5.card.json, docs/weights.md"),
-    ),
+    weights=(_shipped("guided_adacof_k5", 35.516, 0.9584,
+                      "recipe vfikit_guided_adacof_k5, 8,000 steps, 1.06 h"),),
 )
 def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
     """Flow-guided AdaCoF, F=5, D=1."""
@@ -437,13 +438,8 @@ def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
     "guided_adacof_k5_fast",
     family="guided",
     params=2_097_479,
-    weights=(
-        WeightSpec(tag="vfikit", format="vfikit", filename="guided_adacof_k5_fast.vfikit", code_license="MIT",
-                   weights_license="MIT",
-                   reported_metrics={"middlebury_other": {"psnr": 35.416, "ssim": 0.9580}},
-                   notes="trained by vfikit on CPU (recipe vfikit_guided_adacof_k5_fast: 2,400 steps from "
-                         "guided_adacof_k5.vfikit, no benchmark data); model card: guided_adacof_k5_fast.card.json"),
-    ),
+    weights=(_shipped("guided_adacof_k5_fast", 35.416, 0.9580,
+                      "recipe vfikit_guided_adacof_k5_fast, 2,400 steps from guided_adacof_k5.vfikit"),),
     description="guided_adacof_k5 with its U-Net and heads at half resolution (net_downscale=2, about 4x fewer "
                 "multiply-adds; guide and sampling at full resolution), the CPU speed option (vfikit's own)",
 )

@@ -80,11 +80,9 @@ def build_interpolator(
     if backend == "onnx" and (not str(device).startswith("cpu") or precision != "fp32"):
         raise VfikitError("--backend onnx runs on the CPU in fp32 (give --device cpu, no --fp16/--bf16)")
     net = create_model(name, weights=weights)
-    if backend == "onnx":
-        from vfikit.models.base import require_trained
+    if backend == "onnx":  # (an untrained network is refused by the Interpolator below)
         from vfikit.models.onnx_network import use_onnx_runtime
 
-        require_trained(net, allow_untrained=allow_untrained)
         use_onnx_runtime(net)
     from vfikit.inference import Interpolator
 
