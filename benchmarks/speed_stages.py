@@ -1,8 +1,9 @@
 """Where the time of a flow-guided model goes, per stage and frame size (CPU), in one process.
 
 Stages of a guided model: ``dis`` (the two OpenCV DIS calls of the guide), ``motion`` (forward
-splatting, visibility and hole filling: vfikit's own guide work), ``network`` (U-Net and heads),
-``sampling`` (the kernel sampling op of both frames), and ``total`` (the model through the
+splatting, visibility and hole filling: vfikit's own guide work), ``network`` (the U-Net's input, the
+U-Net and heads), ``sampling`` (the kernel sampling of both frames and the blend: since the fused CPU
+pass, that includes upsampling the heads of a half-resolution network), and ``total`` (the model through the
 ``Interpolator``, as ``vfikit interpolate`` runs it). ``flow_dis`` is timed whole and by stage, and the
 reference ``plain DIS`` (OpenCV DIS-medium at its own finest scale, both ways, plus one backward
 warp) shows what OpenCV alone costs. Rounds are interleaved, so load affects every entry alike;
@@ -84,9 +85,20 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, on
             return F.pad(x, pad, mode="replicate") if any(pad) else x.contiguous()
 
         x0, x1, p0, p1, pv = (padded(x) for x in (f0, f1, ft0, ft1, vis))
-        outs, _ = model._trunk_outputs(x0, x1, p0, p1, pv, tt)
-        fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt)
-        fns["sampling"] = lambda: model._synthesise(x0, x1, p0, p1, outs)
+        if model._use_fused(x0, False):  # the compiled pass that forward runs on CPU (upsampling included)
+            from vfikit.ops.guided_synthesis import guided_adacof_synthesis
+
+            b0 = padded(model._guide(f0, f1, tt)[3])
+            low, _ = model._trunk_outputs(x0, x1, p0, p1, pv, tt, full_size=False)
+            kernels = [(model._tap_weights(low[f"weight{k}"]), low[f"offset_y{k}"], low[f"offset_x{k}"])
+                       for k in (1, 2)]
+            fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt, full_size=False)
+            fns["sampling"] = lambda: guided_adacof_synthesis(x0, x1, *kernels, low["occlusion"], p0, p1, b0,
+                                                              model.dilation)
+        else:
+            outs, _ = model._trunk_outputs(x0, x1, p0, p1, pv, tt)
+            fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt)
+            fns["sampling"] = lambda: model._synthesise(x0, x1, p0, p1, outs)
         if onnx:  # the same model with its network run by ONNX Runtime
             import copy
 

@@ -9,7 +9,7 @@ import torch
 from tests.test_classical import texture
 from vfikit.errors import VfikitError
 from vfikit.hub import create_model
-from vfikit.ops.splat import splat, splat_motion
+from vfikit.ops.splat import consistency, splat, splat_motion
 
 
 def test_splat_backends_agree_including_points_outside_the_grid():
@@ -64,3 +64,25 @@ def test_flow_dis_is_the_same_with_either_splat_backend():
                 assert (a[1][key] - b[1][key]).abs().max() < 1e-4, key
     with pytest.raises(VfikitError, match="splat_backend"):
         create_model("flow_dis", splat_backend="gpu")
+
+
+def test_consistency_backends_agree_and_score_what_they_claim():
+    rng = np.random.default_rng(2)
+    h, w = 20, 27
+    flow_ab = rng.normal(0, 3, (h, w, 2)).astype(np.float32)
+    back = -flow_ab.copy()  # a perfect forward-backward match...
+    back[:5] += 40.0  # ...except the top rows, which come back far away
+    back[5:7, :, 0] = np.nan  # NaN: numpy's clip passes it on, the loop scores it 0 (finite, checked below)
+    img_a = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
+    warped_b = img_a + np.float32(0.25)
+    ref = consistency(flow_ab, back, img_a, warped_b, 0.01, 0.5, backend="numpy")
+    fast = consistency(flow_ab, back, img_a, warped_b, 0.01, 0.5, backend="numba")
+    for a, b in zip(ref, fast):
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (h, w)
+    np.testing.assert_allclose(fast[0][7:], ref[0][7:], atol=1e-6)
+    np.testing.assert_allclose(fast[1], ref[1], atol=1e-6)
+    assert (fast[0][:5] == 1).all() and (fast[0][7:] == 0).all()  # occluded where it claimed, visible elsewhere
+    np.testing.assert_allclose(fast[1], 0.25, atol=1e-6)
+    assert np.isfinite(fast[0]).all()
+    with pytest.raises(VfikitError, match="backend"):
+        consistency(flow_ab, back, img_a, warped_b, 0.01, 0.5, backend="cuda")

@@ -25,7 +25,7 @@ from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import VFIModel
 from vfikit.models.blocks import check_frames
 from vfikit.models.catalog import register_model
-from vfikit.ops.splat import SPLAT_BACKENDS, splat_motion
+from vfikit.ops.splat import SPLAT_BACKENDS, consistency, splat_motion
 
 
 def _time_tensor(t: float | torch.Tensor | None, frame: torch.Tensor) -> torch.Tensor:
@@ -123,15 +123,6 @@ def _remap(img: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
     h, w = fx.shape
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return cv2.remap(img, gx + fx, gy + fy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def _occlusion(flow_ab: np.ndarray, flow_ba: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    """Soft score in [0, 1] that a pixel of frame a is not visible in frame b (forward-backward test)."""
-    back = _remap(flow_ba, flow_ab[..., 0], flow_ab[..., 1])
-    err = np.sum((flow_ab + back) ** 2, axis=2)
-    bound = alpha * (np.sum(flow_ab**2, axis=2) + np.sum(back**2, axis=2)) + beta
-    # 0 well inside the bound, 1 beyond twice the bound: linear in between.
-    return np.clip(err / bound - 1.0, 0.0, 1.0).astype(np.float32)
 
 
 def _fill_holes(out: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -256,11 +247,12 @@ class FlowDIS(VFIModel):
 
         cfg = self.config
         h, w, _ = img0.shape
-        occ0 = _occlusion(f01, f10, cfg.fb_alpha, cfg.fb_beta)  # frame0 pixel not visible in frame1
-        occ1 = _occlusion(f10, f01, cfg.fb_alpha, cfg.fb_beta)
-        # photometric consistency of each pixel with its match in the other frame
-        err0 = np.abs(img0 - _remap(img1, f01[..., 0], f01[..., 1])).mean(axis=2)
-        err1 = np.abs(img1 - _remap(img0, f10[..., 0], f10[..., 1])).mean(axis=2)
+        # occ: a frame0 pixel not visible in frame1 (forward-backward test) and vice versa;
+        # err: photometric consistency of each pixel with its match in the other frame
+        occ0, err0 = consistency(f01, _remap(f10, f01[..., 0], f01[..., 1]), img0,
+                                 _remap(img1, f01[..., 0], f01[..., 1]), cfg.fb_alpha, cfg.fb_beta, cfg.splat_backend)
+        occ1, err1 = consistency(f10, _remap(f01, f10[..., 0], f10[..., 1]), img1,
+                                 _remap(img0, f10[..., 0], f10[..., 1]), cfg.fb_alpha, cfg.fb_beta, cfg.splat_backend)
 
         # frames nearer in time are more reliable sources for their side (see vfikit.ops.splat.splat_motion)
         splatted, known = splat_motion(f01, f10, occ0, occ1, err0, err1, t, cfg.splat_beta,

@@ -50,6 +50,7 @@ from vfikit.models.classical import FlowDIS, FlowDISConfig
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import adacof as adacof_op
 from vfikit.ops import dsepconv as dsepconv_op
+from vfikit.ops import resolve_backend
 
 FLOW_SCALE = 1.0 / 16.0  # flows enter the U-Net in units of 16 px
 # frame0, frame1, warp0, warp1 (RGB each), F_t0, F_t1 (x, y each), visibility of both, sin and cos of
@@ -161,9 +162,11 @@ class _GuidedBase(KernelVFIModel, ABC):
         b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), (1 - tt).expand_as(den))
         return ft0, ft1, vis, b0.clamp(1e-3, 1 - 1e-3)
 
-    def _trunk_outputs(self, x0, x1, f0, f1, vis, tt) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
-        """The heads' outputs (B, C, Hp, Wp) at the padded full resolution, contiguous (NCHW), and the
-        U-Net's five encoder outputs (what CDFI's feature pyramid reads)."""
+    def _trunk_outputs(self, x0, x1, f0, f1, vis, tt, full_size: bool = True
+                       ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """The heads' outputs (B, C, Hp, Wp), contiguous (NCHW), and the U-Net's five encoder outputs (what
+        CDFI's feature pyramid reads). With ``net_downscale`` 2 the heads run at (Hp/2, Wp/2) and are
+        upsampled (bilinear) to the padded frame size, unless ``full_size`` is False."""
         one = torch.ones_like(vis[:, :1])
         warp0 = adacof_op(x0, one, f0[:, 1:], f0[:, :1], 1, convention="clean")
         warp1 = adacof_op(x1, one, f1[:, 1:], f1[:, :1], 1, convention="clean")
@@ -173,31 +176,34 @@ class _GuidedBase(KernelVFIModel, ABC):
                  vis, torch.sin(phase), torch.cos(phase)]
         if self.time_input:
             parts.append(tt.view(-1, 1, 1, 1).to(x0.dtype).expand_as(vis[:, :1]))
+        if self.net_downscale != 1:  # pooled part by part: the same values as pooling the concatenation, 2x faster
+            parts = [F.avg_pool2d(part, self.net_downscale) for part in parts]
         inp = torch.cat(parts, 1)
-        if self.net_downscale != 1:
-            inp = F.avg_pool2d(inp, self.net_downscale)
         names = list(self.heads)
         if self.onnx_network is not None:  # vfikit.models.onnx_network.use_onnx_runtime
             out, encoder = self.onnx_network(inp), []
+            sizes = list(self.head_channels(self.kernel_size).values())
+            outs = dict(zip(names, torch.split(out, sizes, 1)))
         else:
             conv = self.unet.conv1[0]
             if conv.weight.is_contiguous(memory_format=torch.channels_last):
                 inp = inp.contiguous(memory_format=torch.channels_last)
             trunk, encoder = self.unet(inp)
-            return {k: self._head_output(self.heads[k], trunk) for k in names}, encoder
-        if self.net_downscale != 1:
-            out = F.interpolate(out, scale_factor=self.net_downscale, mode="bilinear", align_corners=False)
-        sizes = list(self.head_channels(self.kernel_size).values())
-        return dict(zip(names, torch.split(out, sizes, 1))), encoder
+            # each head runs as a module, so that hooks (vfikit bench's MAC counter) see every conv
+            outs = {k: self.heads[k](trunk) for k in names}
+        if full_size and self.net_downscale != 1:
+            return {k: F.interpolate(v, scale_factor=self.net_downscale, mode="bilinear", align_corners=False)
+                    for k, v in outs.items()}, encoder
+        return {k: v.contiguous() for k, v in outs.items()}, encoder
 
-    def _head_output(self, head: nn.Sequential, trunk: torch.Tensor) -> torch.Tensor:
-        """One head's output (B, C, Hp, Wp) in NCHW (the sampling ops and the sums want it), upsampled to the
-        frame's padded size when the network runs at reduced resolution. The head runs as a module, so that
-        hooks (``vfikit bench``'s MAC counter) see every conv."""
-        out = head(trunk).contiguous()
-        if self.net_downscale != 1:
-            out = F.interpolate(out, scale_factor=self.net_downscale, mode="bilinear", align_corners=False)
-        return out
+    fused = False  # GuidedAdaCoF: one compiled pass for sampling and blending at CPU inference
+
+    def _use_fused(self, x: torch.Tensor, return_aux: bool) -> bool:
+        """True where :func:`vfikit.ops.guided_synthesis.guided_adacof_synthesis` computes this forward:
+        a model that supports it, float32 on CPU, no gradients, no aux, and the ops backend numba (the
+        ``reference`` backend, e.g. ``VFIKIT_OPS_BACKEND=reference``, keeps the unfused path)."""
+        return (self.fused and not return_aux and not torch.is_grad_enabled() and x.device.type == "cpu"
+                and x.dtype == torch.float32 and resolve_backend(None, x.device) == "numba")
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float | torch.Tensor | None = None,
                 return_aux: bool = False):
@@ -216,6 +222,14 @@ class _GuidedBase(KernelVFIModel, ABC):
 
         x0, x1 = padded(frame0), padded(frame1)
         f0, f1, vis_p, b0_p = padded(ft0), padded(ft1), padded(vis), padded(b0)
+        if self._use_fused(x0, return_aux):  # the same frame, fused; the unfused path below is its twin
+            from vfikit.ops.guided_synthesis import guided_adacof_synthesis  # numba compiles lazily
+
+            outs, _ = self._trunk_outputs(x0, x1, f0, f1, vis_p, tt, full_size=False)
+            kernels = [(self._tap_weights(outs[f"weight{k}"]), outs[f"offset_y{k}"], outs[f"offset_x{k}"])
+                       for k in (1, 2)]
+            out = guided_adacof_synthesis(x0, x1, *kernels, outs["occlusion"], f0, f1, b0_p, self.dilation)
+            return out[..., :h, :w]
         outs, encoder = self._trunk_outputs(x0, x1, f0, f1, vis_p, tt)
         occlusion = torch.sigmoid(torch.logit(b0_p) + outs["occlusion"])
         out0, out1, kernels = self._synthesise(x0, x1, f0, f1, outs)
@@ -248,6 +262,7 @@ class GuidedAdaCoF(_GuidedBase):
     arbitrary_t = False
     arch_name = "guided_adacof"
     default_widths = GUIDED_WIDTHS
+    fused = True
 
     def __init__(self, *, kernel_size: int = 5, dilation: int = 1, **kwargs: Any) -> None:
         super().__init__(kernel_size=kernel_size, dilation=dilation, **kwargs)
@@ -350,6 +365,7 @@ class GuidedCDFI(GuidedAdaCoF):
     """
 
     arch_name = "guided_cdfi"
+    fused = False  # its refinement reads both predictions and the kernels
 
     def __init__(self, *, pyramid: tuple[int, ...] | list[int] = (8, 8, 8),
                  grid_widths: tuple[int, ...] | list[int] = (16, 32, 48), **kwargs: Any) -> None:

@@ -1,0 +1,101 @@
+"""The fused CPU synthesis of guided_adacof agrees with its reference twin (the unfused model path)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.test_classical import texture
+from vfikit.errors import VfikitError
+from vfikit.hub import create_model
+from vfikit.ops import adacof
+from vfikit.ops.guided_synthesis import guided_adacof_synthesis
+
+
+def unfused(x0, x1, k0, k1, occ, f0, f1, b0, dilation):
+    """What guided_adacof computes without the fused pass: upsample, add the flow, sample (reference
+    backend), blend."""
+    scale = x0.shape[-1] // occ.shape[-1]
+
+    def up(v):
+        return F.interpolate(v, scale_factor=scale, mode="bilinear", align_corners=False) if scale > 1 else v
+
+    preds = []
+    for x, (w, oy, ox), f in ((x0, k0, f0), (x1, k1, f1)):
+        preds.append(adacof(x, up(w), f[:, 1:] + up(oy), f[:, :1] + up(ox), dilation, convention="clean",
+                            backend="reference"))
+    v = torch.sigmoid(torch.logit(b0) + up(occ))
+    return v * preds[0] + (1 - v) * preds[1]
+
+
+@pytest.mark.parametrize("scale,dilation", [(1, 1), (2, 1), (2, 2)])
+def test_fused_synthesis_matches_the_unfused_twin(scale, dilation):
+    torch.manual_seed(scale + dilation)
+    n, h, w = 2, 24, 36
+    x0, x1 = torch.rand(n, 3, h, w), torch.rand(n, 3, h, w)
+    f0, f1 = torch.randn(n, 2, h, w) * 4, torch.randn(n, 2, h, w) * 4  # many taps land outside: clamped
+    b0 = torch.rand(n, 1, h, w) * 0.98 + 0.01
+
+    def kernel():
+        return (torch.randn(n, 25, h // scale, w // scale) * 0.2, torch.randn(n, 25, h // scale, w // scale),
+                torch.randn(n, 25, h // scale, w // scale))
+
+    k0, k1, occ = kernel(), kernel(), torch.randn(n, 1, h // scale, w // scale)
+    fast = guided_adacof_synthesis(x0, x1, k0, k1, occ, f0, f1, b0, dilation)
+    ref = unfused(x0, x1, k0, k1, occ, f0, f1, b0, dilation)
+    assert fast.shape == (n, 3, h, w)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=2e-5)
+    # a changed tap of frame1 changes the result: the pass really reads every input
+    k1[0][:, 3] += 1.0
+    assert (guided_adacof_synthesis(x0, x1, k0, k1, occ, f0, f1, b0, dilation) - fast).abs().max() > 1e-3
+
+
+def test_fused_synthesis_refuses_what_it_cannot_compute():
+    x = torch.rand(1, 3, 8, 8)
+    k = (torch.rand(1, 25, 4, 4),) * 3
+    flow, b0, occ = torch.zeros(1, 2, 8, 8), torch.full((1, 1, 8, 8), 0.5), torch.zeros(1, 1, 4, 4)
+    with pytest.raises(VfikitError, match="float32"):
+        guided_adacof_synthesis(x.double(), x, k, k, occ, flow, flow, b0)
+    with pytest.raises(VfikitError, match="3 channels"):
+        guided_adacof_synthesis(torch.rand(1, 4, 8, 8), torch.rand(1, 4, 8, 8), k, k, occ, flow, flow, b0)
+    with pytest.raises(VfikitError, match="odd square"):
+        guided_adacof_synthesis(x, x, (torch.rand(1, 16, 4, 4),) * 3, k, occ, flow, flow, b0)
+    with pytest.raises(VfikitError, match="divide"):
+        guided_adacof_synthesis(x, x, (torch.rand(1, 25, 3, 4),) * 3, k, occ, flow, flow, b0)
+
+
+@pytest.mark.parametrize("net_downscale", [1, 2])
+def test_model_forward_fused_equals_unfused(net_downscale):
+    torch.manual_seed(0)
+    model = create_model("guided_adacof_k5", net_downscale=net_downscale).eval()
+    with torch.no_grad():  # trained-looking heads: every output channel non-zero
+        for head in model.heads.values():
+            head[-1].weight.normal_(0, 0.02)
+            head[-1].bias.normal_(0, 0.1)
+    big = texture(90, 120, seed=4)[None]
+    f0, f1 = big[..., 3:78, 2:103], big[..., 9:84, 9:110]  # 75 x 101: padded inside the model
+    with torch.no_grad():
+        assert model._use_fused(f0, return_aux=False)
+        fast = model(f0, f1)
+        model.fused = False
+        ref = model(f0, f1)
+        aux_out, aux = create_model("guided_adacof_k5", net_downscale=net_downscale).eval()(f0, f1, return_aux=True)
+    assert fast.shape == ref.shape == f0.shape
+    torch.testing.assert_close(fast, ref, rtol=0, atol=5e-5)
+    assert (fast - model.guide(f0, f1)).abs().max() > 1e-3  # the heads do change the frame
+    assert "kernels" in aux and aux_out.shape == f0.shape  # return_aux keeps the unfused path
+
+
+def test_fused_path_is_only_taken_where_it_applies(monkeypatch):
+    model = create_model("guided_adacof_k5").eval()
+    x = torch.rand(1, 3, 32, 32)
+    assert not model._use_fused(x, False)  # gradients enabled: training needs the unfused path
+    with torch.no_grad():
+        assert model._use_fused(x, False)
+        assert not model._use_fused(x, True)  # aux needs the kernels
+        assert not model._use_fused(x.double(), False)
+        assert not create_model("guided_cdfi")._use_fused(x, False)
+        assert not create_model("guided_dsepconv")._use_fused(x, False)
+        monkeypatch.setenv("VFIKIT_OPS_BACKEND", "reference")
+        assert not model._use_fused(x, False)
