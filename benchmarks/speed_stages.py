@@ -60,7 +60,8 @@ def load(name: str) -> torch.nn.Module:
     return create_model(name)
 
 
-def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, onnx: bool = False) -> dict:
+def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, onnx: bool = False,
+              bf16: bool = False) -> dict:
     """name -> zero-argument callable for each stage of ``model`` (guided or flow_dis)."""
     import cv2
 
@@ -99,6 +100,14 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, on
             outs, _ = model._trunk_outputs(x0, x1, p0, p1, pv, tt)
             fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt)
             fns["sampling"] = lambda: model._synthesise(x0, x1, p0, p1, outs)
+        if bf16:  # the network under CPU bfloat16 autocast, as precision "auto" runs it on native-bf16 CPUs
+            def network_bf16():
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return fns["network"]()
+
+            fns["network (bf16)"] = network_bf16
+            ip_bf16 = Interpolator(model, device="cpu", precision="bf16")
+            fns["total (bf16)"] = lambda: ip_bf16(f0, f1, t)
         if onnx:  # the same model with its network run by ONNX Runtime
             import copy
 
@@ -135,6 +144,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     parser.add_argument("--onnx", action="store_true", help="also time guided models with ONNX Runtime")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time guided models with their network in bfloat16 (the CPU default where native)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -144,7 +155,7 @@ def main() -> int:
         for size in args.sizes:
             width, height = (int(v) for v in size.lower().split("x"))
             a, b = real_pair(width, height)
-            cases = {name: stage_fns(load(name).eval(), a, b, args.t, args.onnx) for name in args.models}
+            cases = {name: stage_fns(load(name).eval(), a, b, args.t, args.onnx, args.bf16) for name in args.models}
             for fns in cases.values():
                 for fn in fns.values():
                     fn()  # warm-up (numba compilation, allocator)

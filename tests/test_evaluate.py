@@ -238,3 +238,20 @@ def test_middlebury_loader_reads_the_shared_copy():
     assert ds.keys[0] == "Beanbags" and ds.keys[-1] == "Walking"
     venus = ds[ds.keys.index("Venus")]
     assert venus.frame0.shape == (3, 380, 420)  # W x H = 420 x 380 per the spec
+
+
+def test_cli_eval_records_the_precision_it_ran_at(tmp_path):
+    root = tmp_path / "mb"
+    write_fake_middlebury(root, seqs=("Alpha",))
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        assert cli.main(["eval", "--model", "overlay", "--dataset", "middlebury", "--root", str(root), "--out",
+                         str(out), "--device", "cpu", "--quiet", "--precision", precision]) == 0
+        assert json.loads((out / "summary.json").read_text())["device"]["precision"] == precision
+    # auto resolves per model: overlay has no network, so fp32
+    out = tmp_path / "auto"
+    assert cli.main(["eval", "--model", "overlay", "--dataset", "middlebury", "--root", str(root), "--out",
+                     str(out), "--device", "cpu", "--quiet", "--precision", "auto"]) == 0
+    assert json.loads((out / "summary.json").read_text())["device"]["precision"] == "fp32"
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--model", "overlay", "--dataset", "middlebury", "--root", str(root), "--precision", "fp8"])

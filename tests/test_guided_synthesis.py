@@ -29,8 +29,9 @@ def unfused(x0, x1, k0, k1, occ, f0, f1, b0, dilation):
     return v * preds[0] + (1 - v) * preds[1]
 
 
-@pytest.mark.parametrize("scale,dilation", [(1, 1), (2, 1), (2, 2)])
-def test_fused_synthesis_matches_the_unfused_twin(scale, dilation):
+@pytest.mark.parametrize("scale,dilation,layout", [(1, 1, "nchw"), (2, 1, "nchw"), (2, 2, "nchw"),
+                                                   (1, 1, "channels_last"), (2, 1, "channels_last")])
+def test_fused_synthesis_matches_the_unfused_twin(scale, dilation, layout):
     torch.manual_seed(scale + dilation)
     n, h, w = 2, 24, 36
     x0, x1 = torch.rand(n, 3, h, w), torch.rand(n, 3, h, w)
@@ -42,10 +43,33 @@ def test_fused_synthesis_matches_the_unfused_twin(scale, dilation):
                 torch.randn(n, 25, h // scale, w // scale))
 
     k0, k1, occ = kernel(), kernel(), torch.randn(n, 1, h // scale, w // scale)
-    fast = guided_adacof_synthesis(x0, x1, k0, k1, occ, f0, f1, b0, dilation)
     ref = unfused(x0, x1, k0, k1, occ, f0, f1, b0, dilation)
+    if layout == "channels_last":  # as the network and the Interpolator leave them: read in place
+        x0, x1, f0, f1, b0, occ = (v.contiguous(memory_format=torch.channels_last) for v in (x0, x1, f0, f1, b0, occ))
+        k0, k1 = (tuple(v.contiguous(memory_format=torch.channels_last) for v in k) for k in (k0, k1))
+    fast = guided_adacof_synthesis(x0, x1, k0, k1, occ, f0, f1, b0, dilation)
     assert fast.shape == (n, 3, h, w)
     torch.testing.assert_close(fast, ref, rtol=0, atol=2e-5)
+    # signed taps formed inside the pass equal signed taps formed before it
+    raw0, raw1 = k0[0] * 3, k1[0] * 3
+
+    def signed(r):
+        out = r - r.mean(1, keepdim=True)
+        out[:, r.shape[1] // 2] += 1
+        return out
+
+    # bfloat16 heads (a bf16 network's output) are read as they are: the same as converting them first
+    occh = occ.bfloat16()
+    k0h, k1h = (tuple(v.bfloat16() for v in k) for k in (k0, k1))
+    as_bf16 = guided_adacof_synthesis(x0, x1, k0h, k1h, occh, f0, f1, b0, dilation)
+    converted = guided_adacof_synthesis(x0, x1, tuple(v.float() for v in k0h), tuple(v.float() for v in k1h),
+                                        occh.float(), f0, f1, b0, dilation)
+    torch.testing.assert_close(as_bf16, converted, rtol=0, atol=1e-6)
+    inside = guided_adacof_synthesis(x0, x1, (raw0, *k0[1:]), (raw1, *k1[1:]), occ, f0, f1, b0, dilation,
+                                     signed_taps=True)
+    before = guided_adacof_synthesis(x0, x1, (signed(raw0), *k0[1:]), (signed(raw1), *k1[1:]), occ, f0, f1, b0,
+                                     dilation)
+    torch.testing.assert_close(inside, before, rtol=0, atol=2e-5)
     # a changed tap of frame1 changes the result: the pass really reads every input
     k1[0][:, 3] += 1.0
     assert (guided_adacof_synthesis(x0, x1, k0, k1, occ, f0, f1, b0, dilation) - fast).abs().max() > 1e-3
@@ -57,6 +81,8 @@ def test_fused_synthesis_refuses_what_it_cannot_compute():
     flow, b0, occ = torch.zeros(1, 2, 8, 8), torch.full((1, 1, 8, 8), 0.5), torch.zeros(1, 1, 4, 4)
     with pytest.raises(VfikitError, match="float32"):
         guided_adacof_synthesis(x.double(), x, k, k, occ, flow, flow, b0)
+    with pytest.raises(VfikitError, match="all be float32 or all bfloat16"):
+        guided_adacof_synthesis(x, x, k, k, occ.bfloat16(), flow, flow, b0)
     with pytest.raises(VfikitError, match="3 channels"):
         guided_adacof_synthesis(torch.rand(1, 4, 8, 8), torch.rand(1, 4, 8, 8), k, k, occ, flow, flow, b0)
     with pytest.raises(VfikitError, match="odd square"):

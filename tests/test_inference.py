@@ -292,3 +292,36 @@ def test_non_finite_or_out_of_range_frames_are_refused():
     with pytest.raises(VfikitError, match="from -0.01"):
         ip(f0, f1 - 0.01 - f1.min())
     torch.testing.assert_close(ip(f0, f1 * (1 + 5e-4)), (f0 + (f1 * (1 + 5e-4)).clamp(0, 1)) / 2)  # within tolerance
+
+
+def test_auto_precision_is_bf16_only_for_declared_models_on_native_bf16_cpus(monkeypatch):
+    from vfikit import runtime
+
+    guided, other = create_model("guided_adacof_k5"), create_model("compressed_adacof_k5_d1")
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: True)
+    assert runtime.resolve_precision("auto", cpu, guided) == "bf16"
+    assert runtime.resolve_precision("auto", cpu, other) == "fp32"  # not measured in bf16: stays fp32
+    assert runtime.resolve_precision("auto", gpu, guided) == "fp32"
+    assert runtime.resolve_precision("auto", cpu, create_model("guided_cdfi")) == "fp32"
+    assert runtime.resolve_precision("fp32", cpu, guided) == "fp32"  # an explicit choice is kept
+    ip = Interpolator(guided, device="cpu", precision="auto", allow_untrained=True)
+    assert ip.precision == "bf16"
+    f0, f1 = frames(1, 3, 40, 56, seed=2)
+    out = ip(f0, f1)
+    ref = Interpolator(guided, device="cpu", precision="fp32", allow_untrained=True)(f0, f1)
+    assert out.dtype == torch.float32 and (out - ref).abs().max() < 1e-2
+    monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: False)  # emulated bf16 is slower: fp32
+    assert Interpolator(guided, device="cpu", precision="auto", allow_untrained=True).precision == "fp32"
+    with pytest.raises(VfikitError, match="'fp8'"):
+        runtime.resolve_precision("fp8", cpu, guided)
+
+
+def test_native_cpu_bf16_reads_the_cpu_flags(monkeypatch):
+    from vfikit import runtime
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert runtime.native_cpu_bf16() is False
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert runtime.native_cpu_bf16() is True

@@ -12,6 +12,7 @@ Models without ``arbitrary_t`` are scored only when every sample has t = 0.5.
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 import torch
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("models", nargs="+", help="registry names or training checkpoints")
     p.add_argument("--raw", action="store_true", help="checkpoints: the raw weights, not the weight average")
     p.add_argument("--seed", type=int, default=None, help="the run's train.seed (default: the recipe's)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="bf16: the model runs under CPU bfloat16 autocast (as `vfikit interpolate --bf16`)")
     args = p.parse_args(argv)
     cfg = load_config(args.recipe)
     seed = cfg.train.seed if args.seed is None else args.seed
@@ -41,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             model = create_model(name)
         torch.manual_seed(0)
         pass_t = bool(getattr(model, "arbitrary_t", False))
-        metrics, _ = validate(model, samples, torch.device("cpu"), cfg.data.val_batch_size, pass_t=pass_t)
+        autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+        metrics, _ = validate(model, samples, torch.device("cpu"), cfg.data.val_batch_size, pass_t=pass_t,
+                              autocast=autocast)
         parts = ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in metrics.items() if "/" in k)
         print(f"{name}: PSNR {metrics['val_psnr']:.3f} dB over {len(samples)} samples"
               + (f" ({parts})" if parts else ""))

@@ -41,7 +41,7 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import require_trained
-from vfikit.runtime import check_frame, precision_dtype, resolve_device
+from vfikit.runtime import check_frame, precision_dtype, resolve_device, resolve_precision
 
 AUTO_CPU_PIXELS = 1920 * 1088
 AUTO_CPU_TILE = 1024
@@ -88,7 +88,9 @@ class Interpolator:
         model: a model (``VFIModel`` contract) or a registry name (``"cdfi"``, ``"cdfi.official"``).
         weights: with a name, a tag or a weights file (as ``create_model``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``... The model is moved there.
-        precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"`` (autocast).
+        precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"`` (autocast), or ``"auto"``: bf16 for models
+            that declare ``cpu_bf16`` on a CPU with native bfloat16, else fp32 (``self.precision`` holds the
+            result; see :func:`vfikit.runtime.resolve_precision`).
         tile: None (whole frames), an int (tile side in px, rounded down to a multiple of 32, >= 64)
             or ``"auto"``.
         tile_overlap: overlap of neighbouring tiles in px (at most half a tile; >= 4 recommended).
@@ -117,7 +119,8 @@ class Interpolator:
         if not isinstance(model, nn.Module):
             raise VfikitTypeError(f"model must be an nn.Module or a registry name, got {type(model).__name__}")
         require_trained(model, allow_untrained=allow_untrained)
-        precision_dtype(precision)  # refuses unknown names
+        if precision != "auto":
+            precision_dtype(precision)  # refuses unknown names
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 1 <= max_depth <= 20:
             raise VfikitError(f"max_depth must be an integer in [1, 20], got {max_depth!r}")
         if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:
@@ -125,7 +128,7 @@ class Interpolator:
         if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or tile_overlap < 0:
             raise VfikitError(f"tile_overlap must be a non-negative integer, got {tile_overlap!r}")
         self.device = resolve_device(device)
-        self.precision = precision
+        self.precision = precision = resolve_precision(precision, self.device, model)
         if channels_last is None:
             official = getattr(model, "convention", None) == "official"
             channels_last = (self.device.type == "cpu" or precision != "fp32") and not official

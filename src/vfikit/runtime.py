@@ -29,7 +29,8 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def precision_dtype(precision: str) -> torch.dtype | None:
-    """``"fp32"`` -> None (no autocast), ``"fp16"`` -> float16, ``"bf16"`` -> bfloat16; others refused."""
+    """``"fp32"`` -> None (no autocast), ``"fp16"`` -> float16, ``"bf16"`` -> bfloat16; others refused
+    (``"auto"`` is resolved first, by :func:`resolve_precision`)."""
     import torch
 
     if precision not in PRECISIONS:
@@ -38,11 +39,35 @@ def precision_dtype(precision: str) -> torch.dtype | None:
 
 
 def check_precision(precision: str, device: str) -> str:
-    """A precision the device can run: fp16 needs a GPU (on CPU it is slow and inexact)."""
+    """A precision the device can run: fp16 needs a GPU (on CPU it is slow and inexact); ``"auto"`` is
+    accepted everywhere."""
+    if precision == "auto":
+        return precision
     precision_dtype(precision)
     if precision == "fp16" and str(device).startswith("cpu"):
         raise VfikitError("--fp16 needs a GPU (half precision on CPU is slow and inexact); use --bf16 or no flag")
     return precision
+
+
+def native_cpu_bf16() -> bool:
+    """True where this CPU computes bfloat16 convolutions in hardware (AVX512-BF16 or AMX); elsewhere
+    bfloat16 is emulated and slower than float32."""
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(probe()) for probe in probes if probe is not None)
+
+
+def resolve_precision(precision: str, device: torch.device, model: Any) -> str:
+    """The precision a model runs at. ``"auto"``: ``"bf16"`` for a model that declares ``cpu_bf16`` (its
+    bfloat16 error is measured and small: docs/benchmarks.md) on a CPU with native bfloat16, otherwise
+    ``"fp32"``. Any other name is checked and returned as it is."""
+    if precision != "auto":
+        precision_dtype(precision)
+        return precision
+    if device.type == "cpu" and getattr(model, "cpu_bf16", False) and native_cpu_bf16():
+        return "bf16"
+    return "fp32"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -436,3 +436,22 @@ def test_image_pair_into_a_new_folder(tmp_path, run, models):
     code, err = run(tmp_path / "a.png", tmp_path / "b.png", tmp_path / "new" / "deeper" / "mid.png", *MODEL)
     assert code == 0, err
     assert (tmp_path / "new" / "deeper" / "mid.png").is_file()
+
+
+@pytest.mark.parametrize("flags,precision", [((), "auto"), (("--fp32",), "fp32"), (("--bf16",), "bf16")])
+def test_precision_flags_reach_the_options(tmp_path, monkeypatch, flags, precision):
+    import vfikit.video.api as api
+    from vfikit.cli import main
+
+    seen = {}
+    monkeypatch.setattr(api, "interpolate_video", lambda source, output, options: seen.update(o=options))
+    assert main(["interpolate", str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), *flags]) == 0
+    assert seen["o"].precision == precision
+
+
+def test_fp32_and_bf16_flags_exclude_each_other(tmp_path, capsys):
+    from vfikit.cli import main
+
+    with pytest.raises(SystemExit) as exc:  # argparse's own usage error
+        main(["interpolate", str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), "--fp32", "--bf16"])
+    assert exc.value.code == 2 and "not allowed with" in capsys.readouterr().err

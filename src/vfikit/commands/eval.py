@@ -27,6 +27,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="folder for per_sample.csv and summary.json")
     p.add_argument("--save-outputs", type=Path, metavar="DIR", help="keep every prediction as DIR/<key>.png")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
+                   help="fp32 (default: the protocol's numbers), or as `vfikit interpolate` may run: bf16, fp16 "
+                        "(GPU), auto")
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--force", action="store_true", help="overwrite existing report files / saved outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from vfikit.hub import create_model
     from vfikit.metrics import LPIPS
     from vfikit.models.base import require_trained
-    from vfikit.runtime import sha256_file
+    from vfikit.runtime import check_precision, resolve_device, sha256_file
 
     if args.limit is not None and args.limit < 1:
         raise VfikitError(f"--limit must be at least 1, got {args.limit}")
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     require_trained(model, allow_untrained=args.allow_untrained)
     info = {"model": args.model, "weights": str(args.weights) if args.weights else None,
             "weights_sha256": weights_sha}
-    report = evaluate(model, dataset, metrics=metrics, device=args.device, limit=args.limit,
+    check_precision(args.precision, str(resolve_device(args.device)))
+    report = evaluate(model, dataset, metrics=metrics, device=args.device, limit=args.limit, precision=args.precision,
                       save_outputs=args.save_outputs, lpips=lpips, progress=not args.quiet, info=info)
     print(f"{args.model} on {dataset.name}" + (f" ({dataset.split})" if dataset.split else "")
           + f": {len(report.rows)} samples, device {report.summary['device']['device']}")

@@ -44,12 +44,14 @@ def device_description(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch.device) -> Predictor:
+def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch.device,
+                   precision: str = "fp32") -> Predictor:
     """A function ``(frame0, frame1, t) -> frame_t`` on (3, H, W) tensors in [0, 1].
 
     An ``nn.Module`` following the VFIModel contract runs through ``vfikit.inference.Interpolator`` on
-    ``device`` (whole frames, fp32, inference mode; the output is clamped to [0, 1], which the uint8
-    quantisation of the protocol does anyway); models without ``arbitrary_t`` only serve t = 0.5.
+    ``device`` (whole frames, at ``precision`` (fp32 by default), inference mode; the output is clamped to
+    [0, 1], which the uint8 quantisation of the protocol does anyway); models without ``arbitrary_t`` only
+    serve t = 0.5.
     Any other callable (e.g. a configured Interpolator) is called as ``fn(frame0[None], frame1[None], t)``.
     """
     if isinstance(model, nn.Module):
@@ -57,7 +59,7 @@ def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch
 
         # the library call scores any model (training validates models that live only in memory);
         # `vfikit eval` refuses untrained networks itself
-        interp = Interpolator(model, device=device, allow_untrained=True)
+        interp = Interpolator(model, device=device, precision=precision, allow_untrained=True)
 
         def predict(frame0: torch.Tensor, frame1: torch.Tensor, t: float) -> torch.Tensor:
             if not interp.arbitrary_t and abs(t - 0.5) > 1e-9:
@@ -66,6 +68,7 @@ def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch
                 )
             return interp(frame0, frame1, t)
 
+        predict.precision = interp.precision  # what "auto" resolved to, for the summary
         return predict
     if callable(model):
 
@@ -134,6 +137,7 @@ def evaluate(
     lpips: LPIPS | None = None,
     progress: bool = True,
     info: dict[str, Any] | None = None,
+    precision: str = "fp32",
 ) -> EvalReport:
     """Score ``model`` on ``dataset`` (anything with ``len()`` and indexing that yields Triplets).
 
@@ -144,6 +148,8 @@ def evaluate(
         limit: evaluate only the first N samples.
         save_outputs: directory receiving each prediction as ``<key>.png`` (8-bit, round half up).
         info: extra fields for the summary (model name, weights, ...).
+        precision: ``"fp32"`` (default: the protocol's numbers), ``"bf16"``, ``"fp16"`` or ``"auto"``, as
+            ``vfikit interpolate`` runs (:class:`vfikit.inference.Interpolator`); the summary records it.
     Returns:
         EvalReport: rows ``{"key", "t", <metric>..., "seconds"}`` (seconds: model time for that frame,
         device-synchronised) and a summary with the mean of every metric.
@@ -156,7 +162,7 @@ def evaluate(
     dev = resolve_device(device)
     if lpips is not None:
         lpips = lpips.to(dev)
-    predict = make_predictor(model, dev)
+    predict = make_predictor(model, dev, precision)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     out_dir = Path(save_outputs) if save_outputs is not None else None
     rows: list[dict[str, Any]] = []
@@ -204,7 +210,7 @@ def evaluate(
         "higher_is_better": {m: HIGHER_IS_BETTER[m] for m in metrics},
         "seconds_per_frame": {"mean": _mean(times), "median": float(statistics.median(times)) if times else math.nan,
                               "note": "model call only (first frame includes warm-up), device-synchronised"},
-        "device": device_description(dev),
+        "device": {**device_description(dev), "precision": getattr(predict, "precision", precision)},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return EvalReport(rows, summary, metrics)

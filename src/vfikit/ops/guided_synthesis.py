@@ -37,14 +37,54 @@ _FLAGS = {"contract"}  # fused multiply-add only: no reassociation, NaN and infi
 
 
 @njit(inline="always")
-def _upsample_rows(a, n, y0, y1, ly, cx0, cx1, lx, buf):
-    """buf[k, j] = a[n, k] bilinearly upsampled at output row (y0, y1, ly) and columns (cx0, cx1, lx)."""
-    for k in range(a.shape[1]):
-        top, bottom = a[n, k, y0], a[n, k, y1]
-        for j in range(buf.shape[1]):
+def _load_row(a, n, row, bf16_bits, out):
+    """out[k, j] = a[n, k, row, j] as float32: ``a`` is float32, or (``bf16_bits``) the int16 bits of
+    bfloat16 values (a bfloat16 is the upper half of the float32 with the same value)."""
+    bits = out.view(np.uint32)
+    for k in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            if bf16_bits:
+                bits[k, j] = np.uint32(np.uint16(a[n, k, row, j])) << np.uint32(16)
+            else:
+                out[k, j] = a[n, k, row, j]
+
+
+@njit(inline="always")
+def _interp_cols(top, bottom, ly, cx0, cx1, lx, out):
+    """out[k, j]: bilinear between low-resolution rows ``top`` and ``bottom`` (weight ``ly`` on bottom) at
+    columns (cx0, cx1, lx)."""
+    for k in range(out.shape[0]):
+        for j in range(out.shape[1]):
             hx0 = 1.0 - lx[j]
-            buf[k, j] = ((1.0 - ly) * (hx0 * top[cx0[j]] + lx[j] * top[cx1[j]])
-                         + ly * (hx0 * bottom[cx0[j]] + lx[j] * bottom[cx1[j]]))
+            out[k, j] = ((1.0 - ly) * (hx0 * top[k, cx0[j]] + lx[j] * top[k, cx1[j]])
+                         + ly * (hx0 * bottom[k, cx0[j]] + lx[j] * bottom[k, cx1[j]]))
+
+
+@njit(inline="always")
+def _head_rows(a, n, i, y0, y1, ly, cx0, cx1, lx, direct, bf16_bits, top, bottom, out):
+    """out (K, W): head ``a`` (N, K, h, w) at full-resolution row i (upsampled unless ``direct``)."""
+    if direct:
+        _load_row(a, n, i, bf16_bits, out)
+    else:
+        _load_row(a, n, y0, bf16_bits, top)
+        _load_row(a, n, y1, bf16_bits, bottom)
+        _interp_cols(top, bottom, ly, cx0, cx1, lx, out)
+
+
+@njit(inline="always")
+def _signed_taps(buf):
+    """buf[:, j] <- buf[:, j] - mean(buf[:, j]) + onehot(centre), for every column j (in place)."""
+    taps, wd = buf.shape
+    mean = np.zeros(wd, dtype=np.float32)
+    for t in range(taps):
+        for j in range(wd):
+            mean[j] += buf[t, j]
+    scale = np.float32(1.0 / taps)
+    for t in range(taps):
+        for j in range(wd):
+            buf[t, j] -= mean[j] * scale
+    for j in range(wd):
+        buf[taps // 2, j] += 1
 
 
 @njit(inline="always")
@@ -85,9 +125,9 @@ def _sample_row(x, n, i, w, oy, ox, fy, fx, by, bx, acc):
 
 @njit(parallel=True, cache=True, fastmath=_FLAGS)
 def _guided_adacof_fwd(x0, x1, w0, oy0, ox0, w1, oy1, ox1, occ, f0, f1, b0, by, bx,
-                       ry0, ry1, lys, cx0, cx1, lxs, direct, out):
+                       ry0, ry1, lys, cx0, cx1, lxs, direct, signed, bf16_bits, out):
     n_img, _, h, wd = x0.shape
-    taps = w0.shape[1]
+    taps, lw = w0.shape[1], w0.shape[3]
     for r in prange(n_img * h):
         n = r // h
         i = r - n * h
@@ -97,21 +137,19 @@ def _guided_adacof_fwd(x0, x1, w0, oy0, ox0, w1, oy1, ox1, occ, f0, f1, b0, by, 
         bw = np.empty((taps, wd), dtype=np.float32)  # contiguous rows: the sampling loop vectorises
         boy = np.empty((taps, wd), dtype=np.float32)
         box = np.empty((taps, wd), dtype=np.float32)
+        top = np.empty((taps, lw), dtype=np.float32)  # the two low-resolution rows of an upsampled head
+        bottom = np.empty((taps, lw), dtype=np.float32)
+        top1 = np.empty((1, lw), dtype=np.float32)
+        bottom1 = np.empty((1, lw), dtype=np.float32)
         y0, y1, ly = ry0[i], ry1[i], lys[i]
         for x, w, oy, ox, f, acc in ((x0, w0, oy0, ox0, f0, acc0), (x1, w1, oy1, ox1, f1, acc1)):
-            if direct:
-                bw[:] = w[n, :, i]
-                boy[:] = oy[n, :, i]
-                box[:] = ox[n, :, i]
-            else:
-                _upsample_rows(w, n, y0, y1, ly, cx0, cx1, lxs, bw)
-                _upsample_rows(oy, n, y0, y1, ly, cx0, cx1, lxs, boy)
-                _upsample_rows(ox, n, y0, y1, ly, cx0, cx1, lxs, box)
+            _head_rows(w, n, i, y0, y1, ly, cx0, cx1, lxs, direct, bf16_bits, top, bottom, bw)
+            _head_rows(oy, n, i, y0, y1, ly, cx0, cx1, lxs, direct, bf16_bits, top, bottom, boy)
+            _head_rows(ox, n, i, y0, y1, ly, cx0, cx1, lxs, direct, bf16_bits, top, bottom, box)
+            if signed:  # raw head outputs -> signed taps summing to one: r - mean(r) + onehot(centre)
+                _signed_taps(bw)
             _sample_row(x, n, i, bw, boy, box, f[n, 1, i], f[n, 0, i], by, bx, acc)
-        if direct:
-            occ_row[0] = occ[n, 0, i]
-        else:
-            _upsample_rows(occ, n, y0, y1, ly, cx0, cx1, lxs, occ_row)
+        _head_rows(occ, n, i, y0, y1, ly, cx0, cx1, lxs, direct, bf16_bits, top1, bottom1, occ_row)
         for j in range(wd):
             b = b0[n, 0, i, j]
             v = 1.0 / (1.0 + np.exp(-(np.log(b / (1.0 - b)) + occ_row[0, j])))
@@ -123,7 +161,7 @@ def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
                             kernel0: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                             kernel1: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                             occlusion: torch.Tensor, flow0: torch.Tensor, flow1: torch.Tensor,
-                            blend0: torch.Tensor, dilation: int = 1) -> torch.Tensor:
+                            blend0: torch.Tensor, dilation: int = 1, signed_taps: bool = False) -> torch.Tensor:
     """The guided AdaCoF frame, fused (float32, CPU, no gradients).
 
     ``frame = V * adacof(frame0, W0, F0_y + up(oy0), F0_x + up(ox0)) + (1 - V) * adacof(frame1, ...)`` with
@@ -132,12 +170,17 @@ def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
 
     Args:
         frame0, frame1: (B, C, H, W).
-        kernel0, kernel1: (weight, offset_y, offset_x), each (B, F*F, h, w): tap weights (already
-            normalised) and offset residuals at the network's resolution (h = H / s, w = W / s).
-        occlusion: (B, 1, h, w) blend logit residual.
+        kernel0, kernel1: (weight, offset_y, offset_x), each (B, F*F, h, w): tap weights and offset
+            residuals at the network's resolution (h = H / s, w = W / s), in any memory layout
+            (channels-last heads are read in place), float32 or bfloat16 (read as they are, computed in
+            float32: a bfloat16 network's heads need no conversion pass).
+        occlusion: (B, 1, h, w) blend logit residual (the heads' dtype).
         flow0, flow1: (B, 2, H, W) the guide's backward flows (x, y) from t to each frame.
         blend0: (B, 1, H, W) the guide's blend weight of frame0, in (0, 1).
         dilation: tap spacing.
+        signed_taps: the weights are raw head outputs ``r``, made into ``guided_adacof``'s signed taps
+            ``r - mean(r) + onehot(centre)`` here (after upsampling, which commutes with it); False: the
+            weights are used as they are.
     Returns:
         (B, C, H, W).
     """
@@ -149,23 +192,30 @@ def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
     if size * size != taps or size % 2 == 0:
         raise VfikitError(f"guided_adacof_synthesis: {taps} weight channels are not an odd square")
     for name, tensor in (("frame0", frame0), ("frame1", frame1), ("flow0", flow0), ("flow1", flow1),
-                         ("blend0", blend0), ("occlusion", occlusion), *((f"kernel[{k}]", v) for k, v in
-                                                                          enumerate((*kernel0, *kernel1)))):
+                         ("blend0", blend0)):
         if tensor.device.type != "cpu" or tensor.dtype != torch.float32:
             raise VfikitError(f"guided_adacof_synthesis: {name} must be float32 on CPU, got {tensor.dtype} "
                               f"on {tensor.device}")
+    heads = (*kernel0, *kernel1, occlusion)
+    head_dtype = heads[0].dtype
+    if head_dtype not in (torch.float32, torch.bfloat16) or any(
+            v.dtype != head_dtype or v.device.type != "cpu" for v in heads):
+        raise VfikitError("guided_adacof_synthesis: the kernels and the occlusion must all be float32 or all "
+                          f"bfloat16, on CPU; got {sorted({str(v.dtype) for v in heads})}")
     if h % lh or w % lw or h // lh != w // lw:
         raise VfikitError(f"guided_adacof_synthesis: heads {lh}x{lw} do not divide frames {h}x{w} evenly")
     by, bx = expand_taps(tap_bases(size, dilation, "clean", "adacof"), size)
     ry0, ry1, ly = upsample_index(h, lh)
     cx0, cx1, lx = upsample_index(w, lw)
 
-    def arr(t: torch.Tensor) -> np.ndarray:
-        return t.detach().contiguous().numpy()
+    def arr(t: torch.Tensor) -> np.ndarray:  # a view in the tensor's own layout (NCHW or channels-last)
+        t = t.detach()
+        return t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()  # bfloat16: its bits
 
     out = np.empty((n, c, h, w), np.float32)
     if out.size:
         _guided_adacof_fwd(arr(frame0), arr(frame1), *(arr(v) for v in kernel0), *(arr(v) for v in kernel1),
                            arr(occlusion), arr(flow0), arr(flow1), arr(blend0), np.asarray(by, np.float32),
-                           np.asarray(bx, np.float32), ry0, ry1, ly, cx0, cx1, lx, lh == h, out)
+                           np.asarray(bx, np.float32), ry0, ry1, ly, cx0, cx1, lx, lh == h, signed_taps,
+                           head_dtype == torch.bfloat16, out)
     return torch.from_numpy(out)

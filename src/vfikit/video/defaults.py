@@ -49,7 +49,7 @@ def build_interpolator(
     weights: str | Path | None = None,
     *,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     tile: int | str | None = "auto",
     max_depth: int = DEFAULT_BISECT_DEPTH,
     allow_untrained: bool = False,
@@ -62,6 +62,8 @@ def build_interpolator(
     a frame interval at no more than 3 model calls per frame).
     ``allow_untrained``: accept a learned model without trained weights (refused otherwise: garbage output).
     ``backend``: ``"torch"``, or ``"onnx"`` to run a flow-guided model's network with ONNX Runtime (CPU, fp32).
+    ``precision``: ``"auto"`` (bf16 for models that declare it safe, on CPUs with native bfloat16; else
+    fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU).
     """
     from vfikit.hub import create_model
     from vfikit.models.catalog import split_name
@@ -77,13 +79,14 @@ def build_interpolator(
         name = model
     if backend not in BACKENDS:
         raise VfikitError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "onnx" and (not str(device).startswith("cpu") or precision != "fp32"):
+    if backend == "onnx" and (not str(device).startswith("cpu") or precision not in ("fp32", "auto")):
         raise VfikitError("--backend onnx runs on the CPU in fp32 (give --device cpu, no --fp16/--bf16)")
     net = create_model(name, weights=weights)
     if backend == "onnx":  # (an untrained network is refused by the Interpolator below)
         from vfikit.models.onnx_network import use_onnx_runtime
 
         use_onnx_runtime(net)
+        precision = "fp32"  # ONNX Runtime runs the network in float32
     from vfikit.inference import Interpolator
 
     return Interpolator(net, device=device, precision=precision, tile=tile, max_depth=max_depth,

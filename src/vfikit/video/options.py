@@ -18,7 +18,9 @@ class InterpolateOptions:
     weights file; default: the packaged model for the device (see ``vfikit.video.defaults``).
     ``allow_untrained``: accept a learned model without trained weights (its frames are garbage; for
     tests and research); refused by default. ``device`` / ``precision`` / ``tile`` / ``batch_size``:
-    where and how the model runs (``tile``: "auto", an int tile size in px, or None for whole frames).
+    where and how the model runs (``tile``: "auto", an int tile size in px, or None for whole frames;
+    ``precision``: "auto" (bf16 for the flow-guided models on CPUs with native bfloat16, else fp32),
+    "fp32", "bf16" or "fp16" on a GPU).
     ``bisect_depth``: models without native t render the nearest k / 2**bisect_depth.
     ``backend``: ``"torch"`` or ``"onnx"`` (the flow-guided models' network through ONNX Runtime on the
     CPU, ``pip install "vfikit[onnx]"``: same frames to 1e-4, faster here; docs/benchmarks.md).
@@ -46,7 +48,7 @@ class InterpolateOptions:
     weights: str | Path | None = None
     allow_untrained: bool = False
     device: str | None = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     tile: int | str | None = "auto"
     bisect_depth: int = DEFAULT_BISECT_DEPTH
     backend: str = "torch"
