@@ -87,6 +87,12 @@ def test_fused_synthesis_refuses_what_it_cannot_compute():
         guided_adacof_synthesis(torch.rand(1, 4, 8, 8), torch.rand(1, 4, 8, 8), k, k, occ, flow, flow, b0)
     with pytest.raises(VfikitError, match="odd square"):
         guided_adacof_synthesis(x, x, (torch.rand(1, 16, 4, 4),) * 3, k, occ, flow, flow, b0)
+    with pytest.raises(VfikitError, match=r"kernel1\[1\] has shape"):  # the loop has no bounds checks: refused
+        guided_adacof_synthesis(x, x, k, (k[0], torch.rand(1, 25, 4, 3), k[2]), occ, flow, flow, b0)
+    with pytest.raises(VfikitError, match="flow1 has shape"):
+        guided_adacof_synthesis(x, x, k, k, occ, flow, flow[..., :7], b0)
+    with pytest.raises(VfikitError, match="dilation"):
+        guided_adacof_synthesis(x, x, k, k, occ, flow, flow, b0, 0)
     with pytest.raises(VfikitError, match="divide"):
         guided_adacof_synthesis(x, x, (torch.rand(1, 25, 3, 4),) * 3, k, occ, flow, flow, b0)
 

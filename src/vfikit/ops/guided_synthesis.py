@@ -8,9 +8,10 @@ occlusion map. :func:`guided_adacof_synthesis` does all of that per output row i
 the row's tap weights and offsets are bilinearly upsampled into a row buffer (PyTorch's
 ``align_corners=False`` rule), the flow is added, each frame is sampled with the clean convention's rule
 (position clamped to the image, then bilinear) in float32 over planar channels, and the two predictions
-are blended. Inference only (no gradients);
-its reference twin is the model's unfused path, and ``tests/ops/test_guided_synthesis.py`` checks
-that they agree.
+are blended. The heads are read where the network left them: channels-last or NCHW, float32 or the
+bits of bfloat16 (the bf16 network's output needs no conversion pass). Inference only (no gradients);
+its reference twin is the model's unfused path, and ``tests/test_guided_synthesis.py`` checks that they
+agree.
 """
 
 from __future__ import annotations
@@ -204,6 +205,14 @@ def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
                           f"bfloat16, on CPU; got {sorted({str(v.dtype) for v in heads})}")
     if h % lh or w % lw or h // lh != w // lw:
         raise VfikitError(f"guided_adacof_synthesis: heads {lh}x{lw} do not divide frames {h}x{w} evenly")
+    # the compiled loop does not check bounds: every shape is checked here
+    expected = {"frame1": (n, 3, h, w), "flow0": (n, 2, h, w), "flow1": (n, 2, h, w), "blend0": (n, 1, h, w),
+                "occlusion": (n, 1, lh, lw), **{f"kernel{k // 3}[{k % 3}]": (n, taps, lh, lw) for k in range(6)}}
+    for (name, shape), tensor in zip(expected.items(), (frame1, flow0, flow1, blend0, occlusion, *heads[:6])):
+        if tuple(tensor.shape) != shape:
+            raise VfikitError(f"guided_adacof_synthesis: {name} has shape {tuple(tensor.shape)}, expected {shape}")
+    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
+        raise VfikitError(f"guided_adacof_synthesis: dilation must be an integer >= 1, got {dilation!r}")
     by, bx = expand_taps(tap_bases(size, dilation, "clean", "adacof"), size)
     ry0, ry1, ly = upsample_index(h, lh)
     cx0, cx1, lx = upsample_index(w, lw)
