@@ -130,3 +130,47 @@ def test_flow_dis_occlusion_reasoning_fills_uncovered_background():
     vis = aux["visibility"]
     assert vis[30, 35, 0] < 0.2 and vis[30, 35, 1] > 0.8  # left strip: only frame1 sees it
     assert vis[30, 74, 0] > 0.8 and vis[30, 74, 1] < 0.2  # right strip: only frame0
+
+
+def test_coarse_start_flow_is_scaled_back_to_full_size():
+    from vfikit.models.classical import _coarse_flow, _dis, _gray_u8
+
+    big = texture(160, 224, seed=7)
+    dx, dy = 12, -6  # frame1(p) = frame0(p - d): the flow 0->1 is +d
+    f0 = big[:, 16:144, 24:200]
+    f1 = big[:, 16 - dy:144 - dy, 24 - dx:200 - dx]
+    g0, g1 = (_gray_u8(f.permute(1, 2, 0).numpy()) for f in (f0, f1))
+    for k in (1, 2):
+        flow = _coarse_flow(_dis(FlowDIS().config), g0, g1, k)
+        assert flow.shape == (128, 176, 2) and flow.dtype == np.float32
+        inner = flow[24:-24, 24:-24]
+        assert abs(np.median(inner[..., 0]) - dx) < 1.0 and abs(np.median(inner[..., 1]) - dy) < 1.0, k
+
+
+def test_init_scale_setting_changes_the_guide_and_is_checked():
+    big = texture(112, 160, seed=8)
+    f0, f1 = big[None, :, 8:104, 8:136], big[None, :, 14:110, 2:130]
+    one_pass, two = FlowDIS(init_scale=None), FlowDIS()
+    assert two.config.init_scale == 2  # the default: a quarter-size DIS starts the full-size one
+    a, b = one_pass(f0, f1), two(f0, f1)
+    assert (a - b).abs().max() > 1e-4  # a different flow...
+    mid = big[None, :, 11:107, 5:133]
+    assert psnr(b[0, :, 8:-8, 8:-8], mid[0, :, 8:-8, 8:-8]) > 35  # ...that still recovers the motion
+    tiny = texture(24, 24, seed=9)[None]  # too small to downscale by 4: one pass, no error
+    torch.testing.assert_close(two(tiny, tiny), one_pass(tiny, tiny), rtol=0, atol=0)
+    for bad in (0, 4, True, 1.5):
+        with pytest.raises(VfikitError, match="init_scale"):
+            FlowDIS(init_scale=bad)
+
+
+def test_guide_flows_do_not_depend_on_the_order_they_are_computed_in():
+    # OpenCV's DIS object keeps state between sizes: reused for the small and the full pass, the second
+    # direction's flow came out wrong by up to 200 px on real frames. Swapping the frames must swap the flows.
+    big = texture(160, 208, seed=11)
+    a = big[:, 8:136, 8:200].permute(1, 2, 0).numpy()
+    b = big[:, 20:148, 2:194].permute(1, 2, 0).numpy()
+    guide = FlowDIS()
+    _, _, f01, f10 = guide._flows(a, b)
+    _, _, g01, g10 = guide._flows(b, a)
+    np.testing.assert_array_equal(f01, g10)
+    np.testing.assert_array_equal(f10, g01)

@@ -70,6 +70,9 @@ class FlowDISConfig:
 
     preset: DIS preset (ultrafast / fast / medium). variational_iterations, finest_scale: DIS
     refinement iterations and finest pyramid level (0 = full resolution; None keeps the preset's).
+    init_scale: k > 0 first runs the same DIS on the frames downscaled by 2**k; that flow, upsampled,
+    starts the full-size DIS (which then descends its whole pyramid again from it: a second,
+    better-started coarse-to-fine pass); None: one pass.
     fb_alpha, fb_beta: forward-backward test
     ``|F01 + F10(x + F01)|^2 <= fb_alpha * (|F01|^2 + |F10(x + F01)|^2) + fb_beta`` (Sundaram et
     al. 2010), softened. splat_beta: sharpness of the softmax splatting weights
@@ -85,6 +88,7 @@ class FlowDISConfig:
     preset: str = "medium"
     variational_iterations: int | None = None
     finest_scale: int | None = 0
+    init_scale: int | None = 2
     fb_alpha: float = 0.01
     fb_beta: float = 0.5
     splat_beta: float = 20.0
@@ -114,6 +118,21 @@ def gray_u8(img: np.ndarray) -> np.ndarray:
 
 
 _dis, _gray_u8 = dis_flow_estimator, gray_u8  # the names FlowDIS uses
+
+
+def _coarse_flow(dis, g0: np.ndarray, g1: np.ndarray, k: int) -> np.ndarray:
+    """DIS flow (H, W, 2) of (H, W) grey frames computed at 1/2**k of their size, upsampled (bilinear) and
+    scaled back: the start of a full-size DIS pass (``calc`` refines a flow of the right size and type)."""
+    import cv2
+
+    h, w = g0.shape
+    small = (max(1, w >> k), max(1, h >> k))
+    s0 = cv2.resize(g0, small, interpolation=cv2.INTER_AREA)
+    s1 = cv2.resize(g1, small, interpolation=cv2.INTER_AREA)
+    flow = cv2.resize(dis.calc(s0, s1, None), (w, h), interpolation=cv2.INTER_LINEAR)
+    flow[..., 0] *= w / small[0]
+    flow[..., 1] *= h / small[1]
+    return flow
 
 
 def _remap(img: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
@@ -177,6 +196,9 @@ class FlowDIS(VFIModel):
         if config.splat_backend not in SPLAT_BACKENDS:
             raise VfikitError(f"flow_dis: splat_backend must be one of {', '.join(SPLAT_BACKENDS)}, "
                               f"got {config.splat_backend!r}")
+        if config.init_scale is not None and (isinstance(config.init_scale, bool)
+                                              or config.init_scale not in (1, 2, 3)):
+            raise VfikitError(f"flow_dis: init_scale must be None, 1, 2 or 3, got {config.init_scale!r}")
         if config.preset not in _PRESETS:
             raise VfikitError(f"flow_dis: unknown DIS preset {config.preset!r}; choose one of {', '.join(_PRESETS)}")
         self.config = config
@@ -218,7 +240,14 @@ class FlowDIS(VFIModel):
         img1 = np.ascontiguousarray(img1, dtype=np.float32)
         dis = _dis(self.config)
         g0, g1 = _gray_u8(img0), _gray_u8(img1)
-        return img0, img1, dis.calc(g0, g1, None), dis.calc(g1, g0, None)
+        k = self.config.init_scale
+        if not k or min(g0.shape) >> k < 8:  # one pass (also for frames too small to downscale)
+            return img0, img1, dis.calc(g0, g1, None), dis.calc(g1, g0, None)
+        # the small pass gets an estimator of its own: an OpenCV DIS object that has computed a flow at one size
+        # returns garbage (flows off by hundreds of pixels) at another
+        small = _dis(self.config)
+        init01, init10 = _coarse_flow(small, g0, g1, k), _coarse_flow(small, g1, g0, k)
+        return img0, img1, dis.calc(g0, g1, init01), dis.calc(g1, g0, init10)
 
     def interpolate_numpy(self, img0: np.ndarray, img1: np.ndarray, t: float):
         """(H, W, 3) float32 RGB frames -> ((H, W, 3) frame at t, :meth:`motion_numpy`'s maps)."""
