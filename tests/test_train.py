@@ -245,3 +245,30 @@ def test_zero_heads_start_from_a_blur_that_still_learns():
     with pytest.raises(VfikitError, match="AdaCoF family"):
         build_model(config_from_dict({"model": {"arch": "sepconv", "zero_heads": True},
                                       "data": {"train": [{"type": "synthetic"}]}}, check_external=False))
+
+
+def test_a_model_started_from_other_widths_reloads_from_its_checkpoints(tmp_path):
+    """`model.init` may hold a network of other widths than the registry's (a compacted or grown model):
+    best.pt and step_*.pt must record the widths the model has, or they cannot be reloaded."""
+    from vfikit.hub import create_model
+    from vfikit.models.guided import GUIDED_WIDTHS
+
+    narrow = {k: [max(2, w // 4) for w in v] for k, v in GUIDED_WIDTHS.items()}
+    start = create_model("guided_adacof_k5", channels=narrow)
+    args = {k: v for k, v in start.model_args.items() if k not in ("convention", "channel_order")}
+    init = tmp_path / "narrow.pt"
+    torch.save({"model": start.state_dict(), "arch": "guided_adacof_k5", "model_args": args}, init)
+    raw = _raw(tmp_path, steps=2, val_every=2, ckpt_every=2)
+    raw["model"] = {"arch": "guided_adacof_k5", "args": {}, "init": str(init)}
+    raw["loss"] = [{"name": "charbonnier", "weight": 1.0}]
+    raw["data"].update(crop=32, val_crop=32)
+    result = train(config_from_dict(raw), log=_quiet)
+    assert result.step == 2
+    out = tmp_path / "run"
+    for name in ("best.pt", "step_000000002.pt"):
+        model = load_trained_model(out / name)  # failed before: the default widths did not fit
+        assert model.model_args["channels"] == narrow
+    state = load_checkpoint(out / "step_000000002.pt")
+    assert state["config_args"] == {} and state["model_args"]["channels"] == narrow
+    raw["train"]["steps"] = 3  # and the run resumes: the config's args still match
+    assert train(config_from_dict(raw), resume="auto", log=_quiet).step == 3

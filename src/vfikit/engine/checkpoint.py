@@ -2,14 +2,17 @@
 
 Layout (``torch.save`` of a dict, loadable with ``weights_only=True``)::
 
-    {"model": state_dict, "arch": str, "model_args": dict, "optimizer": ..., "scheduler": ...,
-     "scaler": ..., "step": int, "config": dict, "vfikit_version": str,
+    {"model": state_dict, "arch": str, "model_args": dict, "config_args": dict, "optimizer": ...,
+     "scheduler": ..., "scaler": ..., "step": int, "config": dict, "vfikit_version": str,
      "rng": {"ranks": [per-rank {"python", "numpy", "torch", "cuda"}], "sampler": {"seed", "next_sample"}},
      "best_val": float | None}
 
 Files in the run folder: ``step_000001000.pt`` (the newest ``keep_last`` are kept; the newest is
 the resume point) and ``best.pt`` (weights with the best validation PSNR: ``model``, ``arch``,
-``model_args``, ``step``, ``metrics``, ``config``, ``vfikit_version``).
+``model_args``, ``config_args``, ``step``, ``metrics``, ``config``, ``vfikit_version``). ``model_args``
+rebuild the model (its own record, :func:`vfikit.engine.train.build_args`: a model started from
+``model.init`` weights may have other widths than the config says); ``config_args`` are the config's
+``model.args``, which a resume must match.
 
 Reading the model out of such a file is the weights code's work: :func:`vfikit.hub.load_trained_model`.
 """

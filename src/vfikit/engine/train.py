@@ -590,7 +590,8 @@ def _save_training_checkpoint(cfg: TrainConfig, out_dir: Path, step: int, ranks:
     state = {
         "model": model.state_dict(),
         "arch": cfg.model.arch,
-        "model_args": dict(cfg.model.args),
+        "model_args": build_args(model, cfg),
+        "config_args": dict(cfg.model.args),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler.is_enabled() else {},
@@ -613,9 +614,10 @@ def _resume_from(
     """Load a checkpoint into the run's objects; returns (the step it reached, its best validation PSNR)."""
     run = cfg.train
     state = load_checkpoint(ckpt_path)
-    if state["arch"] != cfg.model.arch or state["model_args"] != cfg.model.args:
+    held = state.get("config_args", state["model_args"])  # checkpoints before config_args: model_args
+    if state["arch"] != cfg.model.arch or held != cfg.model.args:
         raise VfikitError(
-            f"cannot resume {ckpt_path}: it holds {state['arch']} {state['model_args']}, "
+            f"cannot resume {ckpt_path}: it holds {state['arch']} {held}, "
             f"the config asks for {cfg.model.arch} {cfg.model.args}"
         )
     model.load_state_dict(state["model"])
@@ -687,12 +689,25 @@ def _resolve_resume(resume: str | Path | None, out_dir: Path) -> Path | None:
     return path
 
 
+def build_args(model: nn.Module, cfg: TrainConfig) -> dict[str, Any]:
+    """The arguments that rebuild ``model`` (what ``hub.load_trained_model`` passes to ``create_model``).
+
+    A model started from ``model.init`` weights is built with the arguments its file records, which may
+    differ from ``cfg.model.args`` (a compacted network's widths, a grown stage-II model): its own record
+    (``model.model_args``) wins; models that keep none are rebuilt from the config's arguments.
+    """
+    inner = getattr(model, "module", model)  # DDP / weight-average wrappers
+    own = getattr(inner, "model_args", None)
+    return dict(own) if isinstance(own, dict) else dict(cfg.model.args)
+
+
 def _save_best(out_dir: Path, model: nn.Module, cfg: TrainConfig, step: int, metrics: dict[str, float]) -> Path:
     """``best.pt``: the model with the best validation PSNR (weights + how to rebuild it)."""
     path = out_dir / "best.pt"
     with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "arch": cfg.model.arch, "model_args": dict(cfg.model.args),
-                    "step": step, "metrics": metrics, "config": to_dict(cfg), "vfikit_version": __version__}, tmp)
+        torch.save({"model": model.state_dict(), "arch": cfg.model.arch, "model_args": build_args(model, cfg),
+                    "config_args": dict(cfg.model.args), "step": step, "metrics": metrics, "config": to_dict(cfg),
+                    "vfikit_version": __version__}, tmp)
     return path
 
 

@@ -241,7 +241,7 @@ class FlowDIS(VFIModel):
         dis = _dis(self.config)
         g0, g1 = _gray_u8(img0), _gray_u8(img1)
         k = self.config.init_scale
-        if not k or min(g0.shape) >> k < 8:  # one pass (also for frames too small to downscale)
+        if not k or min(g0.shape) >> k < 16:  # one pass (also for frames too small to downscale: DIS needs 12 px)
             return img0, img1, dis.calc(g0, g1, None), dis.calc(g1, g0, None)
         # the small pass gets an estimator of its own: an OpenCV DIS object that has computed a flow at one size
         # returns garbage (flows off by hundreds of pixels) at another
