@@ -452,7 +452,7 @@ def _shipped(arch: str, psnr: float, ssim: float, training: str) -> WeightSpec:
     family="guided",
     params=2_097_479,
     description="AdaCoF kernels (F=5, D=1) placed by OpenCV DIS flow, corrected by a light U-Net (vfikit's own)",
-    weights=(_shipped("guided_adacof_k5", 35.516, 0.9584,
+    weights=(_shipped("guided_adacof_k5", 35.529, 0.9580,
                       "recipe vfikit_guided_adacof_k5, 8,000 steps, 1.06 h"),),
 )
 def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
@@ -464,7 +464,7 @@ def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
     "guided_adacof_k5_fast",
     family="guided",
     params=2_097_479,
-    weights=(_shipped("guided_adacof_k5_fast", 35.416, 0.9580,
+    weights=(_shipped("guided_adacof_k5_fast", 35.430, 0.9576,
                       "recipe vfikit_guided_adacof_k5_fast, 2,400 steps from guided_adacof_k5.vfikit"),),
     description="guided_adacof_k5 with its U-Net and heads at half resolution (net_downscale=2, about 4x fewer "
                 "multiply-adds; guide and sampling at full resolution), the CPU speed option (vfikit's own)",
