@@ -87,15 +87,10 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, on
 
         x0, x1, p0, p1, pv = (padded(x) for x in (f0, f1, ft0, ft1, vis))
         if model._use_fused(x0, False):  # the compiled pass that forward runs on CPU (upsampling included)
-            from vfikit.ops.guided_synthesis import guided_adacof_synthesis
-
             b0 = padded(model._guide(f0, f1, tt)[3])
             low, _ = model._trunk_outputs(x0, x1, p0, p1, pv, tt, full_size=False)
-            kernels = [(model._tap_weights(low[f"weight{k}"]), low[f"offset_y{k}"], low[f"offset_x{k}"])
-                       for k in (1, 2)]
             fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt, full_size=False)
-            fns["sampling"] = lambda: guided_adacof_synthesis(x0, x1, *kernels, low["occlusion"], p0, p1, b0,
-                                                              model.dilation)
+            fns["sampling"] = lambda: model._fused_frame(x0, x1, p0, p1, b0, low)
         else:
             outs, _ = model._trunk_outputs(x0, x1, p0, p1, pv, tt)
             fns["network"] = lambda: model._trunk_outputs(x0, x1, p0, p1, pv, tt)

@@ -119,8 +119,6 @@ class Interpolator:
         if not isinstance(model, nn.Module):
             raise VfikitTypeError(f"model must be an nn.Module or a registry name, got {type(model).__name__}")
         require_trained(model, allow_untrained=allow_untrained)
-        if precision != "auto":
-            precision_dtype(precision)  # refuses unknown names
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 1 <= max_depth <= 20:
             raise VfikitError(f"max_depth must be an integer in [1, 20], got {max_depth!r}")
         if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:

@@ -28,7 +28,7 @@ from vfikit import __version__
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.image_files import IMAGE_SUFFIXES, write_image
 from vfikit.metrics import HIGHER_IS_BETTER, LPIPS, PROTOCOL, compute_metrics
-from vfikit.runtime import atomic_path, resolve_device, write_text_atomic
+from vfikit.runtime import atomic_path, resolve_device, resolve_precision, write_text_atomic
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
@@ -68,7 +68,6 @@ def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch
                 )
             return interp(frame0, frame1, t)
 
-        predict.precision = interp.precision  # what "auto" resolved to, for the summary
         return predict
     if callable(model):
 
@@ -162,6 +161,8 @@ def evaluate(
     dev = resolve_device(device)
     if lpips is not None:
         lpips = lpips.to(dev)
+    if isinstance(model, nn.Module):  # "auto" resolved once, as the Interpolator does: the summary records it
+        precision = resolve_precision(precision, dev, model)
     predict = make_predictor(model, dev, precision)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     out_dir = Path(save_outputs) if save_outputs is not None else None
@@ -210,7 +211,7 @@ def evaluate(
         "higher_is_better": {m: HIGHER_IS_BETTER[m] for m in metrics},
         "seconds_per_frame": {"mean": _mean(times), "median": float(statistics.median(times)) if times else math.nan,
                               "note": "model call only (first frame includes warm-up), device-synchronised"},
-        "device": {**device_description(dev), "precision": getattr(predict, "precision", precision)},
+        "device": {**device_description(dev), "precision": precision},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return EvalReport(rows, summary, metrics)

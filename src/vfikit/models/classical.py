@@ -147,13 +147,17 @@ def _coarse_flow(dis, g0: np.ndarray, g1: np.ndarray, k: int) -> np.ndarray:
     return flow
 
 
-def _remap(img: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
-    """Bilinear backward warp: out(p) = img(p + f(p)), border replicate."""
+def _remap(img: np.ndarray, fx: np.ndarray, fy: np.ndarray, *more: np.ndarray):
+    """Bilinear backward warp: out(p) = img(p + f(p)), border replicate. With ``more`` images, every one is
+    warped with the same sampling map (built once) and a list is returned."""
     import cv2
 
     h, w = fx.shape
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, gx + fx, gy + fy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mx, my = gx + fx, gy + fy
+    out = [cv2.remap(a, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+           for a in (img, *more)]
+    return out if more else out[0]
 
 
 def _fill_holes(out: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -289,10 +293,10 @@ class FlowDIS(VFIModel):
         h, w, _ = img0.shape
         # occ: a frame0 pixel not visible in frame1 (forward-backward test) and vice versa;
         # err: photometric consistency of each pixel with its match in the other frame
-        occ0, err0 = consistency(f01, _remap(f10, f01[..., 0], f01[..., 1]), img0,
-                                 _remap(img1, f01[..., 0], f01[..., 1]), cfg.fb_alpha, cfg.fb_beta, cfg.splat_backend)
-        occ1, err1 = consistency(f10, _remap(f01, f10[..., 0], f10[..., 1]), img1,
-                                 _remap(img0, f10[..., 0], f10[..., 1]), cfg.fb_alpha, cfg.fb_beta, cfg.splat_backend)
+        back01, warp1 = _remap(f10, f01[..., 0], f01[..., 1], img1)  # frame1's flow and colour at x + F01
+        back10, warp0 = _remap(f01, f10[..., 0], f10[..., 1], img0)
+        occ0, err0 = consistency(f01, back01, img0, warp1, cfg.fb_alpha, cfg.fb_beta, cfg.splat_backend)
+        occ1, err1 = consistency(f10, back10, img1, warp0, cfg.fb_alpha, cfg.fb_beta, cfg.splat_backend)
 
         # frames nearer in time are more reliable sources for their side (see vfikit.ops.splat.splat_motion)
         splatted, known = splat_motion(f01, f10, occ0, occ1, err0, err1, t, cfg.splat_beta,

@@ -95,6 +95,8 @@ class _GuidedBase(KernelVFIModel, ABC):
     family = "guided"
     arch_name = "guided"
     uncounted_work = "OpenCV DIS flow and splatting of the guide (numpy/OpenCV, not torch)"
+    fused = False  # True: one compiled pass for sampling and blending at CPU inference (GuidedAdaCoF)
+    cpu_bf16 = False  # True: precision "auto" runs the network in bf16 on native-bf16 CPUs (measured safe)
     default_widths: dict[str, list[int]] = GUIDED_WIDTHS
 
     def __init__(self, *, kernel_size: int, dilation: int = 1, channels: Mapping[str, Any] | None = None,
@@ -199,14 +201,22 @@ class _GuidedBase(KernelVFIModel, ABC):
                     for k, v in outs.items()}, encoder
         return {k: v.contiguous() for k, v in outs.items()}, encoder
 
-    fused = False  # GuidedAdaCoF: one compiled pass for sampling and blending at CPU inference
-
     def _use_fused(self, x: torch.Tensor, return_aux: bool) -> bool:
         """True where :func:`vfikit.ops.guided_synthesis.guided_adacof_synthesis` computes this forward:
         a model that supports it, float32 on CPU, no gradients, no aux, and the ops backend numba (the
         ``reference`` backend, e.g. ``VFIKIT_OPS_BACKEND=reference``, keeps the unfused path)."""
         return (self.fused and not return_aux and not torch.is_grad_enabled() and x.device.type == "cpu"
                 and x.dtype == torch.float32 and resolve_backend(None, x.device) == "numba")
+
+    def _fused_frame(self, x0, x1, f0, f1, b0, outs) -> torch.Tensor:
+        """The blended frame (B, 3, Hp, Wp) from padded frames, flows, blend weight and the heads as
+        ``_trunk_outputs(..., full_size=False)`` returns them (float32 or bf16, any layout), in one compiled
+        pass that also forms the signed taps (``_tap_weights``) from the raw weight heads."""
+        from vfikit.ops.guided_synthesis import guided_adacof_synthesis  # numba compiles lazily
+
+        kernels = [(outs[f"weight{k}"], outs[f"offset_y{k}"], outs[f"offset_x{k}"]) for k in (1, 2)]
+        return guided_adacof_synthesis(x0, x1, *kernels, outs["occlusion"], f0, f1, b0, self.dilation,
+                                       signed_taps=True)
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float | torch.Tensor | None = None,
                 return_aux: bool = False):
@@ -226,16 +236,8 @@ class _GuidedBase(KernelVFIModel, ABC):
         x0, x1 = padded(frame0), padded(frame1)
         f0, f1, vis_p, b0_p = padded(ft0), padded(ft1), padded(vis), padded(b0)
         if self._use_fused(x0, return_aux):  # the same frame, fused; the unfused path below is its twin
-            from vfikit.ops.guided_synthesis import guided_adacof_synthesis  # numba compiles lazily
-
             outs, _ = self._trunk_outputs(x0, x1, f0, f1, vis_p, tt, full_size=False)
-            # float32, or bfloat16 under autocast: the pass reads either as it is and computes in float32
-            outs = {k: v if v.dtype == torch.bfloat16 else v.float() for k, v in outs.items()}
-            kernels = [(outs[f"weight{k}"], outs[f"offset_y{k}"], outs[f"offset_x{k}"]) for k in (1, 2)]
-            # raw weight heads: the pass forms the signed taps (GuidedAdaCoF._tap_weights) itself
-            out = guided_adacof_synthesis(x0, x1, *kernels, outs["occlusion"], f0, f1, b0_p, self.dilation,
-                                          signed_taps=True)
-            return out[..., :h, :w]
+            return self._fused_frame(x0, x1, f0, f1, b0_p, outs)[..., :h, :w]
         outs, encoder = self._trunk_outputs(x0, x1, f0, f1, vis_p, tt)
         occlusion = torch.sigmoid(torch.logit(b0_p) + outs["occlusion"])
         out0, out1, kernels = self._synthesise(x0, x1, f0, f1, outs)
