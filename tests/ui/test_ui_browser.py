@@ -183,7 +183,9 @@ def test_image_pair_preview_and_4x(page, inputs, tmp_path: Path) -> None:
 
 def test_corrupt_file_shows_the_cli_message(page, inputs, tmp_path: Path) -> None:
     upload(page, inputs["bad"])
-    page.wait_for_function("document.querySelector('#vfikit-error').innerText.includes('broken.mp4')")
+    # Gradio overlays its timer ("processing | 0.1/0.1s") on the element while the event finishes: wait it out
+    page.wait_for_function("(() => { const t = document.querySelector('#vfikit-error').innerText;"
+                           " return t.includes('broken.mp4') && !/processing \\| [0-9.]+/.test(t); })()")
     text = page.inner_text("#vfikit-error")
     assert text.startswith("cannot read broken.mp4 as a video"), text
     assert "Traceback" not in text and "vfikit-ui-" not in text  # no stack trace, no private path
