@@ -52,12 +52,22 @@ def real_pair(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         return rng.random((height, width, 3), np.float32), rng.random((height, width, 3), np.float32)
 
 
-def load(name: str) -> torch.nn.Module:
+def load(spec: str) -> torch.nn.Module:
+    """A model from ``name`` or ``name@key=value,...``: guide settings (FlowDISConfig fields) that replace the
+    defaults, so one run can time a model beside its own previous setting (``...@large_side=None``)."""
+    import ast
+
+    name, _, settings = spec.partition("@")
+    flow = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in settings.split(",") if item)}
     if name.endswith(".pt") and os.path.isfile(name):
         from vfikit.hub import load_trained_model
 
+        if flow:
+            raise SystemExit("guide settings apply to registry models, not to checkpoints")
         return load_trained_model(name)
-    return create_model(name)
+    if not flow:
+        return create_model(name)
+    return create_model(name, **flow) if name.startswith("flow_dis") else create_model(name, flow=flow)
 
 
 def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, onnx: bool = False,

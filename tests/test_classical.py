@@ -176,3 +176,28 @@ def test_guide_flows_do_not_depend_on_the_order_they_are_computed_in():
     _, _, g01, g10 = guide._flows(b, a)
     np.testing.assert_array_equal(f01, g10)
     np.testing.assert_array_equal(f10, g01)
+
+
+def test_large_frames_drop_the_variational_refinement_of_the_full_size_pass():
+    big = texture(112, 160, seed=12)
+    f0, f1 = big[None, :, 8:104, 8:136], big[None, :, 14:110, 2:130]  # 96 x 128
+    default, no_rule = FlowDIS(), FlowDIS(large_side=None)
+    assert default.config.large_side == 720 and default.config.large_variational_iterations == 0
+    # under the threshold the rule changes nothing: the same frame to the bit
+    torch.testing.assert_close(FlowDIS(large_side=97)(f0, f1), no_rule(f0, f1), rtol=0, atol=0)
+    # at the threshold the full-size pass (not the small one that starts it) runs without refinement
+    from vfikit.models.classical import FlowDISConfig, _coarse_flow, _dis, _dis_flow, _gray_u8
+
+    g0, g1 = (_gray_u8(f[0].permute(1, 2, 0).numpy()) for f in (f0, f1))
+    plain = FlowDISConfig(large_side=None)
+    by_hand = _dis(FlowDISConfig(variational_iterations=0)).calc(g0, g1, _coarse_flow(_dis(plain), g0, g1, 2))
+    np.testing.assert_array_equal(_dis_flow(FlowDISConfig(large_side=96), g0, g1), by_hand)
+    assert np.abs(by_hand - _dis_flow(plain, g0, g1)).max() > 1e-3
+    at = FlowDIS(large_side=96)(f0, f1)
+    assert (at - no_rule(f0, f1)).abs().max() > 1e-4
+    mid = big[None, :, 11:107, 5:133]
+    assert psnr(at[0, :, 8:-8, 8:-8], mid[0, :, 8:-8, 8:-8]) > 35  # still recovers the motion
+    for name, bad in (("large_side", 0), ("large_side", True), ("large_variational_iterations", -1),
+                      ("variational_iterations", -2)):
+        with pytest.raises(VfikitError, match=name):
+            FlowDIS(**{name: bad})

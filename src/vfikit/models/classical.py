@@ -16,7 +16,7 @@ Neither has parameters; both take any t in [0, 1] (``arbitrary_t = True``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -97,6 +97,8 @@ class FlowDISConfig:
     occlusion: bool = True
     occlusion_strength: float = 0.5
     splat_backend: str = "numba"
+    large_side: int | None = 720
+    large_variational_iterations: int | None = 0
 
 
 def dis_flow_estimator(cfg: FlowDISConfig):
@@ -126,10 +128,17 @@ def _dis_flow(cfg: FlowDISConfig, g0: np.ndarray, g1: np.ndarray) -> np.ndarray:
     its own estimators, so calls may run on several threads at once; the small pass has one of its own too,
     because an OpenCV DIS object that has computed a flow at one size returns garbage (flows off by hundreds
     of pixels) at another."""
-    full, k = _dis(cfg), cfg.init_scale
+    full, k = _dis(_full_size_settings(cfg, g0.shape)), cfg.init_scale
     if not k or min(g0.shape) >> k < 16:
         return full.calc(g0, g1, None)
     return full.calc(g0, g1, _coarse_flow(_dis(cfg), g0, g1, k))
+
+
+def _full_size_settings(cfg: FlowDISConfig, shape: tuple[int, ...]) -> FlowDISConfig:
+    """``cfg`` with the large-frame refinement setting where the frame's shorter side reaches ``large_side``."""
+    if cfg.large_side is None or min(shape[:2]) < cfg.large_side:
+        return cfg
+    return replace(cfg, variational_iterations=cfg.large_variational_iterations)
 
 
 def _coarse_flow(dis, g0: np.ndarray, g1: np.ndarray, k: int) -> np.ndarray:
@@ -215,6 +224,11 @@ class FlowDIS(VFIModel):
         if config.init_scale is not None and (isinstance(config.init_scale, bool)
                                               or config.init_scale not in (1, 2, 3)):
             raise VfikitError(f"flow_dis: init_scale must be None, 1, 2 or 3, got {config.init_scale!r}")
+        if config.large_side is not None and (isinstance(config.large_side, bool) or int(config.large_side) < 1):
+            raise VfikitError(f"flow_dis: large_side must be None or a positive size, got {config.large_side!r}")
+        for name in ("variational_iterations", "large_variational_iterations"):
+            if getattr(config, name) is not None and int(getattr(config, name)) < 0:
+                raise VfikitError(f"flow_dis: {name} must be None or >= 0, got {getattr(config, name)!r}")
         if config.preset not in _PRESETS:
             raise VfikitError(f"flow_dis: unknown DIS preset {config.preset!r}; choose one of {', '.join(_PRESETS)}")
         self.config = config
