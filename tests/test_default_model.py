@@ -32,3 +32,33 @@ def test_no_weights_means_a_clear_error_asking_for_a_model(monkeypatch):
     _shipping(monkeypatch)
     with pytest.raises(VfikitError, match="--model"):
         defaults.default_model("cpu")
+
+
+def test_the_default_hands_large_frames_to_its_speed_option_when_it_ships():
+    from vfikit.runtime import packaged_weights
+
+    if packaged_weights("guided_adacof_k5.vfikit") is None or packaged_weights("guided_adacof_k5_fast.vfikit") is None:
+        pytest.skip("the two guided models' weights do not ship in this checkout")
+    ip = defaults.build_interpolator(None, precision="fp32")
+    side, large = ip.large_frames
+    assert side == 720 and large.vfikit_arch == "guided_adacof_k5_fast" and ip.model.vfikit_arch == "guided_adacof_k5"
+    assert ip.model_for(719, 1280) is ip.model and ip.model_for(720, 1280) is large
+    assert "guided_adacof_k5_fast for frames of 720 px" in defaults.describe_interpolator(ip)
+    named = defaults.build_interpolator("guided_adacof_k5.vfikit", precision="fp32")  # --model: that model only
+    assert named.large_frames is None and named.model_for(1080, 1920) is named.model
+    assert defaults.describe_interpolator(named) == "guided_adacof_k5"
+
+
+def test_the_job_says_when_large_frames_run_the_other_model(capsys):
+    import torch
+
+    from vfikit.video.jobs import _check_model_size
+
+    class Fake:
+        model = torch.nn.Identity()
+        large_frames = (720, torch.nn.Identity())
+
+    _check_model_size(Fake(), (1280, 719))
+    assert "720 px" not in capsys.readouterr().err
+    _check_model_size(Fake(), (1280, 720))
+    assert "frames are 1280x720: interpolated by Identity" in capsys.readouterr().err

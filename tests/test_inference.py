@@ -325,3 +325,26 @@ def test_native_cpu_bf16_reads_the_cpu_flags(monkeypatch):
     assert runtime.native_cpu_bf16() is False
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     assert runtime.native_cpu_bf16() is True
+
+
+class AnyTBlur(LocalBlur):
+    arbitrary_t = True  # (ignores t)
+
+
+def test_large_frames_run_the_second_model_chosen_on_the_whole_frame():
+    """Frames whose shorter side reaches min_side run the second model, before tiling: every tile of a large
+    frame (even an edge tile smaller than min_side) runs it, and smaller frames keep the first."""
+    ip = Interpolator(Lerp(), device="cpu", tile=64, tile_overlap=16, large_frames=(100, AnyTBlur()))
+    small, large = frames(1, 3, 99, 150, seed=5), frames(1, 3, 100, 150, seed=6)
+    torch.testing.assert_close(ip(*small, 0.25), Interpolator(Lerp(), device="cpu", tile=64)(*small, 0.25))
+    blur = Interpolator(AnyTBlur(), device="cpu", tile=64, tile_overlap=16)
+    torch.testing.assert_close(ip(*large), blur(*large), rtol=0, atol=0)
+    assert (ip(*large) - Interpolator(Lerp(), device="cpu")(*large)).abs().max() > 0.1
+    assert ip.model_for(99, 500) is ip.model and ip.model_for(100, 100) is ip.large_frames[1]
+
+
+def test_large_frames_argument_errors():
+    for bad, match in (((0, Lerp()), "min_side"), ((True, Lerp()), "min_side"), ((100, "lerp"), "nn.Module"),
+                       ((100,), "pair"), ((100, Midpoint()), "handle t alike")):
+        with pytest.raises((VfikitError, TypeError), match=match):
+            Interpolator(Lerp(), device="cpu", large_frames=bad)

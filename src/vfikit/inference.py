@@ -105,11 +105,15 @@ class Interpolator:
         allow_untrained: accept a learned model whose trained weights were never loaded (its frames are
             garbage; for tests and research). By default such a model is refused with a
             :class:`VfikitError` (see :func:`vfikit.models.base.require_trained`).
+        large_frames: ``(min_side, model)``: frames whose shorter side is at least ``min_side`` px run this
+            second model instead (chosen on the whole frame, before tiling; same time handling and
+            precision as ``model``). The video tool's default uses it (docs/benchmarks.md).
     """
 
     def __init__(self, model: nn.Module | str, *, weights: str | None = None, device: str | torch.device = "auto",
                  precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
-                 min_side: int = 17, channels_last: bool | None = None, allow_untrained: bool = False) -> None:
+                 min_side: int = 17, channels_last: bool | None = None, allow_untrained: bool = False,
+                 large_frames: tuple[int, nn.Module] | None = None) -> None:
         if isinstance(model, str):
             from vfikit.hub import create_model
 
@@ -133,11 +137,36 @@ class Interpolator:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, memory_format=self.memory_format)
         self.arbitrary_t = bool(getattr(model, "arbitrary_t", False))
+        self.large_frames = self._check_large_frames(large_frames, precision, allow_untrained)
         self.max_depth = max_depth
         self.min_side = min_side
         self.tile_overlap = tile_overlap
         self.tile = self._check_tile(tile)
         self._auto_tile: int | None = None  # learnt by tile="auto" after an out-of-memory error
+
+    def _check_large_frames(self, large_frames, precision: str, allow_untrained: bool):
+        """The checked ``(min_side, model)`` pair, the model on this device, or None."""
+        if large_frames is None:
+            return None
+        if not isinstance(large_frames, tuple) or len(large_frames) != 2:
+            raise VfikitTypeError("large_frames must be a (min_side, model) pair")
+        side, large = large_frames
+        if isinstance(side, bool) or not isinstance(side, int) or side < 1:
+            raise VfikitError(f"large_frames: min_side must be a positive integer, got {side!r}")
+        if not isinstance(large, nn.Module):
+            raise VfikitTypeError(f"large_frames: the model must be an nn.Module, got {type(large).__name__}")
+        require_trained(large, allow_untrained=allow_untrained)
+        if bool(getattr(large, "arbitrary_t", False)) != self.arbitrary_t:
+            raise VfikitError("large_frames: the two models must handle t alike (both any t, or both midpoint only)")
+        if resolve_precision(precision, self.device, large) != self.precision:
+            raise VfikitError("large_frames: the two models must run in the same precision")
+        return side, large.eval().to(self.device, memory_format=self.memory_format)
+
+    def model_for(self, height: int, width: int) -> nn.Module:
+        """The model that frames of this size run (``large_frames``' model from its size on)."""
+        if self.large_frames is not None and min(height, width) >= self.large_frames[0]:
+            return self.large_frames[1]
+        return self.model
 
     @staticmethod
     def _check_tile(tile: int | str | None) -> int | str | None:
@@ -239,10 +268,10 @@ class Interpolator:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _model(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:
+    def _model(self, net: nn.Module, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:
         f0, f1 = f0.contiguous(memory_format=self.memory_format), f1.contiguous(memory_format=self.memory_format)
         with self._autocast():
-            out = self.model(f0, f1) if t is None or t == 0.5 else self.model(f0, f1, t)
+            out = net(f0, f1) if t is None or t == 0.5 else net(f0, f1, t)
         if isinstance(out, tuple):
             out = out[0]
         return out.float().clamp(0, 1).contiguous()
@@ -254,7 +283,7 @@ class Interpolator:
         if ph or pw:
             f0 = F.pad(f0, (0, pw, 0, ph), mode="replicate")
             f1 = F.pad(f1, (0, pw, 0, ph), mode="replicate")
-        out = self._tiled(f0, f1, t)
+        out = self._tiled(self.model_for(h, w), f0, f1, t)
         return out[..., :h, :w]
 
     def _tile_size(self, h: int, w: int) -> int | None:
@@ -268,14 +297,14 @@ class Interpolator:
             return None
         return int(self.tile)
 
-    def _tiled(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:
+    def _tiled(self, net: nn.Module, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:
         h, w = f0.shape[-2:]
         while True:
             tile = self._tile_size(h, w)
             try:
                 if tile is None or (h <= tile and w <= tile):
-                    return self._model(f0, f1, t)
-                return self._run_tiles(f0, f1, t, tile)
+                    return self._model(net, f0, f1, t)
+                return self._run_tiles(net, f0, f1, t, tile)
             except torch.OutOfMemoryError:
                 if self.tile != "auto":
                     raise
@@ -287,7 +316,8 @@ class Interpolator:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
 
-    def _run_tiles(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None, tile: int) -> torch.Tensor:
+    def _run_tiles(self, net: nn.Module, f0: torch.Tensor, f1: torch.Tensor, t: float | None,
+                   tile: int) -> torch.Tensor:
         b, _, h, w = f0.shape
         overlap = min(self.tile_overlap, tile // 2)
         out = torch.zeros(b, 3, h, w, device=f0.device)
@@ -298,7 +328,7 @@ class Interpolator:
             for x in tile_starts(w, tile, overlap):
                 tw = min(tile, w)
                 wx = feather(tw, x, w, overlap, f0.device)
-                pred = self._model(f0[..., y:y + th, x:x + tw], f1[..., y:y + th, x:x + tw], t)
+                pred = self._model(net, f0[..., y:y + th, x:x + tw], f1[..., y:y + th, x:x + tw], t)
                 wt = (wy[:, None] * wx[None, :])[None, None]
                 out[..., y:y + th, x:x + tw] += pred * wt
                 weight[..., y:y + th, x:x + tw] += wt

@@ -7,6 +7,12 @@ The default is a model whose trained weights ship inside the package (``vfikit/w
 * on GPU, ``cdfi`` (the most accurate kernel-based model of the papers), then ``guided_adacof_k5``,
   then the compressed AdaCoF.
 
+On frames whose shorter side is 720 px or more the CPU/GPU default ``guided_adacof_k5`` hands over to
+``guided_adacof_k5_fast`` (its speed option, when it ships): on full-size 720p held-out footage the default's
+weights score no better than their own DIS guide, while the speed option's gain 0.07 to 0.22 dB and run
+25% faster (docs/benchmarks.md). Smaller frames (and Middlebury, where the default is 0.10 dB ahead) keep
+``guided_adacof_k5``. The choice is per frame size, made on the whole frame before any tiling.
+
 Only files present in ``vfikit/weights/`` count; ``--model`` always overrides the choice. A vfikit
 file given with ``--weights`` and no ``--model`` names its own architecture; any other weights file
 needs ``--model`` (it is refused, never ignored).
@@ -28,6 +34,8 @@ _PREFERENCE = {
     "cpu": ["guided_adacof_k5", "compressed_adacof_k5_d1", "cdfi"],
     "gpu": ["cdfi", "guided_adacof_k5", "compressed_adacof_k5_d1"],
 }
+# default architecture -> (shorter side in px from which, the architecture that serves those frames)
+LARGE_FRAMES = {"guided_adacof_k5": (720, "guided_adacof_k5_fast")}
 BACKENDS = ("torch", "onnx")
 DEFAULT_BISECT_DEPTH = 3
 
@@ -70,27 +78,34 @@ def build_interpolator(
 
     if weights is not None and not Path(weights).is_file():
         raise VfikitError(f"weights file not found: {weights}")
+    large = None  # (min side, architecture) of the default's model for large frames
     if model is None and weights is not None:
         name = weights_model(weights)
     elif model is None:  # the default's weights are a packaged file: load it by path
         arch = split_name(default_model(device))[0]
         name, weights = arch, packaged_weights(f"{arch}.vfikit")
+        if arch in LARGE_FRAMES and packaged_weights(f"{LARGE_FRAMES[arch][1]}.vfikit") is not None:
+            large = LARGE_FRAMES[arch]
     else:
         name = model
     if backend not in BACKENDS:
         raise VfikitError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "onnx" and (not str(device).startswith("cpu") or precision not in ("fp32", "auto")):
         raise VfikitError("--backend onnx runs on the CPU in fp32 (give --device cpu, no --fp16/--bf16)")
-    net = create_model(name, weights=weights)
+    nets = [create_model(name, weights=weights)]
+    if large is not None:
+        nets.append(create_model(large[1], weights=packaged_weights(f"{large[1]}.vfikit")))
     if backend == "onnx":  # (an untrained network is refused by the Interpolator below)
         from vfikit.models.onnx_network import use_onnx_runtime
 
-        use_onnx_runtime(net)
+        for net in nets:
+            use_onnx_runtime(net)
         precision = "fp32"  # ONNX Runtime runs the network in float32
     from vfikit.inference import Interpolator
 
-    return Interpolator(net, device=device, precision=precision, tile=tile, max_depth=max_depth,
-                        allow_untrained=allow_untrained)
+    return Interpolator(nets[0], device=device, precision=precision, tile=tile, max_depth=max_depth,
+                        allow_untrained=allow_untrained,
+                        large_frames=None if large is None else (large[0], nets[1]))
 
 
 def weights_model(weights: str | Path) -> str:
@@ -107,6 +122,13 @@ def weights_model(weights: str | Path) -> str:
 
 
 def describe_interpolator(interpolator: Any) -> str:
-    """A short name for messages: the model's registry name when known."""
+    """A short name for messages: the model's registry name when known, and the model for large frames."""
+    def name(model: Any) -> str:
+        return str(getattr(model, "vfikit_arch", None) or type(model).__name__)
+
     model = getattr(interpolator, "model", None)
-    return str(getattr(model, "vfikit_arch", None) or type(model or interpolator).__name__)
+    text = name(model if model is not None else interpolator)
+    large = getattr(interpolator, "large_frames", None)
+    if large is not None:
+        text += f" ({name(large[1])} for frames of {large[0]} px and more)"
+    return text

@@ -195,6 +195,11 @@ def _check_model_size(interpolator: Any, size: tuple[int, int]) -> None:
     model = getattr(interpolator, "model", interpolator)
     minimum = getattr(model, "min_size", None) or getattr(interpolator, "min_size", None)
     width, height = size
+    large = getattr(interpolator, "large_frames", None)
+    if large is not None and min(width, height) >= large[0]:
+        arch = getattr(large[1], "vfikit_arch", type(large[1]).__name__)
+        note(f"frames are {width}x{height}: interpolated by {arch}, the default's model for frames of "
+             f"{large[0]} px and more (--model chooses another)")
     if minimum and (width < minimum or height < minimum):
         raise VfikitError(f"frames are {width}x{height} but {describe_interpolator(interpolator)} needs at least "
                           f"{minimum}x{minimum} pixels")
