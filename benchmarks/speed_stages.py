@@ -140,6 +140,17 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, on
     return fns
 
 
+def default_fns(a: np.ndarray, b: np.ndarray, t: float) -> dict:
+    """The video tool's default (no --model) as it runs: ``build_interpolator(None)``, precision auto,
+    including its choice of model by frame size."""
+    from vfikit.video.defaults import build_interpolator
+
+    ip = build_interpolator(None)
+    f0 = torch.from_numpy(a).permute(2, 0, 1)[None]
+    f1 = torch.from_numpy(b).permute(2, 0, 1)[None]
+    return {"total (as vfikit interpolate)": lambda: ip(f0, f1, t)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["guided_adacof_k5.vfikit", "flow_dis"])
@@ -160,7 +171,8 @@ def main() -> int:
         for size in args.sizes:
             width, height = (int(v) for v in size.lower().split("x"))
             a, b = real_pair(width, height)
-            cases = {name: stage_fns(load(name).eval(), a, b, args.t, args.onnx, args.bf16) for name in args.models}
+            cases = {name: default_fns(a, b, args.t) if name == "default" else
+                     stage_fns(load(name).eval(), a, b, args.t, args.onnx, args.bf16) for name in args.models}
             for fns in cases.values():
                 for fn in fns.values():
                     fn()  # warm-up (numba compilation, allocator)
