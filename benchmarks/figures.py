@@ -35,7 +35,8 @@ RESULTS = HERE / "results"
 SPEED_FILES = (RESULTS / "zoo_cpu.md", RESULTS / "guided_cpu.md")
 CPU_BUDGET_S = 2.0  # docs/weights.md: "meet the 2 s per 640x480 frame budget on this CPU"
 LABEL_OFFSETS = {  # points (x, y) for labels that would overlap their neighbours
-    "guided_adacof_k5": (-6, 4), "compressed_adacof_k5_d1": (4, -11), "adacof_k5_d1": (-5, 6),
+    "guided_adacof_k5": (3, 5), "guided_adacof_k5_fast": (-6, 5), "flow_dis": (5, -11),
+    "compressed_adacof_k5_d1": (4, -11), "adacof_k5_d1": (-5, 13),
     "sepconv": (4, 5), "cdfi": (-6, 4),
 }
 COLUMNS = (("overlay", "frame average"), ("flow_dis", "flow_dis"), (None, "default"), ("gt", "ground truth"))
@@ -60,7 +61,7 @@ def crops_figure(root: Path, sequences: list[str], out: Path, crop: tuple[int, i
     from vfikit.video.defaults import build_interpolator, describe_interpolator
 
     models = {name: build_interpolator(name, device="cpu") for name, _ in COLUMNS if name != "gt"}
-    default_name = describe_interpolator(models[None])
+    default_name = describe_interpolator(models[None]).split(" (")[0]  # (Middlebury frames are under 720 px)
     ch, cw = crop
     left, top, gap, band = 22, 26, 6, 30  # pixels: row label, title, between crops, caption above each crop
     width, height = left + len(COLUMNS) * (cw + gap), top + len(sequences) * (ch + band) + gap
@@ -109,7 +110,7 @@ def read_speeds(paths: tuple[Path, ...] = SPEED_FILES, size: str = "640x480") ->
                 header = cells
                 continue
             row = dict(zip(header, cells))
-            if row.get("size") == size and row.get("device") == "cpu":
+            if row.get("size") == size and row.get("device", "").split(" ")[0] == "cpu":  # "cpu (bf16)" too
                 speeds[row["model"]] = float(row["median ms"]) / 1000.0
     return speeds
 
@@ -121,7 +122,8 @@ def read_quality() -> dict[str, tuple[float, str]]:
     quality: dict[str, tuple[float, str]] = {}
     for path in sorted((RESULTS / "middlebury").glob("*_summary.json")):
         summary = json.loads(path.read_text())
-        quality[summary["model"]] = (summary["metrics"]["psnr"], "measured")
+        name = summary["model"]  # the shipped models were evaluated as "<arch>.vfikit"
+        quality[name.removesuffix(".vfikit")] = (summary["metrics"]["psnr"], "measured")
     for name in list_models(pretrained=True):
         arch, tag = split_name(name)
         if arch in quality or tag != "official":

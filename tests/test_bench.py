@@ -114,3 +114,34 @@ def test_cli_bench_writes_json_and_markdown(tmp_path, capsys):
     assert "exists; pass --force" in capsys.readouterr().err
     assert cli.main(["bench", "--models", "nosuchmodel", "--quick"]) == 2
     assert cli.main(["bench", "--models", "overlay", "--sizes", "32", "--quick"]) == 2
+
+
+def test_precision_setting_runs_the_timed_calls_under_autocast(monkeypatch):
+    import torch
+
+    import vfikit.hub
+    from vfikit.runtime import native_cpu_bf16
+
+    class Recorder(torch.nn.Module):
+        cpu_bf16 = True  # declares bf16 safe, as the flow-guided models do
+
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def forward(self, frame0, frame1):
+            self.seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+            return (frame0 + frame1) / 2
+
+    made = []
+    monkeypatch.setattr(vfikit.hub, "create_model", lambda *a, **k: made.append(Recorder()) or made[-1])
+    settings = BenchSettings(warmup=1, repeats=3, min_repeats=3)
+    r = run_case(BenchCase("overlay", 24, 16), settings)
+    assert r["precision"] == "fp32" and not any(made[-1].seen)
+    r = run_case(BenchCase("overlay", 24, 16), BenchSettings(**{**settings.__dict__, "precision": "bf16"}))
+    assert r["precision"] == "bf16" and made[-1].seen[1:] == [torch.bfloat16] * 4  # (the MAC count runs plain)
+    r = run_case(BenchCase("overlay", 24, 16), BenchSettings(**{**settings.__dict__, "precision": "auto"}))
+    assert r["precision"] == ("bf16" if native_cpu_bf16() else "fp32")
+    md = to_markdown({"machine": {"cpu": "x", "logical_cpus": 1, "torch": "t", "date": "d"},
+                      "settings": settings.__dict__, "isolated": False, "results": [r]})
+    assert f"| overlay | {'cpu (bf16)' if native_cpu_bf16() else 'cpu'} | 24x16 |" in md

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from vfikit.errors import VfikitError
-from vfikit.runtime import count_parameters, resolve_device
+from vfikit.runtime import count_parameters, precision_dtype, resolve_device, resolve_precision
 
 DEFAULT_SIZES = ((256, 256), (1280, 720), (1920, 1080))  # (width, height)
 BILINEAR_MACS = 4
@@ -42,7 +42,9 @@ BILINEAR_MACS = 4
 @dataclass(frozen=True)
 class BenchSettings:
     """How long to measure: ``warmup`` untimed runs, then ``repeats`` timed runs (at least
-    ``min_repeats``; stop adding repeats once ``max_seconds`` of timed runs have passed)."""
+    ``min_repeats``; stop adding repeats once ``max_seconds`` of timed runs have passed). ``precision``:
+    ``"fp32"``, ``"auto"`` (as the video tool runs each model: bf16 for models that declare it on CPUs
+    with native bfloat16), ``"bf16"`` or ``"fp16"``, applied as autocast around the timed calls."""
 
     warmup: int = 2
     repeats: int = 10
@@ -50,6 +52,7 @@ class BenchSettings:
     max_seconds: float = 60.0
     threads: int | None = None
     timeout: float = 1800.0
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,14 @@ def run_case(case: BenchCase, settings: BenchSettings) -> dict[str, Any]:
             model(frame0, frame1)
         result["macs"] = counter.total
         result["macs_by_kind"] = dict(counter.by_kind)
-        timing = time_calls(lambda: model(frame0, frame1), settings, sync)
+        result["precision"] = precision = resolve_precision(settings.precision, device, model)
+        dtype = precision_dtype(precision)
+
+        def call():
+            with torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
+                return model(frame0, frame1)
+
+        timing = time_calls(call, settings, sync)
         if device.type == "cuda":
             result["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
             result["peak_memory_delta_mb"] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
@@ -338,8 +348,9 @@ def to_markdown(bench: dict[str, Any]) -> str:
         if r.get("uncounted"):
             notes[r["model"]] = r["uncounted"]
             macs += "*"
+        device = r["device"] if r.get("precision", "fp32") == "fp32" else f"{r['device']} ({r['precision']})"
         lines.append(
-            f"| {r['model']} | {r['device']} | {size} | {_fmt_int(r['params'])} | {macs} | "
+            f"| {r['model']} | {device} | {size} | {_fmt_int(r['params'])} | {macs} | "
             f"{_fmt_ms(r['median_s'])} | {_fmt_ms(r['iqr_s'])} | {_fmt_fps(r['fps'])} | "
             f"{r['peak_memory_mb']:.0f} (+{r['peak_memory_delta_mb']:.0f}) | {r['threads']} | "
             f"{r.get('load_avg_1m', '-')} |"
@@ -349,7 +360,8 @@ def to_markdown(bench: dict[str, Any]) -> str:
     lines.append("\nMACs: convolutions + sampling ops at batch 1 (see vfikit.bench). Peak MB: CPU resident-set "
                  "high-water of the case's process (in brackets: the increase during the forwards); CUDA: "
                  "max_memory_allocated. Load: the machine's 1-minute load average after the case (CPU timings "
-                 "are only comparable at similar load).")
+                 "are only comparable at similar load). A precision after the device: the calls ran under "
+                 "autocast in it (fp32 otherwise).")
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, help="timed runs (default 10; fewer once --max-seconds is spent)")
     p.add_argument("--max-seconds", type=float, help="stop adding timed runs after this many seconds (default 60)")
     p.add_argument("--threads", type=int, help="torch / OpenCV threads (default: library default)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "auto", "bf16", "fp16"),
+                   help="autocast precision of the timed calls (default fp32; auto: as `vfikit interpolate` "
+                        "runs each model, bf16 for the flow-guided models on CPUs with native bfloat16)")
     p.add_argument("--in-process", action="store_true",
                    help="run every case in this process (faster; CPU peak memory is then cumulative)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write DIR/NAME.json and DIR/NAME.md")
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     for d in devices:
         resolve_device(d)
     settings = BenchSettings(warmup=1, repeats=3, min_repeats=3) if args.quick else BenchSettings()
+    settings = BenchSettings(**{**settings.__dict__, "precision": args.precision})
     overrides = {"warmup": args.warmup, "repeats": args.repeats, "max_seconds": args.max_seconds,
                  "threads": args.threads}
     for key, value in overrides.items():
