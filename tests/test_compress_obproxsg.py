@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vfikit.compress import OBProxSG
 from vfikit.errors import VfikitError
+from vfikit.sparsity import OBProxSG
 
 
 def _soft(b: torch.Tensor, lam: float) -> torch.Tensor:

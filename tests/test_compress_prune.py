@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from vfikit.compress.graph import channel_sets
 from vfikit.compress.prune import compact_model
 from vfikit.compress.report import format_report, sparsity_report
 from vfikit.errors import VfikitError
 from vfikit.hub import create_model
+from vfikit.sparsity.graph import channel_sets
 
 SMALL = {  # a narrow AdaCoF-family spec so the tests stay fast
     "conv1": [8, 8, 8], "conv2": [12, 12, 12], "conv3": [16, 16, 16], "conv4": [16, 16, 16], "conv5": [16, 16, 16],

@@ -181,7 +181,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """``obproxsg`` (``vfikit.compress.OBProxSG``) uses ``lr``, ``lambda_``, ``n_p``, ``n_o``,
+    """``obproxsg`` (``vfikit.sparsity.OBProxSG``) uses ``lr``, ``lambda_``, ``n_p``, ``n_o``,
     ``epoch_size``, ``prox_eps`` and ``sparsity``: ``"group"`` puts each prunable conv's output
     channels (weights + bias) in groups, so its zeros are removable channels (AdaCoF family);
     ``"l1"`` is the paper's element-wise penalty on every parameter."""

@@ -1,5 +1,6 @@
-"""Compression-driven design: OBProxSG, sparsity reports, compact architectures (CDFI, CVPR 2021)."""
+"""Compression-driven design: sparsity reports, compact architectures (CDFI, CVPR 2021). The OBProxSG
+optimizer lives in :mod:`vfikit.sparsity` (training uses it too) and is re-exported here."""
 
-from vfikit.compress.obproxsg import OBProxSG
+from vfikit.sparsity.obproxsg import OBProxSG
 
 __all__ = ["OBProxSG"]

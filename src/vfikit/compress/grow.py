@@ -5,7 +5,7 @@ a GridNet synthesis blended with the warp. :func:`grow_to_cdfi` builds a CDFI wh
 computes what a trained clean-convention AdaCoF-family model computes, so stage II training starts
 from the compressed model's quality instead of from scratch:
 
-* channel sets (:mod:`vfikit.compress.graph`) keep the source channels; where CDFI is wider, the new
+* channel sets (:mod:`vfikit.sparsity.graph`) keep the source channels; where CDFI is wider, the new
   output channels get fresh weights and every consumer reads them with zero weights (no effect);
   where CDFI is narrower (a few sets), the channels of largest norm are kept (not exact there);
 * taps: source tap at displacement ``p`` (rows or columns, ``F_s`` taps, dilation ``D_s``) goes to the
@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vfikit.compress.graph import channel_sets
 from vfikit.compress.prune import copy_convs, largest_channels
 from vfikit.errors import VfikitError
+from vfikit.sparsity.graph import channel_sets
 
 TAP_HEADS = ("weight1", "offset_y1", "offset_x1", "weight2", "offset_y2", "offset_x2")
 

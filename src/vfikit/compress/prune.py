@@ -14,9 +14,9 @@ import copy
 import torch
 from torch import nn
 
-from vfikit.compress.graph import ChannelSet, channel_sets, set_width
 from vfikit.compress.report import alive_channels, set_reports
 from vfikit.errors import VfikitError
+from vfikit.sparsity.graph import ChannelSet, channel_sets, set_width
 
 STRATEGIES = ("group", "paper_min", "paper_max")
 

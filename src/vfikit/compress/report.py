@@ -2,7 +2,7 @@
 
 For every conv of the network: element density (non-zeros / all weights, CDFI's measure) and group
 density (output channels whose weights and bias are not all zero). For every prunable channel set
-(:mod:`vfikit.compress.graph`):
+(:mod:`vfikit.sparsity.graph`):
 
 * ``group``: channels alive in any producer (exact: removing the others does not change outputs);
 * ``paper_min`` / ``paper_max``: CDFI's rule, ``floor(sqrt(density) * width)`` for each conv that
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vfikit.compress.graph import ChannelSet, channel_sets, set_width
+from vfikit.sparsity.graph import ChannelSet, channel_sets, set_width
 
 
 @dataclass

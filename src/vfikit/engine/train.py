@@ -90,8 +90,8 @@ def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig, model: nn.Modu
     o = cfg.optim
     betas = (o.betas[0], o.betas[1])
     if o.name == "obproxsg":
-        from vfikit.compress import OBProxSG
-        from vfikit.compress.groups import obproxsg_param_groups
+        from vfikit.sparsity import OBProxSG
+        from vfikit.sparsity.groups import obproxsg_param_groups
 
         groups = obproxsg_param_groups(model, o.sparsity, params) if model is not None else params
         return OBProxSG(groups, lr=o.lr, lambda_=o.lambda_, epoch_size=o.epoch_size, n_p=o.n_p, n_o=o.n_o,

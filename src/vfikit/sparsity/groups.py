@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from torch import nn
 
-from vfikit.compress.graph import channel_sets
 from vfikit.errors import VfikitError
+from vfikit.sparsity.graph import channel_sets
 
 
 def obproxsg_param_groups(model: nn.Module, sparsity: str, params: list[nn.Parameter] | None = None) -> list[dict]:
-    """Parameter groups for :class:`vfikit.compress.OBProxSG`.
+    """Parameter groups for :class:`vfikit.sparsity.OBProxSG`.
 
     ``"group"``: one group per prunable conv of an AdaCoF-family model (its weight and bias, so each
-    output channel is one sparsity group; see :mod:`vfikit.compress.graph`), and the remaining
+    output channel is one sparsity group; see :mod:`vfikit.sparsity.graph`), and the remaining
     parameters (fixed-width head outputs, CDFI's pyramid and GridNet) with plain SGD steps.
     ``"l1"``: every parameter with the element-wise penalty (CDFI's setting; any model).
     Only parameters in ``params`` (default: all that require grad) are included.
