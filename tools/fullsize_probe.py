@@ -6,22 +6,24 @@ frames at most 640 px wide, so it cannot see what depends on the frame size, suc
 
 For each clip whose shorter side is at least ``--min-side`` px, ``--per-clip`` triplets (frames i, i + gap/2,
 i + gap) evenly spread over the last 10% of the clip (the part no recipe trains on) at the clip's own size.
-Prints the mean PSNR per model and per clip. Models run as ``vfikit interpolate`` runs them (the
-``Interpolator``, precision auto). ``--guide KEY=VALUE`` replaces guide settings (FlowDISConfig fields, Python
-literals) of every model; never Middlebury or any benchmark `vfikit eval` reads.
+Prints the mean PSNR per model and per clip. Models run through the ``Interpolator`` in fp32 (each model
+as named: the video tool's choice of model by frame size does not apply). ``--guide KEY=VALUE`` replaces
+guide settings (FlowDISConfig fields, Python literals) of every model. Never Middlebury or any benchmark
+`vfikit eval` reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from vfikit.config import resolve_path
 from vfikit.data.sequences import discover_clips, read_clip
-from vfikit.hub import create_model
+from vfikit.hub import create_model, load_trained_model
 from vfikit.inference import Interpolator
 from vfikit.metrics import psnr
 
@@ -44,7 +46,7 @@ def held_out_triplets(paths: list[str], gap: int, per_clip: int, min_side: int) 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="+", help="registry names (name.vfikit for shipped weights)")
+    p.add_argument("models", nargs="+", help="registry names (name.vfikit for shipped weights) or training checkpoints")
     p.add_argument("--gap", type=int, default=2, choices=(2, 4, 8))
     p.add_argument("--per-clip", type=int, default=5)
     p.add_argument("--min-side", type=int, default=720, help="only clips whose shorter side reaches this")
@@ -61,8 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         return torch.from_numpy(a).permute(2, 0, 1).float().div(255)
 
     for name in args.models:
-        kwargs = (flow if name.startswith("flow_dis") else {"flow": flow}) if flow else {}
-        ip = Interpolator(create_model(name, **kwargs).eval(), device="cpu")
+        if Path(name).is_file():  # a training checkpoint (its weight average when it has one)
+            if flow:
+                raise SystemExit("--guide applies to registry models, not to checkpoints")
+            model = load_trained_model(Path(name))
+        else:
+            model = create_model(name, **((flow if name.startswith("flow_dis") else {"flow": flow}) if flow else {}))
+        ip = Interpolator(model.eval(), device="cpu")  # fp32
         per_clip: dict[str, list[float]] = {}
         for clip, a, mid, b in triplets:
             out = ip(tensor(a)[None], tensor(b)[None], 0.5)[0]
