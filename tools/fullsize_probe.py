@@ -23,7 +23,7 @@ import torch
 
 from vfikit.config import resolve_path
 from vfikit.data.sequences import discover_clips, read_clip
-from vfikit.hub import create_model, load_trained_model
+from vfikit.hub import architecture_of, create_model, load_trained_model
 from vfikit.inference import Interpolator
 from vfikit.metrics import psnr
 
@@ -46,7 +46,8 @@ def held_out_triplets(paths: list[str], gap: int, per_clip: int, min_side: int) 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="+", help="registry names (name.vfikit for shipped weights) or training checkpoints")
+    p.add_argument("models", nargs="+",
+                   help="registry names (name.vfikit for shipped weights), vfikit files or training checkpoints")
     p.add_argument("--gap", type=int, default=2, choices=(2, 4, 8))
     p.add_argument("--per-clip", type=int, default=5)
     p.add_argument("--min-side", type=int, default=720, help="only clips whose shorter side reaches this")
@@ -63,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         return torch.from_numpy(a).permute(2, 0, 1).float().div(255)
 
     for name in args.models:
-        if Path(name).is_file():  # a training checkpoint (its weight average when it has one)
+        if Path(name).is_file():  # a vfikit file, or a training checkpoint (its weight average when it has one)
             if flow:
-                raise SystemExit("--guide applies to registry models, not to checkpoints")
-            model = load_trained_model(Path(name))
+                raise SystemExit("--guide applies to registry models, not to files")
+            arch = architecture_of(name)
+            model = create_model(arch, weights=name) if arch else load_trained_model(Path(name))
         else:
             model = create_model(name, **((flow if name.startswith("flow_dis") else {"flow": flow}) if flow else {}))
         ip = Interpolator(model.eval(), device="cpu")  # fp32

@@ -9,7 +9,7 @@ The default is a model whose trained weights ship inside the package (``vfikit/w
 
 On frames whose shorter side is 720 px or more the CPU/GPU default ``guided_adacof_k5`` hands over to
 ``guided_adacof_k5_fast`` (its speed option, when it ships): on full-size 720p held-out footage the default's
-weights score no better than their own DIS guide, while the speed option's gain 0.07 to 0.22 dB and run
+weights score no better than their own DIS guide, while the speed option's gain 0.07 to 0.23 dB and run
 25% faster (docs/benchmarks.md). Smaller frames (and Middlebury, where the default is 0.10 dB ahead) keep
 ``guided_adacof_k5``. The choice is per frame size, made on the whole frame before any tiling.
 
