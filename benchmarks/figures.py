@@ -58,10 +58,10 @@ def crops_figure(root: Path, sequences: list[str], out: Path, crop: tuple[int, i
 
     from vfikit.image_files import load_rgb, to_uint8
     from vfikit.metrics import psnr
-    from vfikit.video.defaults import build_interpolator, describe_interpolator
+    from vfikit.video.defaults import build_interpolator, model_name
 
     models = {name: build_interpolator(name, device="cpu") for name, _ in COLUMNS if name != "gt"}
-    default_name = describe_interpolator(models[None]).split(" (")[0]  # (Middlebury frames are under 720 px)
+    default_name = model_name(models[None].model)  # (its model for large frames: Middlebury is under 720 px)
     ch, cw = crop
     left, top, gap, band = 22, 26, 6, 30  # pixels: row label, title, between crops, caption above each crop
     width, height = left + len(COLUMNS) * (cw + gap), top + len(sequences) * (ch + band) + gap

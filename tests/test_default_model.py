@@ -52,13 +52,11 @@ def test_the_default_hands_large_frames_to_its_speed_option_when_it_ships():
 def test_the_job_says_when_large_frames_run_the_other_model(capsys):
     import torch
 
+    from vfikit.inference import Interpolator
     from vfikit.video.jobs import _check_model_size
 
-    class Fake:
-        model = torch.nn.Identity()
-        large_frames = (720, torch.nn.Identity())
-
-    _check_model_size(Fake(), (1280, 719))
+    ip = Interpolator(torch.nn.Identity(), device="cpu", large_frames=(720, torch.nn.Identity()))
+    _check_model_size(ip, (1280, 719))
     assert "720 px" not in capsys.readouterr().err
-    _check_model_size(Fake(), (1280, 720))
+    _check_model_size(ip, (1280, 720))
     assert "frames are 1280x720: interpolated by Identity" in capsys.readouterr().err

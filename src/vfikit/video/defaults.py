@@ -121,14 +121,16 @@ def weights_model(weights: str | Path) -> str:
     return arch
 
 
+def model_name(model: Any) -> str:
+    """A model's registry name when it records one (``vfikit_arch``), else its class name."""
+    return str(getattr(model, "vfikit_arch", None) or type(model).__name__)
+
+
 def describe_interpolator(interpolator: Any) -> str:
     """A short name for messages: the model's registry name when known, and the model for large frames."""
-    def name(model: Any) -> str:
-        return str(getattr(model, "vfikit_arch", None) or type(model).__name__)
-
     model = getattr(interpolator, "model", None)
-    text = name(model if model is not None else interpolator)
+    text = model_name(model if model is not None else interpolator)
     large = getattr(interpolator, "large_frames", None)
     if large is not None:
-        text += f" ({name(large[1])} for frames of {large[0]} px and more)"
+        text += f" ({model_name(large[1])} for frames of {large[0]} px and more)"
     return text

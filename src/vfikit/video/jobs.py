@@ -19,7 +19,7 @@ from vfikit.timeline.frames import ArrayFrames
 from vfikit.timeline.render import Renderer, RenderStats
 from vfikit.timeline.scenes import SceneDetector
 from vfikit.timeline.timing import TimingSpec
-from vfikit.video.defaults import describe_interpolator
+from vfikit.video.defaults import describe_interpolator, model_name
 from vfikit.video.encode import (
     CONTAINERS,
     CarrySpec,
@@ -195,11 +195,10 @@ def _check_model_size(interpolator: Any, size: tuple[int, int]) -> None:
     model = getattr(interpolator, "model", interpolator)
     minimum = getattr(model, "min_size", None) or getattr(interpolator, "min_size", None)
     width, height = size
-    large = getattr(interpolator, "large_frames", None)
-    if large is not None and min(width, height) >= large[0]:
-        arch = getattr(large[1], "vfikit_arch", type(large[1]).__name__)
-        note(f"frames are {width}x{height}: interpolated by {arch}, the default's model for frames of "
-             f"{large[0]} px and more (--model chooses another)")
+    chosen = interpolator.model_for(height, width) if hasattr(interpolator, "model_for") else model
+    if chosen is not model:  # the Interpolator's second model for large frames (the default's choice)
+        note(f"frames are {width}x{height}: interpolated by {model_name(chosen)}, the default's model for "
+             f"frames of {interpolator.large_frames[0]} px and more (--model chooses another)")
     if minimum and (width < minimum or height < minimum):
         raise VfikitError(f"frames are {width}x{height} but {describe_interpolator(interpolator)} needs at least "
                           f"{minimum}x{minimum} pixels")
