@@ -65,9 +65,12 @@ def load(spec: str) -> torch.nn.Module:
         if flow:
             raise SystemExit("guide settings apply to registry models, not to checkpoints")
         return load_trained_model(name)
-    if not flow:
-        return create_model(name)
-    return create_model(name, **flow) if name.startswith("flow_dis") else create_model(name, flow=flow)
+    return create_model(name, flow=flow) if flow else create_model(name)
+
+
+def as_batch(img: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) float32 -> (1, 3, H, W), sharing memory."""
+    return torch.from_numpy(img).permute(2, 0, 1)[None]
 
 
 def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, onnx: bool = False,
@@ -75,8 +78,7 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, on
     """name -> zero-argument callable for each stage of ``model`` (guided or flow_dis)."""
     import cv2
 
-    f0 = torch.from_numpy(a).permute(2, 0, 1)[None]
-    f1 = torch.from_numpy(b).permute(2, 0, 1)[None]
+    f0, f1 = as_batch(a), as_batch(b)
     guide = getattr(model, "guide", model)
     fns = {}
     img0, img1, f01, f10 = guide._flows(a, b)
@@ -146,8 +148,7 @@ def default_fns(a: np.ndarray, b: np.ndarray, t: float) -> dict:
     from vfikit.video.defaults import build_interpolator
 
     ip = build_interpolator(None)
-    f0 = torch.from_numpy(a).permute(2, 0, 1)[None]
-    f1 = torch.from_numpy(b).permute(2, 0, 1)[None]
+    f0, f1 = as_batch(a), as_batch(b)
     return {"total (as vfikit interpolate)": lambda: ip(f0, f1, t)}
 
 

@@ -201,3 +201,11 @@ def test_large_frames_drop_the_variational_refinement_of_the_full_size_pass():
                       ("variational_iterations", -2)):
         with pytest.raises(VfikitError, match=name):
             FlowDIS(**{name: bad})
+
+
+def test_flow_dis_takes_its_settings_as_one_flow_dict_too():
+    # create_model(name, flow=...) sets the guide of flow_dis and of the flow-guided models alike
+    assert FlowDIS(flow={"large_side": None, "init_scale": 1}).config == FlowDIS(large_side=None, init_scale=1).config
+    assert create_model("flow_dis", flow={"preset": "fast"}).config.preset == "fast"
+    with pytest.raises(VfikitError, match="unknown settings"):
+        FlowDIS(flow={"nope": 1})

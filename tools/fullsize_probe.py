@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             arch = architecture_of(name)
             model = create_model(arch, weights=name) if arch else load_trained_model(Path(name))
         else:
-            model = create_model(name, **((flow if name.startswith("flow_dis") else {"flow": flow}) if flow else {}))
+            model = create_model(name, flow=flow) if flow else create_model(name)
         ip = Interpolator(model.eval(), device="cpu")  # fp32
         per_clip: dict[str, list[float]] = {}
         for clip, a, mid, b in triplets:

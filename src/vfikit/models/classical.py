@@ -203,9 +203,13 @@ class FlowDIS(VFIModel):
     arbitrary_t = True
     uncounted_work = "OpenCV DIS flow, splatting and warping (numpy/OpenCV, not torch)"
 
-    def __init__(self, config: FlowDISConfig | None = None, **overrides):
+    def __init__(self, config: FlowDISConfig | None = None, flow: dict | None = None, **overrides):
+        """``config`` with ``overrides`` (FlowDISConfig fields); ``flow``: the same settings as one dict, the
+        argument the flow-guided models take for their guide, so ``create_model(name, flow=...)`` sets the
+        guide of either kind of model."""
         super().__init__()
         config = config or FlowDISConfig()
+        overrides = {**(flow or {}), **overrides}
         if overrides:
             unknown = set(overrides) - set(FlowDISConfig.__dataclass_fields__)
             if unknown:
