@@ -186,13 +186,13 @@ def test_large_frames_drop_the_variational_refinement_of_the_full_size_pass():
     # under the threshold the rule changes nothing: the same frame to the bit
     torch.testing.assert_close(FlowDIS(large_side=97)(f0, f1), no_rule(f0, f1), rtol=0, atol=0)
     # at the threshold the full-size pass (not the small one that starts it) runs without refinement
-    from vfikit.models.classical import FlowDISConfig, _coarse_flow, _dis, _dis_flow, _gray_u8
+    from vfikit.models.classical import FlowDISConfig, _coarse_flow, _dis, dis_flow, _gray_u8
 
     g0, g1 = (_gray_u8(f[0].permute(1, 2, 0).numpy()) for f in (f0, f1))
     plain = FlowDISConfig(large_side=None)
     by_hand = _dis(FlowDISConfig(variational_iterations=0)).calc(g0, g1, _coarse_flow(_dis(plain), g0, g1, 2))
-    np.testing.assert_array_equal(_dis_flow(FlowDISConfig(large_side=96), g0, g1), by_hand)
-    assert np.abs(by_hand - _dis_flow(plain, g0, g1)).max() > 1e-3
+    np.testing.assert_array_equal(dis_flow(FlowDISConfig(large_side=96), g0, g1), by_hand)
+    assert np.abs(by_hand - dis_flow(plain, g0, g1)).max() > 1e-3
     at = FlowDIS(large_side=96)(f0, f1)
     assert (at - no_rule(f0, f1)).abs().max() > 1e-4
     mid = big[None, :, 11:107, 5:133]

@@ -285,3 +285,45 @@ def test_flow_hint_rewards_kernels_that_point_at_the_motion():
         return FlowHintTerm()(inputs).item()
 
     assert loss(3.0) < 0.5 and loss(0.0) > 2.5  # 3 px off in x: 1.5 per frame (mean over dy, dx)
+
+
+def test_backward_warp_samples_where_the_flow_points():
+    from vfikit.losses import backward_warp
+
+    image = torch.rand(2, 3, 20, 30)
+    flow = torch.zeros(2, 2, 20, 30)
+    flow[:, 0], flow[:, 1] = 2.0, -3.0  # out(y, x) = image(y + 2, x - 3)
+    out = backward_warp(image, flow)
+    assert torch.allclose(out[..., :-2, 3:], image[..., 2:, :-3], atol=1e-5)
+    half = torch.zeros_like(flow)
+    half[:, 1] = 0.5
+    assert torch.allclose(backward_warp(image, half)[..., :-1],
+                          0.5 * (image[..., :-1] + image[..., 1:]), atol=1e-5)
+
+
+def test_flow_hint_teacher_better_mask_counts_only_where_the_teacher_warps_better():
+    pytest.importorskip("cv2")
+    from vfikit.losses import FlowHintTerm, LossInputs
+
+    tex = _textured(64, 96)
+    mid = tex[..., 8:-8]
+    frame0, frame1 = tex[..., 5:-11], tex[..., 11:-5]  # mid(p) = frame0(p + 3 px in x) = frame1(p - 3 px)
+    weight = torch.zeros(1, 25, 64, 80)
+    weight[:, 12] = 1.0
+
+    def loss(shift: float, **kw) -> float:
+        kernels = [(weight, torch.zeros_like(weight), torch.full_like(weight, shift)),
+                   (weight, torch.zeros_like(weight), torch.full_like(weight, -shift))]
+        inputs = LossInputs(pred=mid, target=mid, frame0=frame0, frame1=frame1, aux={"kernels": kernels})
+        return FlowHintTerm(init_scale=2, **kw)(inputs).item()
+
+    # kernels at the true motion: the teacher warps better almost nowhere (a few border pixels), so the
+    # masked term nearly vanishes, while the unmasked one still pulls towards the teacher's small errors
+    at_motion, unmasked = loss(3.0, mask="teacher_better"), loss(3.0)
+    assert at_motion < 0.005 and unmasked > 5 * at_motion
+    # kernels that ignore the motion (or miss it by 1 px): the teacher is better nearly everywhere
+    assert loss(0.0, mask="teacher_better") > 2.5 and loss(2.0, mask="teacher_better") > 0.8
+    with pytest.raises(VfikitError, match="mask"):
+        FlowHintTerm(mask="always")
+    with pytest.raises(VfikitError, match="init_scale"):
+        FlowHintTerm(init_scale=0)

@@ -143,19 +143,33 @@ def kernel_displacement(weight: torch.Tensor, offset_y: torch.Tensor, offset_x: 
     return torch.stack([(weight * (offset_y + tap_y)).sum(1), (weight * (offset_x + tap_x)).sum(1)], 1)
 
 
-def teacher_flow(source: torch.Tensor, dest: torch.Tensor, preset: str = "medium") -> torch.Tensor:
+def teacher_flow(source: torch.Tensor, dest: torch.Tensor, preset: str = "medium",
+                 init_scale: int | None = None) -> torch.Tensor:
     """OpenCV DIS flow from each ``source`` image to ``dest`` as (B, 2, H, W) = (dy, dx), no gradient:
-    ``source(p) ~ dest(p + flow(p))``. Inputs (B, 3, H, W) in [0, 1]."""
+    ``source(p) ~ dest(p + flow(p))``. Inputs (B, 3, H, W) in [0, 1]. ``init_scale``: k starts the DIS
+    pass from one at 1/2**k of the size, as the guide of the guided models does (None: one pass)."""
     import numpy as np
 
-    from vfikit.models.classical import FlowDISConfig, dis_flow_estimator, gray_u8
+    from vfikit.models.classical import FlowDISConfig, dis_flow, gray_u8
 
-    dis = dis_flow_estimator(FlowDISConfig(preset=preset))
+    cfg = FlowDISConfig(preset=preset, init_scale=init_scale, large_side=None)
     src = source.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     dst = dest.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-    flows = [dis.calc(gray_u8(a), gray_u8(b), None)[..., ::-1] for a, b in zip(src, dst)]
+    flows = [dis_flow(cfg, gray_u8(a), gray_u8(b))[..., ::-1] for a, b in zip(src, dst)]
     out = torch.from_numpy(np.ascontiguousarray(np.stack(flows))).permute(0, 3, 1, 2)
     return out.to(device=source.device, dtype=source.dtype)
+
+
+def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``out(p) = image(p + flow(p))``, bilinear, borders replicated. (B, C, H, W) image, (B, 2, H, W)
+    flow as (dy, dx) in pixels -> (B, C, H, W)."""
+    _, _, h, w = image.shape
+    ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
+    xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
+    gx = (xs + flow[:, 1]) * (2 / max(w - 1, 1)) - 1
+    gy = (ys + flow[:, 0]) * (2 / max(h - 1, 1)) - 1
+    grid = torch.stack([gx, gy], -1).to(image.dtype)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def occlusion_smoothness(occlusion: torch.Tensor, eps: float = CHARBONNIER_EPS) -> torch.Tensor:
@@ -351,14 +365,27 @@ class FlowHintTerm(LossTerm):
     local gradients of bilinear sampling, and on short CPU runs the tap softmax settled on a frame
     overlay before it did; the hint points the kernels at the motion from the first step. The
     teacher is wrong at occlusions and on flat regions, so keep the weight small (e.g. 0.01): the
-    image loss decides. ``dilation``: the model's tap spacing D.
+    image loss decides. ``dilation``: the model's tap spacing D. ``init_scale``: the teacher's DIS
+    starts from a pass at 1/2**k of the size (the guided models' guide uses 2).
+
+    ``mask`` ``"teacher_better"`` (privileged distillation, as RIFE does with its teacher): a pixel
+    counts only where frame j warped by the teacher matches the target better, by ``margin`` (mean
+    absolute colour difference in [0, 1]), than warped by the model's own displacement; the sum is
+    divided by all pixels, so the term fades as the model catches up. ``"none"``: every pixel counts.
     """
 
     needs_aux = True
 
-    def __init__(self, dilation: int = 1, preset: str = "medium") -> None:
+    def __init__(self, dilation: int = 1, preset: str = "medium", init_scale: int | None = None,
+                 mask: str = "none", margin: float = 0.01) -> None:
         super().__init__()
-        self.dilation, self.preset = dilation, preset
+        if mask not in ("none", "teacher_better"):
+            raise VfikitError(f"flow_hint mask must be 'none' or 'teacher_better', got {mask!r}")
+        if init_scale is not None and (isinstance(init_scale, bool) or not isinstance(init_scale, int)
+                                       or init_scale < 1):
+            raise VfikitError(f"flow_hint init_scale must be a positive integer or null, got {init_scale!r}")
+        self.dilation, self.preset, self.init_scale = dilation, preset, init_scale
+        self.mask, self.margin = mask, float(margin)
 
     def forward(self, inputs: LossInputs) -> torch.Tensor:
         aux = _check_adacof_aux(inputs.aux, "flow_hint")
@@ -370,7 +397,17 @@ class FlowHintTerm(LossTerm):
             if len(entry) != 3:
                 raise VfikitError("flow_hint expects aux['kernels'] entries (weight, offset_y, offset_x)")
             disp = kernel_displacement(*(x[..., :h, :w] for x in entry), dilation=self.dilation)
-            term = charbonnier(disp - teacher_flow(inputs.target, frame, self.preset))
+            teacher = teacher_flow(inputs.target, frame, self.preset, self.init_scale)
+            if self.mask == "none":
+                term = charbonnier(disp - teacher)
+            else:
+                with torch.no_grad():
+                    def error(flow: torch.Tensor) -> torch.Tensor:
+                        warped = backward_warp(frame.float(), flow.float())
+                        return (warped - inputs.target.float()).abs().mean(1, keepdim=True)
+
+                    better = (error(teacher) + self.margin < error(disp.detach())).to(disp.dtype)
+                term = (better * torch.sqrt((disp - teacher) ** 2 + CHARBONNIER_EPS)).mean()
             total = term if total is None else total + term
         return total
 

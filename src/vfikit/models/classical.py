@@ -122,7 +122,7 @@ def gray_u8(img: np.ndarray) -> np.ndarray:
 _dis, _gray_u8 = dis_flow_estimator, gray_u8  # the names FlowDIS uses
 
 
-def _dis_flow(cfg: FlowDISConfig, g0: np.ndarray, g1: np.ndarray) -> np.ndarray:
+def dis_flow(cfg: FlowDISConfig, g0: np.ndarray, g1: np.ndarray) -> np.ndarray:
     """DIS flow (H, W, 2) from grey frame ``g0`` to ``g1``, started from a pass at 1/2**``init_scale`` of the
     size where the frames allow it (DIS needs 12 px; the small pass is kept to at least 16). Each call makes
     its own estimators, so calls may run on several threads at once; the small pass has one of its own too,
@@ -279,8 +279,8 @@ class FlowDIS(VFIModel):
         img1 = np.ascontiguousarray(img1, dtype=np.float32)
         g0, g1 = _gray_u8(img0), _gray_u8(img1)
         with ThreadPoolExecutor(1) as pool:
-            backward = pool.submit(_dis_flow, self.config, g1, g0)
-            return img0, img1, _dis_flow(self.config, g0, g1), backward.result()
+            backward = pool.submit(dis_flow, self.config, g1, g0)
+            return img0, img1, dis_flow(self.config, g0, g1), backward.result()
 
     def interpolate_numpy(self, img0: np.ndarray, img1: np.ndarray, t: float):
         """(H, W, 3) float32 RGB frames -> ((H, W, 3) frame at t, :meth:`motion_numpy`'s maps)."""
