@@ -186,7 +186,7 @@ def test_large_frames_drop_the_variational_refinement_of_the_full_size_pass():
     # under the threshold the rule changes nothing: the same frame to the bit
     torch.testing.assert_close(FlowDIS(large_side=97)(f0, f1), no_rule(f0, f1), rtol=0, atol=0)
     # at the threshold the full-size pass (not the small one that starts it) runs without refinement
-    from vfikit.models.classical import FlowDISConfig, _coarse_flow, _dis, dis_flow, _gray_u8
+    from vfikit.models.classical import FlowDISConfig, _coarse_flow, _dis, _gray_u8, dis_flow
 
     g0, g1 = (_gray_u8(f[0].permute(1, 2, 0).numpy()) for f in (f0, f1))
     plain = FlowDISConfig(large_side=None)

@@ -402,11 +402,10 @@ class FlowHintTerm(LossTerm):
                 term = charbonnier(disp - teacher)
             else:
                 with torch.no_grad():
-                    def error(flow: torch.Tensor) -> torch.Tensor:
-                        warped = backward_warp(frame.float(), flow.float())
-                        return (warped - inputs.target.float()).abs().mean(1, keepdim=True)
-
-                    better = (error(teacher) + self.margin < error(disp.detach())).to(disp.dtype)
+                    target, source = inputs.target.float(), frame.float()
+                    err_teacher, err_model = ((backward_warp(source, f.float()) - target).abs().mean(1, keepdim=True)
+                                              for f in (teacher, disp))
+                    better = (err_teacher + self.margin < err_model).to(disp.dtype)
                 term = (better * torch.sqrt((disp - teacher) ** 2 + CHARBONNIER_EPS)).mean()
             total = term if total is None else total + term
         return total
