@@ -184,3 +184,25 @@ def test_create_model_answers_to_its_old_names():
     from vfikit.engine import checkpoint
 
     assert checkpoint.load_trained_model is vfikit.hub.load_trained_model  # as docs/training.md once showed
+
+
+def test_replace_vfikit_card_keeps_tensors_and_metadata(tmp_path):
+    from vfikit.hub import replace_vfikit_card
+
+    model = create_model("edsc_m")
+    perturb(model, 2)
+    path = save_vfikit(model, tmp_path / "m.vfikit", card={"old": 1}, dtype=torch.float16)
+    before = read_vfikit_header(path)
+    replace_vfikit_card(path, {"old": 1, "current": {"psnr": 30.5}})
+    after = read_vfikit_header(path)
+    assert after["card"] == {"old": 1, "current": {"psnr": 30.5}}
+    assert {k: v for k, v in after.items() if k != "card"} == {k: v for k, v in before.items() if k != "card"}
+    loaded = create_model("edsc_m", weights=path)
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0)
+    with pytest.raises(VfikitError, match="JSON"):
+        replace_vfikit_card(path, {"bad": object()})
+    assert read_vfikit_header(path)["card"] == after["card"]  # a failed rewrite leaves the file as it was
+    (tmp_path / "plain.bin").write_bytes(b"not a model")
+    with pytest.raises(VfikitError):
+        replace_vfikit_card(tmp_path / "plain.bin", {})

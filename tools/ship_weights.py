@@ -8,6 +8,14 @@ The card (``<arch>.card.json`` next to the weights, and in the file's metadata) 
 steps, the wall time and hardware read from the run folder (``train_log.csv``, ``config.yaml``), the
 validation score, and the metrics of the ``vfikit eval`` / ``vfikit bench`` outputs given. The script
 also checks that storing in float16 changes the outputs negligibly (PSNR of fp16 vs fp32 outputs).
+
+Weights that ship do not change when the code around them does (a better guide, a faster path), but their
+numbers do. ``--refresh`` records new measurements in a shipped file's card without touching its tensors:
+
+    python tools/ship_weights.py --refresh src/vfikit/weights/guided_adacof_k5.vfikit \
+        --measured measured.json --note "..."
+
+``measured.json`` becomes the card's ``current`` section (the card's older ``evaluations`` stay, as history).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from pathlib import Path
 import torch
 
 from vfikit.errors import VfikitError
-from vfikit.hub import load_trained_model, save_vfikit
+from vfikit.hub import load_trained_model, read_vfikit_header, replace_vfikit_card, save_vfikit
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "vfikit" / "weights"
 
@@ -74,9 +82,30 @@ def fp16_fidelity(model: torch.nn.Module) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
 
 
+def refresh_card(weights: Path, measured: Path, notes: list[str]) -> Path:
+    """Store ``measured`` (a JSON object) as the card's ``current`` section of the shipped file ``weights`` and of
+    its ``<arch>.card.json``, appending ``notes``; the tensors stay as they are. Returns the card's path."""
+    header = read_vfikit_header(weights)
+    card_path = weights.with_name(f"{header['arch']}.card.json")
+    card = json.loads(card_path.read_text()) if card_path.is_file() else dict(header["card"])
+    try:
+        current = json.loads(measured.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise VfikitError(f"--measured {measured}: not a readable JSON file ({exc})") from None
+    if not isinstance(current, dict):
+        raise VfikitError(f"--measured {measured}: expected a JSON object")
+    card["current"] = current
+    card["notes"] = [*card.get("notes", []), *notes]
+    replace_vfikit_card(weights, card)
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    return card_path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path, help="best.pt or a step checkpoint of a vfikit training run")
+    p.add_argument("checkpoint", type=Path, nargs="?", help="best.pt or a step checkpoint of a vfikit training run")
+    p.add_argument("--refresh", type=Path, help="a shipped .vfikit file: record --measured in its card instead")
+    p.add_argument("--measured", type=Path, help="with --refresh: JSON object of new measurements")
     p.add_argument("--eval", action="append", default=[], type=Path, help="summary.json of a vfikit eval run")
     p.add_argument("--bench", action="append", default=[], type=Path, help="JSON of a vfikit bench run")
     p.add_argument("--note", action="append", default=[], help="free-text line for the card")
@@ -85,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", help="ship under this registered name (its factory must build the same model, e.g. "
                                   "guided_adacof_k5_fast for guided_adacof_k5 with net_downscale=2)")
     args = p.parse_args(argv)
+    if args.refresh is not None:
+        if args.measured is None or args.checkpoint is not None:
+            p.error("--refresh takes --measured and no checkpoint")
+        print(f"updated the card of {args.refresh}: {refresh_card(args.refresh, args.measured, args.note)}")
+        return 0
+    if args.checkpoint is None:
+        p.error("a checkpoint is needed (or --refresh)")
     model = load_trained_model(args.checkpoint)
     arch = args.arch or torch.load(args.checkpoint, map_location="cpu", weights_only=True)["arch"]
     if args.arch:

@@ -360,3 +360,21 @@ def save_vfikit(model: nn.Module, path: str | os.PathLike, card: Mapping[str, An
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
     return path
+
+
+def replace_vfikit_card(path: str | os.PathLike, card: Mapping[str, Any]) -> Path:
+    """Rewrite a vfikit file's model card, keeping its tensors (byte for byte) and every other metadata
+    field: for recording new measurements of weights that do not change. Written atomically."""
+    path = Path(path)
+    read_vfikit_header(path)  # a readable vfikit file, else a clear error
+    safe_open, save_file = _safetensors()
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    try:
+        meta["card"] = json.dumps(dict(card), sort_keys=True)
+    except TypeError as exc:
+        raise VfikitError(f"replace_vfikit_card: the card must be JSON-serialisable: {exc}") from None
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return path
