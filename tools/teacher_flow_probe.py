@@ -1,0 +1,64 @@
+"""What a perfect guide would be worth: the guided models fed flows from the true middle frame.
+
+    python tools/teacher_flow_probe.py vfikit_guided_dsepconv guided_adacof_k5.vfikit
+
+For every validation sample of the recipe, OpenCV DIS (the guide's own setting, quarter-size start) from the
+true frame at t to each input frame gives the flows F_t0, F_t1 that the guide estimates without it (by
+splatting the flows between the inputs). Prints per validation part: the average of the two frames warped by
+these teacher flows, the model as it is, and the model with the teacher flows in place of its guide's (visibility
+one, blend 1 - t). An upper bound, not a method: the teacher sees the answer. The gap says how much of the
+error is the flow at t. Never Middlebury or any benchmark ``vfikit eval`` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from vfikit.config import load_config
+from vfikit.data.factory import build_val_samples
+from vfikit.hub import create_model
+from vfikit.losses import backward_warp, teacher_flow
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recipe", help="recipe whose data.val gives the samples")
+    p.add_argument("model", help="a guided model: registry name or vfikit file")
+    args = p.parse_args(argv)
+    cfg = load_config(args.recipe)
+    samples = build_val_samples(cfg.data, seed=cfg.train.seed + 1_000_003, log=lambda *a: None)
+    model = create_model(args.model).eval()
+    own_guide = model._guide
+    results: dict[str, dict[str, list[float]]] = {}
+
+    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float(-10 * torch.log10(((a.clamp(0, 1) - b) ** 2).mean()))
+
+    for s in samples:
+        x0, x1, target = s.frame0[None], s.frame1[None], s.target[None]
+        t0, t1 = (teacher_flow(target, x, init_scale=2) for x in (x0, x1))  # (dy, dx)
+        tt = float(s.t)
+
+        def teacher_guide(frame0, frame1, t, t0=t0, t1=t1, tt=tt):
+            ones = torch.ones_like(t0)
+            return t0.flip(1), t1.flip(1), ones, torch.full_like(ones[:, :1], 1 - tt)  # flows as (x, y)
+
+        with torch.no_grad():
+            warped = (1 - tt) * backward_warp(x0, t0) + tt * backward_warp(x1, t1)
+            model._guide = own_guide
+            own = model(x0, x1)
+            model._guide = teacher_guide
+            taught = model(x0, x1)
+        model._guide = own_guide
+        for key, out in (("teacher warp", warped), ("model", own), ("model with teacher flows", taught)):
+            results.setdefault(key, {}).setdefault(s.part, []).append(psnr(out, target))
+    for key, parts in results.items():
+        print(f"{key}: " + ", ".join(f"{p} {np.mean(v):.3f}" for p, v in sorted(parts.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
