@@ -162,14 +162,12 @@ def teacher_flow(source: torch.Tensor, dest: torch.Tensor, preset: str = "medium
 
 def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """``out(p) = image(p + flow(p))``, bilinear, borders replicated. (B, C, H, W) image, (B, 2, H, W)
-    flow as (dy, dx) in pixels -> (B, C, H, W)."""
-    _, _, h, w = image.shape
-    ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
-    xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
-    gx = (xs + flow[:, 1]) * (2 / max(w - 1, 1)) - 1
-    gy = (ys + flow[:, 0]) * (2 / max(h - 1, 1)) - 1
-    grid = torch.stack([gx, gy], -1).to(image.dtype)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    flow as (dy, dx) in pixels -> (B, C, H, W). AdaCoF's op with one tap of weight one (clean convention),
+    as the guided models warp."""
+    from vfikit.ops import adacof
+
+    one = torch.ones_like(flow[:, :1])
+    return adacof(image, one, flow[:, :1].contiguous(), flow[:, 1:].contiguous(), 1, convention="clean")
 
 
 def occlusion_smoothness(occlusion: torch.Tensor, eps: float = CHARBONNIER_EPS) -> torch.Tensor:
