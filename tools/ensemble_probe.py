@@ -22,8 +22,7 @@ import torch
 from torch import nn
 
 from vfikit.config import load_config
-from vfikit.data.factory import build_val_samples
-from vfikit.engine.train import validate
+from vfikit.engine.train import validate, validation_samples
 from vfikit.hub import architecture_of, create_model, load_trained_model
 from vfikit.models.classical import FlowDIS
 
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subsets", action="store_true", help="also rank every subset of members (optimistic)")
     args = p.parse_args(argv)
     cfg = load_config(args.recipe)
-    samples = build_val_samples(cfg.data, seed=cfg.train.seed + 1_000_003, log=lambda *a: None)
+    samples = validation_samples(cfg)
     parts, target = [s.part for s in samples], torch.stack([s.target for s in samples])
     q, h = build(args.model), build(args.model, init_scale=1)
     members = {"q": q, "h": h, "q3": build(args.model, init_scale=3), "q_flip": Mirrored(q, [-1]),

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vfikit.config import load_config
-from vfikit.data.factory import build_val_samples
+from vfikit.engine.train import validation_samples
 from vfikit.hub import create_model
 from vfikit.losses import backward_warp, teacher_flow
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--self-taught", action="store_true", help="also the model re-run on flows from its own output")
     args = p.parse_args(argv)
     cfg = load_config(args.recipe)
-    samples = build_val_samples(cfg.data, seed=cfg.train.seed + 1_000_003, log=lambda *a: None)
+    samples = validation_samples(cfg)
     model = create_model(args.model).eval()
     own_guide = model._guide
     results: dict[str, dict[str, list[float]]] = {}

@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 
 from vfikit.config import load_config
-from vfikit.data.factory import build_val_samples
-from vfikit.engine.train import validate
+from vfikit.engine.train import validate, validation_samples
 from vfikit.hub import create_model, load_trained_model
 
 
@@ -33,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="bf16: the model runs under CPU bfloat16 autocast (as `vfikit interpolate --bf16`)")
     args = p.parse_args(argv)
     cfg = load_config(args.recipe)
-    seed = cfg.train.seed if args.seed is None else args.seed
-    samples = build_val_samples(cfg.data, seed=seed + 1_000_003, log=print)  # the seed `vfikit train` uses
+    samples = validation_samples(cfg, seed=args.seed, log=print)
     for name in args.models:
         if Path(name).is_file():
             model = load_trained_model(Path(name))

@@ -224,8 +224,7 @@ def _params(model: nn.Module) -> int:
 def _measure(name: str, model: nn.Module, arch: str, args: dict, base_cfg, ev: EvalSection, out: Path,
              log: Log) -> dict[str, Any]:
     from vfikit.bench import BenchCase, BenchSettings, bench_frames, count_macs, run_case_isolated
-    from vfikit.data.factory import build_val_samples
-    from vfikit.engine.train import validate
+    from vfikit.engine.train import validate, validation_samples
 
     model = model.eval()
     w, h = ev.latency_size
@@ -243,7 +242,7 @@ def _measure(name: str, model: nn.Module, arch: str, args: dict, base_cfg, ev: E
         row["peak_mb"] = res.get("peak_memory_mb")
         if "error" in res:
             row["latency_error"] = res["error"]
-    samples = build_val_samples(base_cfg.data, seed=base_cfg.train.seed + 1_000_003, log=lambda _m: None)
+    samples = validation_samples(base_cfg)
     if samples:
         metrics, _ = validate(model, samples, torch.device("cpu"), base_cfg.data.val_batch_size,
                               bool(getattr(model, "arbitrary_t", False)))

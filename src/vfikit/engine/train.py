@@ -189,6 +189,16 @@ def _psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(mse)
 
 
+VAL_SEED_OFFSET = 1_000_003  # the validation samples' seed is the run's train.seed plus this
+
+
+def validation_samples(cfg: TrainConfig, seed: int | None = None,
+                       log: Callable[[str], None] = lambda _m: None) -> list[Triplet]:
+    """The fixed samples of ``cfg.data.val`` that ``vfikit train`` selects weights with, for the run's
+    ``train.seed`` (or ``seed``): the same list in training, compression and the probes."""
+    return build_val_samples(cfg.data, seed=(cfg.train.seed if seed is None else seed) + VAL_SEED_OFFSET, log=log)
+
+
 @torch.no_grad()
 def validate(
     model: nn.Module, samples: list[Triplet], device: torch.device, batch_size: int, pass_t: bool,
@@ -400,7 +410,7 @@ def _train(
         )
 
     stream = build_train_stream(cfg.data, seed=run.seed, log=say)
-    val_samples = build_val_samples(cfg.data, seed=run.seed + 1_000_003, log=say) if primary else []
+    val_samples = validation_samples(cfg, seed=run.seed, log=say) if primary else []
     selection_key = "val_psnr"
     if run.select_on is not None:
         selection_key = f"val_psnr/{run.select_on}"
