@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vfikit import Interpolator, create_model
+from vfikit import Interpolator
+from vfikit.hub import model_from
 
 CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "clips" / "davis_car_turn" / "car-turn.mp4"
 
@@ -59,13 +60,9 @@ def load(spec: str) -> torch.nn.Module:
 
     name, _, settings = spec.partition("@")
     flow = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in settings.split(",") if item)}
-    if name.endswith(".pt") and os.path.isfile(name):
-        from vfikit.hub import load_trained_model
-
-        if flow:
-            raise SystemExit("guide settings apply to registry models, not to checkpoints")
-        return load_trained_model(name)
-    return create_model(name, flow=flow) if flow else create_model(name)
+    if flow and os.path.isfile(name):
+        raise SystemExit("guide settings apply to registry models, not to files")
+    return model_from(name, **({"flow": flow} if flow else {}))
 
 
 def as_batch(img: np.ndarray) -> torch.Tensor:

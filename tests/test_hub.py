@@ -206,3 +206,23 @@ def test_replace_vfikit_card_keeps_tensors_and_metadata(tmp_path):
     (tmp_path / "plain.bin").write_bytes(b"not a model")
     with pytest.raises(VfikitError):
         replace_vfikit_card(tmp_path / "plain.bin", {})
+
+
+def test_model_from_reads_names_vfikit_files_and_training_checkpoints(tmp_path):
+    from vfikit.hub import model_from
+
+    model = create_model("guided_adacof_k5")
+    perturb(model, 5)
+    vfk = save_vfikit(model, tmp_path / "g.vfikit")
+    ckpt = tmp_path / "best.pt"
+    torch.save({"model": model.state_dict(), "arch": "guided_adacof_k5", "model_args": model.model_args}, ckpt)
+    for source in (vfk, ckpt, str(ckpt)):
+        loaded = model_from(source)
+        assert loaded.vfikit_arch == "guided_adacof_k5" and not loaded.training
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    # build arguments replace the recorded ones, for files as for names
+    for source in (vfk, ckpt, "guided_adacof_k5"):
+        assert model_from(source, flow={"init_scale": 1}).guide.config.init_scale == 1
+    assert model_from(ckpt).guide.config.init_scale == 2
+    with pytest.raises(VfikitError):
+        model_from(tmp_path / "missing_model_name")

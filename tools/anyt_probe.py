@@ -12,13 +12,11 @@ holding t: two calls, as ``Interpolator`` does for midpoint-only models). PSNR o
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
 from vfikit.data.sequences import FrameSequenceDataset
-from vfikit.hub import load_trained_model
-from vfikit.registry import create_model
+from vfikit.hub import model_from
 
 
 def _psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -42,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     items = [data[i] for i in range(len(data)) if abs(data[i].t - 0.5) > 0.1]
     print(f"{len(items)} samples (t = 1/4 and 3/4) from {len(data.clips)} clips")
     for name in args.models:
-        model = load_trained_model(Path(name)) if Path(name).is_file() else create_model(name)
-        model.eval()
+        model = model_from(name)
         native, bisect = [], []
         with torch.inference_mode():
             for s in items:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import itertools
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from vfikit.config import load_config
 from vfikit.engine.train import validate, validation_samples
-from vfikit.hub import architecture_of, create_model, load_trained_model
+from vfikit.hub import model_from
 from vfikit.models.classical import FlowDIS
 
 
@@ -40,13 +39,10 @@ class Mirrored(nn.Module):
 
 def build(source: str, **flow) -> nn.Module:
     """The model of ``source`` (registry name, vfikit file or training checkpoint) with guide settings ``flow``."""
-    if Path(source).is_file():
-        arch = architecture_of(source)
-        model = create_model(arch, weights=source) if arch else load_trained_model(Path(source))
-        if flow:
-            model.guide = FlowDIS(replace(model.guide.config, **flow))
-        return model.eval()
-    return (create_model(source, flow=flow) if flow else create_model(source)).eval()
+    model = model_from(source)
+    if flow:  # the recorded guide settings with these replaced
+        model.guide = FlowDIS(replace(model.guide.config, **flow))
+    return model
 
 
 def scores(pred: torch.Tensor, target: torch.Tensor, parts: list[str]) -> dict[str, float]:

@@ -23,7 +23,7 @@ import torch
 
 from vfikit.config import resolve_path
 from vfikit.data.sequences import discover_clips, read_clip
-from vfikit.hub import architecture_of, create_model, load_trained_model
+from vfikit.hub import model_from
 from vfikit.inference import Interpolator
 from vfikit.metrics import psnr
 
@@ -64,13 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         return torch.from_numpy(a).permute(2, 0, 1).float().div(255)
 
     for name in args.models:
-        if Path(name).is_file():  # a vfikit file, or a training checkpoint (its weight average when it has one)
-            if flow:
-                raise SystemExit("--guide applies to registry models, not to files")
-            arch = architecture_of(name)
-            model = create_model(arch, weights=name) if arch else load_trained_model(Path(name))
-        else:
-            model = create_model(name, flow=flow) if flow else create_model(name)
+        if flow and Path(name).is_file():
+            raise SystemExit("--guide applies to registry models, not to files")
+        model = model_from(name, **({"flow": flow} if flow else {}))  # a checkpoint: its weight average
         ip = Interpolator(model.eval(), device="cpu")  # fp32
         per_clip: dict[str, list[float]] = {}
         for clip, a, mid, b in triplets:

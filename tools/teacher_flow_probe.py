@@ -22,19 +22,19 @@ import torch
 
 from vfikit.config import load_config
 from vfikit.engine.train import validation_samples
-from vfikit.hub import create_model
+from vfikit.hub import model_from
 from vfikit.losses import backward_warp, teacher_flow
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", help="recipe whose data.val gives the samples")
-    p.add_argument("model", help="a guided model: registry name or vfikit file")
+    p.add_argument("model", help="a guided model: registry name, vfikit file or training checkpoint")
     p.add_argument("--self-taught", action="store_true", help="also the model re-run on flows from its own output")
     args = p.parse_args(argv)
     cfg = load_config(args.recipe)
     samples = validation_samples(cfg)
-    model = create_model(args.model).eval()
+    model = model_from(args.model)
     own_guide = model._guide
     results: dict[str, dict[str, list[float]]] = {}
 

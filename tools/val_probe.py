@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-from pathlib import Path
 
 import torch
 
 from vfikit.config import load_config
 from vfikit.engine.train import validate, validation_samples
-from vfikit.hub import create_model, load_trained_model
+from vfikit.hub import model_from
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,12 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.recipe)
     samples = validation_samples(cfg, seed=args.seed, log=print)
     for name in args.models:
-        if Path(name).is_file():
-            model = load_trained_model(Path(name))
-            if args.raw:
-                model.load_state_dict(torch.load(name, map_location="cpu", weights_only=True)["model"])
-        else:
-            model = create_model(name)
+        model = model_from(name)
+        if args.raw:  # a training checkpoint's raw weights instead of its average
+            model.load_state_dict(torch.load(name, map_location="cpu", weights_only=True)["model"])
         torch.manual_seed(0)
         pass_t = bool(getattr(model, "arbitrary_t", False))
         autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")

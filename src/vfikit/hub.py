@@ -139,11 +139,13 @@ def ema_weights(state: Mapping[str, Any]) -> dict | None:
     return {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
 
 
-def load_trained_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+def load_trained_model(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                       **kwargs: Any) -> nn.Module:
     """The model of a training checkpoint or ``best.pt``, rebuilt from ``arch``/``model_args``, in eval mode.
 
     A checkpoint of a run with ``train.ema_decay`` gives its averaged weights (``best.pt`` already holds
-    the weights that were validated).
+    the weights that were validated). ``kwargs`` replace recorded build arguments (e.g. ``flow=`` for the
+    guide of a flow-guided model).
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -151,9 +153,20 @@ def load_trained_model(path: str | os.PathLike, map_location: str | torch.device
     state = torch_load(path, "a training checkpoint", map_location)
     if not is_training_checkpoint(state):
         raise VfikitError(f"{path} holds no vfikit training weights (needs model, arch, model_args)")
-    model = create_model(state["arch"], **state["model_args"])
+    model = create_model(state["arch"], **{**state["model_args"], **kwargs})
     model.load_state_dict(ema_weights(state) or state["model"])
     return model.eval()
+
+
+def model_from(source: str | os.PathLike, **kwargs: Any) -> nn.Module:
+    """A model from a registry name (``arch`` or ``arch.tag``, e.g. ``guided_adacof_k5.vfikit``), a vfikit file
+    (it names its architecture) or a training checkpoint, in eval mode; ``kwargs`` are build arguments that
+    replace recorded ones. What the scripts that take "a model" accept."""
+    path = Path(source)
+    if not path.is_file():
+        return create_model(str(source), **kwargs)
+    arch = architecture_of(path)
+    return create_model(arch, weights=path, **kwargs) if arch else load_trained_model(path, **kwargs)
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     for d in devices:
         resolve_device(d)
-    settings = BenchSettings(warmup=1, repeats=3, min_repeats=3) if args.quick else BenchSettings()
-    settings = BenchSettings(**{**settings.__dict__, "precision": args.precision})
+    quick = {"warmup": 1, "repeats": 3, "min_repeats": 3} if args.quick else {}
+    settings = BenchSettings(**quick, precision=args.precision)
     overrides = {"warmup": args.warmup, "repeats": args.repeats, "max_seconds": args.max_seconds,
                  "threads": args.threads}
     for key, value in overrides.items():
