@@ -50,5 +50,5 @@ def video_facts(path: Path) -> tuple[int, float]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         times = [Fraction(f.pts) * stream.time_base for f in container.decode(stream)]
-    rate = Fraction(stream.average_rate)
+        rate = Fraction(stream.average_rate)  # read while the container is open: PyAV >= 18.1.1 refuses it later
     return len(times), float(times[-1] - times[0] + 1 / rate)
