@@ -466,10 +466,10 @@ def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
     "guided_adacof_k5_fast",
     family="guided",
     params=2_097_479,
-    weights=(_shipped("guided_adacof_k5_fast", 35.430, 0.9576,
-                      "recipe vfikit_guided_adacof_k5_fast, 2,400 steps from guided_adacof_k5.vfikit"),),
+    weights=(_shipped("guided_adacof_k5_fast", 35.546, 0.9581,
+                      "run E2: 17,400 steps in five runs from guided_adacof_k5.vfikit, the last mostly on clips"),),
     description="guided_adacof_k5 with its U-Net and heads at half resolution (net_downscale=2, about 4x fewer "
-                "multiply-adds; guide and sampling at full resolution), the CPU speed option (vfikit's own)",
+                "multiply-adds; guide and sampling at full resolution), the default model (vfikit's own)",
 )
 def guided_adacof_k5_fast(**kwargs) -> GuidedAdaCoF:
     """Flow-guided AdaCoF, F=5, D=1, network at half resolution."""
