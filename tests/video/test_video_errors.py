@@ -67,6 +67,34 @@ def test_truncated_video_is_refused_unless_allowed(tmp_path, run, models):
         assert c.streams.video[0].frames == 100 and "comment" not in c.metadata
 
 
+def test_truncated_matroska_with_audio_is_refused(tmp_path, run, models):
+    """Matroska states no stream duration; with audio the container's length is not the video's, so a
+    cut-off file was written short with exit 0 (issue 25, defect 1). The video's DURATION tag tells."""
+    suffix = ".mkv"
+    full = write_video(tmp_path / f"full{suffix}", pattern_frames(50), audio=True)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    err = expect_error(run, tmp_path, cut, tmp_path / "o.mp4", *MODEL, match=f"cut{suffix} is truncated")
+    assert "2.00s" in err and "--allow-truncated" in err
+    code, err = run(cut, tmp_path / "o.mp4", *MODEL, "--allow-truncated")
+    assert code == 0 and f"cut{suffix} is truncated" in err
+    code, err = run(full, tmp_path / "whole.mp4", *MODEL)
+    assert code == 0 and "is truncated" not in err
+    with av.open(str(tmp_path / "whole.mp4")) as c:
+        assert c.streams.video[0].frames == 100
+
+
+def test_truncated_webm_clip_from_the_shared_data_is_refused(tmp_path, run, models):
+    """The case of issue 25: half of a real WebM with Opus audio gave 72 of 188 frames and exit 0."""
+    clip = Path(__file__).resolve().parents[3] / "shared/data/clips/mdn_stream_of_water/stream-of-water.webm"
+    if not clip.is_file():
+        pytest.skip(f"needs the shared clip {clip}")
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    err = expect_error(run, tmp_path, cut, tmp_path / "o.mp4", *MODEL, match="cut.webm is truncated")
+    assert "states 3.00s" in err
+
+
 def test_truncation_is_found_by_frame_count_when_no_duration_is_stated(tmp_path):
     from dataclasses import replace
 
