@@ -14,7 +14,7 @@ from typing import Any
 
 from vfikit import __version__
 from vfikit.errors import VfikitError
-from vfikit.image_files import IMAGE_SUFFIXES
+from vfikit.image_files import IMAGE_SUFFIXES, check_image_depth
 from vfikit.timeline.frames import ArrayFrames
 from vfikit.timeline.render import Renderer, RenderStats
 from vfikit.timeline.scenes import SceneDetector
@@ -238,6 +238,7 @@ def _estimate(info: VideoInfo | ImagesInfo, settings: JobSettings, tail: bool) -
 
 
 def _run_pair_image(job: _Job) -> VideoJobResult:
+    check_image_depth(job.output, job.bits)
     renderer = _renderer(job.settings, job.interpolator, job.bits)
     frames = list(renderer.run(iter(job.source)))
     if renderer.stats.cuts:
@@ -261,8 +262,7 @@ def _run_to_folder(job: _Job) -> VideoJobResult:
     suffix = job.settings.frame_suffix or ".png"
     if suffix not in IMAGE_SUFFIXES:
         raise VfikitError(f"frames can be written as {', '.join(IMAGE_SUFFIXES)}, not {suffix}")
-    if job.bits == 16 and suffix not in (".png", ".tif", ".tiff"):
-        raise VfikitError(f"the input has more than 8 bits per channel; {suffix} would truncate them: use --ext png")
+    check_image_depth(suffix, job.bits)
     if job.kind == "video" and job.info.carried and (job.settings.audio or job.settings.subtitles):
         note(f"{len(job.info.carried)} audio/subtitle stream(s) are not written to a folder of frames")
     record = _job_record(job.settings, job.inputs, "folder", None)

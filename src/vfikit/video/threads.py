@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vfikit.errors import VfikitError
+from vfikit.image_files import check_image_depth
 from vfikit.runtime import atomic_path
 from vfikit.timeline.render import Renderer, RenderStats
 from vfikit.timeline.timing import OutputFrame
@@ -99,9 +100,11 @@ def done_frames(folder: Path, names: Callable[[int], str]) -> int:
 
 
 def write_array_image(path: Path, frame: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8/uint16 array; PNG/TIFF keep 16 bits. Temporary name, then rename."""
+    """Write an (H, W, 3) uint8/uint16 array; PNG/TIFF keep 16 bits, other formats refuse uint16.
+    Temporary name, then rename."""
     import cv2
 
+    check_image_depth(path, 16 if frame.dtype == np.uint16 else 8)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(frame[..., ::-1]), params):
