@@ -375,3 +375,24 @@ def test_training_clips_use_the_same_decoder_with_their_plain_conversion(tmp_pat
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(TruncatedVideoError):
         read_clip(Clip("cut", cut))
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_onnx_backend_and_export_without_the_extra_give_an_install_hint(tmp_path, run, models, monkeypatch, capsys,
+                                                                        missing):
+    """Without the [onnx] extra, --backend onnx and `vfikit export` ended in OnnxExporterError's traceback
+    (issue 25, defect 6); now a one-line hint, exit 2, nothing written."""
+    import sys
+
+    from vfikit import cli
+
+    monkeypatch.setitem(sys.modules, missing, None)  # `import onnx` now fails as if it were not installed
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    err = expect_error(run, tmp_path, src, tmp_path / "o.mp4", "--model", "guided_adacof_k5.vfikit",
+                       "--device", "cpu", "--backend", "onnx", match='pip install "vfikit[onnx]"')
+    assert len(err.strip().splitlines()) == 1
+    if missing == "onnx":  # exporting needs only onnx
+        assert cli.main(["export", "guided_adacof_k5.vfikit", str(tmp_path / "net.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert 'pip install "vfikit[onnx]"' in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "net.onnx").exists()

@@ -32,7 +32,7 @@ from vfikit.timeline.timing import TimingSpec, parse_rate, parse_time
 from vfikit.video.defaults import build_interpolator, describe_interpolator
 from vfikit.video.encode import CONTAINERS, EncodeOptions
 from vfikit.video.jobs import JobSettings, VideoJobResult, output_kind, run_one
-from vfikit.video.options import InterpolateOptions
+from vfikit.video.options import InterpolateOptions, require_onnx
 from vfikit.video.sources import VIDEO_SUFFIXES, note
 from vfikit.video.workspace import (
     check_output_free,
@@ -79,6 +79,8 @@ def interpolate_video(
         if world > 1:
             note(f"rank {rank} of {world}: {len(jobs)} video(s) of this folder")
     if interpolator is None:
+        if opts.backend == "onnx":
+            require_onnx("--backend onnx")
         dev = str(resolve_device(opts.device))
         check_precision(opts.precision, dev)
         interpolator = build_interpolator(
