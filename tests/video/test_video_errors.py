@@ -321,11 +321,27 @@ def test_disk_full_keeps_finished_work_and_no_output(tmp_path, run, models, monk
         (("--bisect-depth", "0"), "bisect depth"),
         (("--duration", "0"), "duration must be positive"),
         (("--max-frames", "0"), "max frames must be a positive integer"),
+        # issue 25, defect 7: --fps 1e9 planned two billion frames and hung, growing memory
+        (("--fps", "1e9"), "at most 1024 are made, so --fps at most 25600 here"),
+        (("--fps", "25601", "--slowmo", "4"), "--fps at most 25600"),
+        (("--factor", "5000"), "more than the 1024 output frames per source frame"),
+        (("--slowmo", "100000"), "more than the 1024 output frames per source frame"),
     ],
 )
 def test_bad_options(tmp_path, run, models, args, match):
     src = write_video(tmp_path / "in.mp4", pattern_frames(3))
     expect_error(run, tmp_path, src, tmp_path / "o.mp4", "--model", "video_test_blend", *args, match=match)
+
+
+def test_absurd_rate_for_images_is_refused(tmp_path, run, models):
+    import cv2
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i, frame in enumerate(pattern_frames(2)):
+        cv2.imwrite(str(folder / f"{i}.png"), frame)
+    expect_error(run, tmp_path, folder, tmp_path / "o", *MODEL, "--input-fps", "2", "--fps", "1e6",
+                 match="--fps at most 2048 here")
 
 
 def test_bad_paths(tmp_path, run, models):

@@ -167,3 +167,43 @@ def test_a_failing_writer_stops_the_pipeline_at_once_even_when_the_decoder_is_do
     with pytest.raises(OSError, match="No space"):
         run_pipeline([(Fraction(0), None), (Fraction(1), None)], Renderer(), FailingSink(), queue_size=2)
     assert time.perf_counter() - started < 5  # it waited 30 s for the decoder before
+
+
+@pytest.mark.parametrize("tail", [False, True])
+def test_memory_stays_bounded_however_dense_the_plan(tail):
+    """--fps 1e9 planned every frame of an interval in a list before rendering any (issue 25, defect 7):
+    memory grew by 25 MB/s and nothing was written. Plans and the render window now stream."""
+    import time
+    import tracemalloc
+
+    def copy_left(f0, f1, t):  # a free stand-in model: the test measures the plan, not the model
+        return f0
+
+    spec = TimingSpec.make(fps=300_000)
+    renderer = Renderer(copy_left, ArrayFrames(8), spec, detector=None, batch_size=1)
+    source = [(Fraction(0), np.zeros((8, 8, 3), np.uint8)), (Fraction(1), np.ones((8, 8, 3), np.uint8))]
+    if tail:  # the holds after the last frame (1 s of them) stream as well
+        source = [source[0], (Fraction(1, 300_000), source[1][1])]
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        first = list(itertools.islice(renderer.run(iter(source), end=Fraction(2)), 2000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(first) == 2000 and first[-1][0].time == Fraction(1999, 300_000)
+    assert peak < 5_000_000, f"{peak / 1e6:.0f} MB for 2000 frames"
+    assert time.perf_counter() - started < 20
+
+
+def test_planner_streams_an_interval_frame_by_frame():
+    import time
+
+    from vfikit.timeline.timing import Planner
+
+    planner = Planner(TimingSpec.make(fps=10**6))
+    assert list(planner.add(Fraction(0))) == []
+    started = time.perf_counter()
+    frames = planner.add(Fraction(1))  # a million frames: only the ones asked for are made
+    assert [o.index for o in itertools.islice(frames, 3)] == [0, 1, 2]
+    assert time.perf_counter() - started < 0.5

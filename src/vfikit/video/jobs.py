@@ -149,6 +149,7 @@ def run_one(kind: str, inputs: list[Path], output: Path, settings: JobSettings, 
         if settings.start is not None and info.duration is not None and settings.start >= info.duration:
             raise VfikitError(f"--start {float(settings.start):g}s lies beyond the end of {inputs[0].name} "
                               f"(it lasts {float(info.duration):.2f}s)")
+        settings.spec.check_density(info.average_rate, inputs[0].name)
         source = VideoReader(info, start=settings.start, duration=settings.duration, max_frames=settings.max_frames,
                              allow_truncated=settings.allow_truncated)
         bits, size = info.frame_bits, (info.width, info.height)
@@ -159,6 +160,7 @@ def run_one(kind: str, inputs: list[Path], output: Path, settings: JobSettings, 
             note(text)
         info = images
         rate = settings.input_fps or Fraction(1)
+        settings.spec.check_density(settings.input_fps, "the images")
         source = ImageReader(images, rate=rate, drop_alpha=settings.drop_alpha, max_frames=settings.max_frames)
         bits, size = images.bits, (images.width, images.height)
     _check_model_size(interpolator, size)
