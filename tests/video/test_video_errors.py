@@ -253,6 +253,54 @@ def test_force_never_replaces_an_unrelated_folder(tmp_path, run, models):
                  match="vfikit did not write")
 
 
+def test_force_keeps_files_the_user_added_to_a_frame_folder(tmp_path, run, models):
+    """Issue 25, defect 5: after `interpolate seq out/frames`, a photo copied into out/frames and a subfolder
+    added there were deleted by the same command with --force --factor 3. The marker now lists what vfikit
+    wrote, and --force removes only that."""
+    import json
+
+    import cv2
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i, frame in enumerate(pattern_frames(3)):
+        cv2.imwrite(str(seq / f"{i}.png"), frame)
+    out = tmp_path / "out" / "frames"
+    assert run(seq, out, *MODEL, "--factor", "4")[0] == 0  # 9 frames
+    manifest = json.loads((out / ".vfikit-output.json").read_text())
+    assert manifest["files"] == [f"{i:08d}.png" for i in range(9)]
+    (out / "photo.jpg").write_bytes(b"a photo")
+    (out / "mine").mkdir()
+    (out / "mine" / "notes.txt").write_text("notes")
+    code, err = run(seq, out, *MODEL, "--force", "--factor", "3")  # 7 frames: 00000007/8.png are stale
+    assert code == 0, err
+    assert (out / "photo.jpg").read_bytes() == b"a photo" and (out / "mine" / "notes.txt").read_text() == "notes"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".vfikit-output.json"] + [f"{i:08d}.png" for i in range(7)] + ["mine", "photo.jpg"]
+    assert json.loads((out / ".vfikit-output.json").read_text())["files"] == [f"{i:08d}.png" for i in range(7)]
+    assert "kept" in err and "photo.jpg" in err
+    assert sorted(p.name for p in out.parent.iterdir()) == ["frames"]  # no temporary folder left behind
+    # a file of the user's named like a frame would be overwritten: refused before any work
+    (out / "00000009.png").write_bytes(b"my own frame")
+    expect_error(run, tmp_path, seq, out, *MODEL, "--force", "--factor", "5", match="00000009.png")
+
+
+def test_force_keeps_user_files_of_a_frame_folder_written_before_the_marker_listed_files(tmp_path, run, models):
+    """Older markers hold no file list: vfikit's files are then its numbered frames, nothing else."""
+    import json
+
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    out = tmp_path / "frames"
+    assert run(src, out, *MODEL)[0] == 0
+    marker = out / ".vfikit-output.json"
+    record = json.loads(marker.read_text())
+    del record["files"]
+    marker.write_text(json.dumps(record))
+    (out / "photo.jpg").write_bytes(b"a photo")
+    assert run(src, out, *MODEL, "--force", "--factor", "3")[0] == 0
+    assert (out / "photo.jpg").read_bytes() == b"a photo" and len(list(out.glob("0*.png"))) == 9
+
+
 def test_output_equal_to_or_inside_input(tmp_path, run, models):
     src = write_video(tmp_path / "in.mp4", pattern_frames(3))
     expect_error(run, tmp_path, src, src, *MODEL, "--force", match="choose another path")
