@@ -402,6 +402,17 @@ def test_bad_paths(tmp_path, run, models):
     (mixed / "a.png").write_bytes(b"")
     (mixed / "b.mp4").write_bytes(b"")
     expect_error(run, tmp_path, mixed, tmp_path / "o", *MODEL, match="both images and videos")
+    # a folder output onto an existing file: was a raw "[Errno 20] Not a directory" (issue 25), and a leftover
+    (tmp_path / "notes").write_text("mine")
+    for force in ((), ("--force",)):
+        err = expect_error(run, tmp_path, src, tmp_path / "notes", *MODEL, *force, match="is a file")
+        assert "Errno" not in err
+    batch = tmp_path / "videos"
+    batch.mkdir()
+    write_video(batch / "clip.mp4", pattern_frames(3))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "clip").write_text("mine")
+    expect_error(run, tmp_path, batch, tmp_path / "out", *MODEL, "--force", "--ext", ".png", match="is a file")
 
 
 def test_resolve_encoding_rules():

@@ -236,7 +236,7 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
                 "(or --resume to skip finished ones)"
             )
         for dst in taken:
-            check_replaceable(dst)
+            check_replaceable(dst, folder=dst.suffix.lower() not in CONTAINERS)
         check_writable_dir(output)
         return jobs
     out_kind = output_kind(output)
@@ -256,7 +256,7 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
         raise VfikitError("--fps with a folder of images needs --input-fps (their frame rate)")
     if settings.resume and output.exists() and not partial_dir(output).exists():
         return [(inputs[0], output)]  # already complete: _run_one reports it
-    check_output_free(output, force=settings.force, resume=settings.resume)
+    check_output_free(output, force=settings.force, resume=settings.resume, folder=out_kind == "folder")
     check_writable_dir(output.parent)
     return [(inputs[0], output)]
 

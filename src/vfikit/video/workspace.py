@@ -67,19 +67,24 @@ def check_writable_dir(folder: Path) -> None:
         raise VfikitError(f"no permission to write into {probe}")
 
 
-def check_output_free(output: Path, *, force: bool, resume: bool) -> None:
+def check_output_free(output: Path, *, force: bool, resume: bool, folder: bool = False) -> None:
     """Refuse an existing output unless ``force``; even then, see :func:`check_replaceable`."""
+    if folder and output.exists() and not output.is_dir():
+        raise _file_in_the_way(output)  # before "pass --force": --force would not help
     if output.exists() and not force:
         hint = "it is already complete; " if resume else ""
         raise VfikitError(f"output {output} already exists; {hint}pass --force to replace it")
-    check_replaceable(output)
+    check_replaceable(output, folder=folder)
 
 
-def check_replaceable(output: Path) -> None:
+def check_replaceable(output: Path, *, folder: bool = False) -> None:
     """An existing folder is replaced only when vfikit wrote it (it holds :data:`MANIFEST`).
 
-    ``--force`` must never wipe a folder given by mistake, such as a folder of photos.
+    ``--force`` must never wipe a folder given by mistake, such as a folder of photos. A ``folder``
+    output never replaces a file (a file named without a suffix is not an earlier output).
     """
+    if folder and output.exists() and not output.is_dir():
+        raise _file_in_the_way(output)
     if not output.is_dir() or output.is_symlink():
         return
     if not (output / MANIFEST).is_file():
@@ -93,6 +98,11 @@ def check_replaceable(output: Path) -> None:
             f"{output / clash[0]} was not written by vfikit (its {MANIFEST} does not list it) but is named like "
             "an output frame, so --force would overwrite it: move it away or choose a new output folder"
         )
+
+
+def _file_in_the_way(output: Path) -> VfikitError:
+    return VfikitError(f"{output} is a file, and a folder of frames cannot replace it, even with --force: "
+                       "choose a new output folder")
 
 
 def written_files(folder: Path) -> set[str]:
