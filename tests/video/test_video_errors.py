@@ -351,6 +351,53 @@ def test_disk_full_keeps_finished_work_and_no_output(tmp_path, run, models, monk
     assert run(src, out, *MODEL, "--segment-frames", "4", "--resume")[0] == 0
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 KB file system (tmpfs) to fill up; skipped where it cannot be mounted (needs root)."""
+    import os
+    import shutil
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a real full disk needs a small tmpfs, which only root can mount")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_real_full_disk_is_exit_status_2_with_the_disk_full_message(tmp_path, run, models, small_disk):
+    """Issue 25: a full disk ended with exit status 1 and libpng's or a raw OSError's words (docs: 2)."""
+    import os
+
+    import cv2
+
+    src = write_video(tmp_path / "in.mp4", pattern_frames(12, 320, 240))
+    code, err = run(src, small_disk / "frames", *MODEL)  # PNG frames: the disk fills up after a few
+    assert code == 2 and "disk full" in err and "--resume" in err, err
+    assert not (small_disk / "frames").exists()
+    for i, frame in enumerate(pattern_frames(2, 320, 240)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), frame)
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # now completely full: not even a job record fits
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    for out in (small_disk / "mid.png", small_disk / "o.mp4", small_disk / "more"):
+        args = (tmp_path / "0.png", tmp_path / "1.png") if out.suffix == ".png" else (src,)
+        code, err = run(*args, out, *MODEL)
+        assert code == 2 and "disk full" in err, err
+        assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "match"),
     [

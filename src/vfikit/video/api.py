@@ -34,6 +34,7 @@ from vfikit.video.encode import CONTAINERS, EncodeOptions
 from vfikit.video.jobs import JobSettings, VideoJobResult, output_kind, run_one
 from vfikit.video.options import InterpolateOptions, require_onnx
 from vfikit.video.sources import VIDEO_SUFFIXES, note
+from vfikit.video.threads import check_error
 from vfikit.video.workspace import (
     check_output_free,
     check_replaceable,
@@ -89,7 +90,11 @@ def interpolate_video(
         )
     settings = _with_model(settings, interpolator, opts.model, opts.weights, opts.bisect_depth)
     if kind != "batch":
-        return run_one(kind, inputs, jobs[0][1], settings, interpolator)
+        try:
+            return run_one(kind, inputs, jobs[0][1], settings, interpolator)
+        except OSError as exc:  # a full disk anywhere (the job record too) is a user error, said plainly
+            check_error(exc)
+            raise
     return _run_batch(jobs, settings, interpolator)
 
 
