@@ -518,3 +518,19 @@ def test_onnx_backend_and_export_without_the_extra_give_an_install_hint(tmp_path
         err = capsys.readouterr().err
         assert 'pip install "vfikit[onnx]"' in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "net.onnx").exists()
+
+
+def test_a_folder_that_appears_while_a_job_runs_is_not_replaced(tmp_path):
+    """Checked before the job, the output did not exist; a folder of the user's made there meanwhile survives."""
+    from vfikit.video.workspace import MANIFEST, replace_into_place
+
+    new = tmp_path / ".frames.vfikit-partial"
+    new.mkdir()
+    (new / "00000000.png").write_bytes(b"frame")
+    (new / MANIFEST).write_text("{}")
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "photo.jpg").write_bytes(b"a photo")
+    with pytest.raises(VfikitError, match="vfikit did not write"):
+        replace_into_place(new, out)
+    assert (out / "photo.jpg").read_bytes() == b"a photo" and (new / "00000000.png").is_file()

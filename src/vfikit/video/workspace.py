@@ -197,7 +197,8 @@ def replace_into_place(tmp: Path, output: Path) -> None:
     if not output.is_dir() or output.is_symlink():
         os.replace(tmp, output)
         return
-    kept = user_entries(output) if (output / MANIFEST).is_file() else []
+    check_replaceable(output)  # (a folder that appeared while the job ran is not ours either)
+    kept = user_entries(output)
     if kept and not tmp.is_dir():
         raise VfikitError(f"{output} holds files vfikit did not write (e.g. {kept[0].name}); "
                           "it will not be replaced by a file: choose another output")
@@ -214,7 +215,7 @@ def replace_into_place(tmp: Path, output: Path) -> None:
 def _remove_written(folder: Path) -> None:
     """Delete an old output folder, or only what vfikit wrote there when the user's files are still in it
     (a replacement interrupted between its renames); those stay, and an error says where."""
-    left = user_entries(folder) if (folder / MANIFEST).is_file() else []
+    left = user_entries(folder) if (folder / MANIFEST).is_file() else sorted(folder.iterdir())
     if not left:
         shutil.rmtree(folder, ignore_errors=True)
         return
