@@ -207,3 +207,15 @@ def test_planner_streams_an_interval_frame_by_frame():
     frames = planner.add(Fraction(1))  # a million frames: only the ones asked for are made
     assert [o.index for o in itertools.islice(frames, 3)] == [0, 1, 2]
     assert time.perf_counter() - started < 0.5
+
+
+def test_a_pair_with_more_frames_than_the_window_is_rendered_in_pieces_exactly(blend):
+    frames = tensors(3)
+    out = list(interpolate_frames(blend, frames, factor=200, batch_size=2))  # 200 > the 128-frame window
+    assert [t for t, _ in out] == [Fraction(k, 200) for k in range(401)]
+    assert out[200][1] is frames[1] and out[400][1] is frames[2]
+    for k in (1, 150, 199, 333):
+        left, t = divmod(k, 200)
+        expected = (1 - t / 200) * frames[left] + t / 200 * frames[left + 1]
+        assert torch.allclose(out[k][1], expected, atol=1e-6)
+    assert sum(n for n, _ in blend.calls) == 398  # every in-between frame once
