@@ -213,14 +213,14 @@ def replace_into_place(tmp: Path, output: Path) -> None:
 
 
 def _remove_written(folder: Path) -> None:
-    """Delete an old output folder, or only what vfikit wrote there when the user's files are still in it
-    (a replacement interrupted between its renames); those stay, and an error says where."""
+    """Delete an old output folder that holds only what vfikit wrote. When files of the user's are still
+    in it (a replacement interrupted between its renames), nothing is deleted and an error says where."""
     left = user_entries(folder) if (folder / MANIFEST).is_file() else sorted(folder.iterdir())
     if not left:
         shutil.rmtree(folder, ignore_errors=True)
         return
     raise VfikitError(f"{folder} holds files vfikit did not write (e.g. {left[0].name}), left by an interrupted "
-                      f"replacement: move them where they belong and delete the folder")
+                      "replacement: move them where they belong and delete the folder")
 
 
 def _read_job(path: Path) -> dict[str, Any] | None:
