@@ -451,7 +451,7 @@ def test_bad_paths(tmp_path, run, models):
     expect_error(run, tmp_path, mixed, tmp_path / "o", *MODEL, match="both images and videos")
     # a folder output onto an existing file: was a raw "[Errno 20] Not a directory" (issue 25), and a leftover
     (tmp_path / "notes").write_text("mine")
-    for force in ((), ("--force",)):
+    for force in ((), ("--force",), ("--resume",)):  # --resume took it for a finished output
         err = expect_error(run, tmp_path, src, tmp_path / "notes", *MODEL, *force, match="is a file")
         assert "Errno" not in err
     batch = tmp_path / "videos"

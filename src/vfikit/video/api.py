@@ -259,9 +259,12 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
         raise VfikitError("writing images to a video needs --input-fps (the frame rate of the images)")
     if kind in ("pair", "frames") and settings.spec.fps is not None and settings.input_fps is None:
         raise VfikitError("--fps with a folder of images needs --input-fps (their frame rate)")
+    folder = out_kind == "folder"
+    if folder and output.is_file():  # a file of the user's: never "already complete", never replaced
+        check_replaceable(output, folder=True)
     if settings.resume and output.exists() and not partial_dir(output).exists():
         return [(inputs[0], output)]  # already complete: _run_one reports it
-    check_output_free(output, force=settings.force, resume=settings.resume, folder=out_kind == "folder")
+    check_output_free(output, force=settings.force, resume=settings.resume, folder=folder)
     check_writable_dir(output.parent)
     return [(inputs[0], output)]
 
