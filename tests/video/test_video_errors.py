@@ -391,6 +391,12 @@ def test_a_real_full_disk_is_exit_status_2_with_the_disk_full_message(tmp_path, 
         pass
     finally:
         os.close(fd)
+    batch = tmp_path / "videos"
+    batch.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        write_video(batch / name, pattern_frames(3))
+    code, err = run(batch, small_disk / "out", *MODEL)  # a folder of videos stops at the first: all would fail
+    assert code == 2 and "disk full" in err and "--resume" in err and "b.mp4" not in err, err
     for out in (small_disk / "mid.png", small_disk / "o.mp4", small_disk / "more"):
         args = (tmp_path / "0.png", tmp_path / "1.png") if out.suffix == ".png" else (src,)
         code, err = run(*args, out, *MODEL)

@@ -136,7 +136,8 @@ def _job_settings(opts: InterpolateOptions) -> JobSettings:
 
 
 def _run_batch(jobs: list[tuple[Path, Path]], settings: JobSettings, interpolator: Any) -> list[VideoJobResult]:
-    """Each video of a folder in turn; one that fails is reported and the others still run."""
+    """Each video of a folder in turn; one that fails is reported and the others still run (but a full
+    disk stops the batch: the others would fail the same way; --resume continues it)."""
     results = []
     for number, (src, dst) in enumerate(jobs, 1):
         if settings.progress:
@@ -144,6 +145,7 @@ def _run_batch(jobs: list[tuple[Path, Path]], settings: JobSettings, interpolato
         try:
             results.append(run_one("video", [src], dst, settings, interpolator))
         except (VfikitError, OSError) as exc:
+            check_error(exc)
             note(f"{src.name}: error: {exc}")
             results.append(VideoJobResult(src, dst, RenderStats(), 0.0, error=str(exc)))
     failed = [r for r in results if r.error]
