@@ -226,3 +226,51 @@ def test_model_from_reads_names_vfikit_files_and_training_checkpoints(tmp_path):
     assert model_from(ckpt).guide.config.init_scale == 2
     with pytest.raises(VfikitError):
         model_from(tmp_path / "missing_model_name")
+
+
+def test_non_finite_weights_are_refused_on_load(tmp_path):
+    """Issue 25 defect 3: 4,000 bytes of 0xFF in a vfikit file are ~1,000 NaN float32 weights; they loaded
+    and the model wrote black frames. Every weights format is checked."""
+    from vfikit.hub import architecture_of
+
+    model = create_model("compressed_adacof_k5_d1")
+    path = save_vfikit(model, tmp_path / "m.vfikit")
+    data = bytearray(path.read_bytes())
+    start = len(data) // 2
+    data[start:start + 4000] = b"\xff" * 4000
+    path.write_bytes(bytes(data))
+    assert architecture_of(path) == "compressed_adacof_k5_d1"  # the header is intact
+    with pytest.raises(VfikitError, match=r"m.vfikit holds non-finite weights \(\d+ NaN or infinite values"):
+        create_model("compressed_adacof_k5_d1", weights=path)
+    state = model.state_dict()
+    next(v for v in state.values() if v.is_floating_point()).view(-1)[0] = float("inf")
+    ckpt = tmp_path / "best.pt"
+    torch.save({"model": state, "arch": "compressed_adacof_k5_d1", "model_args": model.model_args}, ckpt)
+    with pytest.raises(VfikitError, match="best.pt holds non-finite weights"):
+        create_model("compressed_adacof_k5_d1", weights=ckpt)
+
+
+def test_refused_pickles_say_they_hold_python_objects_whatever_torch_says(tmp_path):
+    """Issue 25: a pickle naming a module torch blocklists (os, sys, posix, nt) got torch's long advice cut
+    at 160 characters instead of the documented "holds Python objects"."""
+    path = tmp_path / "evil.pt"
+    # GLOBAL os.system then REDUCE: never executed (torch refuses it before building anything)
+    path.write_bytes(b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")
+    with pytest.raises(VfikitError, match=r"evil.pt holds Python objects \(os.system\) besides tensors.*"
+                                          r"save only the state dict$") as info:
+        create_model("cdfi", weights=path)
+    assert "\n" not in str(info.value) and "PyTorch 2.6" not in str(info.value)
+
+
+def test_a_damaged_header_is_called_damaged(tmp_path):
+    """Issue 25: a vfikit file whose first bytes were overwritten was reported as "cannot tell which model"."""
+    from vfikit.hub import architecture_of
+
+    path = save_vfikit(create_model("compressed_adacof_k5_d1"), tmp_path / "m.vfikit")
+    data = path.read_bytes()
+    path.write_bytes(b"\xff" * 16 + data[16:])
+    with pytest.raises(VfikitError, match=r"m.vfikit is damaged or not a weights file"):
+        architecture_of(path)
+    path.write_bytes(data[:8] + b"{" + b"\xff" * 40 + data[49:])  # length intact, metadata JSON broken
+    with pytest.raises(VfikitError, match=r"m.vfikit is damaged"):
+        architecture_of(path)

@@ -348,3 +348,24 @@ def test_large_frames_argument_errors():
                        ((100,), "pair"), ((100, Midpoint()), "handle t alike")):
         with pytest.raises((VfikitError, TypeError), match=match):
             Interpolator(Lerp(), device="cpu", large_frames=bad)
+
+
+def test_nan_output_is_never_returned_silently():
+    """Issue 25 defect 3: weights that turn NaN after loading (or a model that makes NaN) must not give
+    a black frame without a word."""
+
+    class Broken(Midpoint):
+        def forward(self, frame0, frame1, t=None, return_aux=False):
+            out = super().forward(frame0, frame1)
+            out[:, :, 0, 0] = float("nan")
+            return out
+
+    ip = Interpolator(Broken(), device="cpu")
+    f0, f1 = frames(2, 3, 8, 8)
+    with pytest.raises(VfikitError, match=r"the model produced non-finite output \(NaN or infinite\)"):
+        ip(f0, f1)
+    model = create_model("compressed_adacof_k5_d1")
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(VfikitError, match="non-finite"):
+        Interpolator(model, device="cpu", allow_untrained=True)(f0, f1)

@@ -272,3 +272,55 @@ def test_a_model_started_from_other_widths_reloads_from_its_checkpoints(tmp_path
     assert state["config_args"] == {} and state["model_args"]["channels"] == narrow
     raw["train"]["steps"] = 3  # and the run resumes: the config's args still match
     assert train(config_from_dict(raw), resume="auto", log=_quiet).step == 3
+
+
+def test_a_diverging_run_stops_clearly_and_never_saves_a_nan_model(tmp_path):
+    """Issue 25 defect 4: optim.lr=1e12 logged "PSNR nan dB (best)", saved the diverged model as best.pt and
+    exited 0."""
+    raw = _raw(tmp_path, steps=6)
+    raw["optim"]["lr"] = 1e12
+    lines = []
+    with pytest.raises(VfikitError, match=r"training diverged at step \d+: the loss is not finite"):
+        train(config_from_dict(raw), log=lines.append)
+    assert not any("nan dB" in line for line in lines), lines
+    out = tmp_path / "run"
+    if (out / "best.pt").exists():
+        state = load_trained_model(out / "best.pt").state_dict()
+        assert all(torch.isfinite(v).all() for v in state.values())
+    for _, path in list_checkpoints(out):
+        assert all(torch.isfinite(v).all() for v in load_checkpoint(path)["model"].values())
+
+
+def test_the_cli_exits_2_on_divergence(tmp_path, capsys):
+    import yaml
+
+    raw = _raw(tmp_path, steps=3)
+    raw["optim"]["lr"] = 1e12
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(config)]) == 2
+    assert "diverged" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_checkpoint_holding_nan(tmp_path):
+    """Issue 25 defect 4: a checkpoint whose optimizer state holds NaN was resumed from."""
+    train(config_from_dict(_raw(tmp_path, steps=2, ckpt_every=2, val_every=2)), log=_quiet)
+    path = tmp_path / "run" / "step_000000002.pt"
+    state = torch.load(path, weights_only=True)
+    first = next(iter(state["optimizer"]["state"].values()))
+    first["exp_avg"].fill_(float("nan"))
+    torch.save(state, path)
+    with pytest.raises(VfikitError, match=r"cannot resume .*step_000000002.pt: its optimizer state holds "
+                                          r"non-finite values"):
+        train(config_from_dict(_raw(tmp_path, steps=4)), resume="auto", log=_quiet)
+
+
+def test_resume_mismatch_names_what_differs(tmp_path):
+    """Issue 25: the resume-mismatch message printed both whole argument dicts; what differs got lost."""
+    train(config_from_dict(_raw(tmp_path, steps=2, ckpt_every=2, val_every=2)), log=_quiet)
+    raw = _raw(tmp_path, steps=4)
+    raw["model"]["args"] = {"channels": 8, "kernel_size": 3}
+    with pytest.raises(VfikitError, match=r"model.args.channels: 6 in the checkpoint, 8 in the config; "
+                                          r"model.args.kernel_size: unset in the checkpoint, 3 in the config") as info:
+        train(config_from_dict(raw), resume="auto", log=_quiet)
+    assert "\n" not in str(info.value)

@@ -39,7 +39,7 @@ from vfikit import __version__
 from vfikit.errors import MissingDependencyError, VfikitError
 from vfikit.models.base import mark_trained
 from vfikit.models.catalog import ModelEntry, get_entry, list_models, split_name
-from vfikit.runtime import atomic_path, is_torch_save, packaged_weights, sha256_file, torch_load
+from vfikit.runtime import atomic_path, count_non_finite, is_torch_save, packaged_weights, sha256_file, torch_load
 
 VFIKIT_FORMAT = "vfikit"
 ENV_CACHE = "VFIKIT_CACHE_DIR"
@@ -169,6 +169,19 @@ def model_from(source: str | os.PathLike, **kwargs: Any) -> nn.Module:
     return create_model(arch, weights=path, **kwargs) if arch else load_trained_model(path, **kwargs)
 
 
+def _file_kind(path: Path) -> str:
+    """``"vfikit"`` (safetensors) or ``"torch"`` (a ``torch.save`` archive), told by the content; a clear
+    error for a missing file and for anything else (a damaged header included)."""
+    if not path.is_file():
+        raise VfikitError(f"weights file not found: {path}")
+    if _is_safetensors(path):
+        return "vfikit"
+    if is_torch_save(path):
+        return "torch"
+    raise VfikitError(f"{path} is damaged or not a weights file: it is not a PyTorch or vfikit weights file "
+                      "(it is neither a torch.save archive nor safetensors)")
+
+
 def _is_safetensors(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(9)
@@ -195,7 +208,7 @@ def read_vfikit_header(path: str | os.PathLike) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise VfikitError(f"{path} is not a readable safetensors file: {exc}") from None
+        raise VfikitError(f"{path} is damaged: not a readable vfikit (safetensors) file: {exc}") from None
     if meta.get("format") != VFIKIT_FORMAT:
         raise VfikitError(f"{path} is a safetensors file but not a vfikit model (format={meta.get('format')!r})")
     try:
@@ -208,10 +221,7 @@ def read_vfikit_header(path: str | os.PathLike) -> dict[str, Any]:
 
 def architecture_of(path: str | os.PathLike) -> str | None:
     """The architecture a weights file records: ours (vfikit files) do; official checkpoints do not (None)."""
-    path = Path(path)
-    if not path.is_file():
-        raise VfikitError(f"weights file not found: {path}")
-    return read_vfikit_header(path)["arch"] if _is_safetensors(path) else None
+    return read_vfikit_header(path)["arch"] if _file_kind(Path(path)) == "vfikit" else None
 
 
 def _load_vfikit_file(entry: ModelEntry, path: Path, kwargs: dict[str, Any]) -> nn.Module:
@@ -244,6 +254,10 @@ def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str)
     if missing or unexpected or wrong:
         raise VfikitError(f"{where} does not fit {getattr(model, 'vfikit_arch', type(model).__name__)}: "
                           f"missing {missing[:4]}, unexpected {unexpected[:4]}, shape mismatches {wrong[:3]}")
+    bad = count_non_finite(dict(state))
+    if bad:
+        raise VfikitError(f"{where} holds non-finite weights ({bad} NaN or infinite values): the file is damaged "
+                          "or was saved from a training run that diverged")
     with torch.no_grad():
         for k, v in own.items():
             v.copy_(state[k].to(v.dtype))
@@ -299,14 +313,9 @@ def _load_official(entry: ModelEntry, checkpoint: Any, where: str, kwargs: dict[
 def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.Module:
     """Build ``entry``'s model with the weights in ``path`` (format detected from the content)."""
     path = Path(path)
-    if not path.is_file():
-        raise VfikitError(f"weights file not found: {path}")
-    if _is_safetensors(path):
+    if _file_kind(path) == "vfikit":
         model = _load_vfikit_file(entry, path, kwargs)
     else:
-        if not is_torch_save(path):
-            raise VfikitError(f"{path} is not a PyTorch or vfikit weights file (it is neither a torch.save "
-                              "archive nor safetensors)")
         obj = torch_load(path)
         if is_training_checkpoint(obj):
             if obj["arch"] != entry.name:

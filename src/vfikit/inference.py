@@ -274,6 +274,9 @@ class Interpolator:
             out = net(f0, f1) if t is None or t == 0.5 else net(f0, f1, t)
         if isinstance(out, tuple):
             out = out[0]
+        if not bool(torch.isfinite(out).all()):  # clamp would pass NaN on: a black frame without a word
+            raise VfikitError(f"the model produced non-finite output (NaN or infinite) for a {tuple(f0.shape)} "
+                              "input: its weights are damaged or overflow at this precision (try precision='fp32')")
         return out.float().clamp(0, 1).contiguous()
 
     def _predict(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:

@@ -156,6 +156,20 @@ def check_frame(frame: Any, name: str, *, dims: tuple[int, ...] = (4,),
     return frame
 
 
+def count_non_finite(obj: Any) -> int:
+    """NaN and infinite values in every floating tensor of a nested dict/list/tuple (a state dict, an
+    optimizer state)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return int((~torch.isfinite(obj)).sum()) if obj.is_floating_point() or obj.is_complex() else 0
+    if isinstance(obj, dict):
+        return sum(count_non_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(count_non_finite(v) for v in obj)
+    return 0
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file."""
     h = hashlib.sha256()
@@ -205,10 +219,12 @@ def torch_load(path: str | os.PathLike, what: str = "PyTorch weights", map_locat
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle/zip errors have many types; all mean "cannot read this safely"
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if unsafe:
-            raise VfikitError(f"{path} holds Python objects ({unsafe.group(1)}) besides tensors, which vfikit does "
-                              "not load (unpickling them could run code): save only the state dict") from None
+        if "Weights only load failed" in text:  # the unpickler met a global, a class or a call it refuses
+            named = re.search(r"GLOBAL ([\w.]+)|got <class '([\w.]+)'>|unrecognized function ([\w.]+)", text)
+            what_objects = next((g for g in named.groups() if g), "") if named else ""
+            raise VfikitError(f"{path} holds Python objects{f' ({what_objects})' if what_objects else ''} besides "
+                              "tensors, which vfikit does not load (unpickling them could run code): "
+                              "save only the state dict") from None
         first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
         first = first if len(first) <= 160 else first[:157] + "..."
         raise VfikitError(f"cannot read {path} as {what} (damaged or not a checkpoint): {first}") from None
