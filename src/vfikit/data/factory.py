@@ -15,6 +15,7 @@ from vfikit.config import (
     DatasetConfig,
     SequencesDatasetConfig,
     SyntheticDatasetConfig,
+    TrainConfig,
     Vimeo90kDatasetConfig,
     resolve_path,
 )
@@ -133,6 +134,15 @@ def build_val_samples(data: DataConfig, seed: int, log: Log = print) -> list[Tri
     stream = MixedStream(components, Compose([*steps, ToFloat()]), seed=seed)
     names = [spec.name or spec.type for spec in data.val]
     return [dataclasses.replace(stream[g], part=names[stream.locate(g)[0]]) for g in range(data.val_samples)]
+
+
+VAL_SEED_OFFSET = 1_000_003  # the validation samples' seed is the run's train.seed plus this
+
+
+def validation_samples(cfg: TrainConfig, seed: int | None = None, log: Log = lambda _m: None) -> list[Triplet]:
+    """The fixed samples of ``cfg.data.val`` that ``vfikit train`` selects weights with, for the run's
+    ``train.seed`` (or ``seed``): the same list in training, compression and the probes."""
+    return build_val_samples(cfg.data, seed=(cfg.train.seed if seed is None else seed) + VAL_SEED_OFFSET, log=log)
 
 
 def t_values_fixed(data: DataConfig) -> bool:

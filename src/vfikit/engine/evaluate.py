@@ -120,7 +120,8 @@ def _output_path(directory: Path, key: str, index: int) -> Path:
     return directory / f"{stem.as_posix()}.png"
 
 
-def _write_png_atomic(path: Path, image: torch.Tensor) -> None:
+def write_image_atomic(path: Path, image: torch.Tensor) -> None:
+    """Write a (3, H, W) image in [0, 1] to ``path`` via a temporary file (the format from the suffix)."""
     with atomic_path(path) as tmp:
         write_image(tmp, image)
 
@@ -193,7 +194,7 @@ def evaluate(
             row["seconds"] = seconds
             rows.append(row)
             if out_dir is not None:
-                _write_png_atomic(_output_path(out_dir, row["key"], i), pred.clamp(0, 1))
+                write_image_atomic(_output_path(out_dir, row["key"], i), pred.clamp(0, 1))
             bar.update(1)
             if "psnr" in row:
                 bar.set_postfix(psnr=f"{_mean([r['psnr'] for r in rows]):.2f}")
