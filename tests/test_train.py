@@ -324,3 +324,12 @@ def test_resume_mismatch_names_what_differs(tmp_path):
                                           r"model.args.kernel_size: unset in the checkpoint, 3 in the config") as info:
         train(config_from_dict(raw), resume="auto", log=_quiet)
     assert "\n" not in str(info.value)
+
+
+def test_tensorboard_logs_without_tensorboard_ask_for_the_train_extra(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as in an install without [train]
+    with pytest.raises(VfikitError, match=r"pip install 'vfikit\[train\]'"):
+        train(config_from_dict(_raw(tmp_path, steps=1, tensorboard=True)), log=_quiet)
+    train(config_from_dict(_raw(tmp_path, "off", steps=1)), log=_quiet)  # tensorboard: false needs none
