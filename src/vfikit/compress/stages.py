@@ -85,9 +85,7 @@ def load_compress_config(source: str | Path, overrides: list[str] | tuple[str, .
     raw = read_raw(source, kind="compress")
     for assignment in overrides:
         apply_override(raw, assignment)
-    cfg = from_dict(CompressConfig, raw)
-    if cfg.strategy not in ("group", "paper_min", "paper_max"):
-        raise VfikitError(f"strategy must be group, paper_min or paper_max, got {cfg.strategy!r}")
+    cfg = from_dict(CompressConfig, raw)  # checks strategy against its Literal
     if cfg.sparsify.optim.get("name", "obproxsg") != "obproxsg":
         raise VfikitError(f"sparsify.optim.name must be obproxsg, got {cfg.sparsify.optim.get('name')!r}")
     return cfg
