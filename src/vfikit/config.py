@@ -219,8 +219,9 @@ class RunConfig:
     LOCAL_RANK under torchrun). ``amp``: mixed precision (``amp_dtype`` float16 with a gradient
     scaler on CUDA, or bfloat16 on CUDA or on CPUs with bf16 support); the sampling ops always run
     in float32. ``channels_last``: NHWC memory format for model and inputs (about 1.4x faster CPU
-    convolutions here; the sums run in another order, so results differ by float rounding). ``threads``: torch CPU threads per process (None: cores /
-    local processes). ``time_limit``: hours, then checkpoint and stop (resume later). ``ema_decay``:
+    convolutions here; the sums run in another order, so results differ by float rounding).
+    ``threads``: torch CPU threads per process (None: cores / local processes).
+    ``time_limit``: hours, then checkpoint and stop (resume later). ``ema_decay``:
     keep an exponential moving average of the weights (e.g. 0.999); validation, ``best.pt`` and
     ``create_model(checkpoint)`` then use the averaged weights, which are good at any step of a run.
     ``select_on``: the validation part (a ``data.val`` entry's ``name``) whose PSNR picks ``best.pt``

@@ -142,7 +142,8 @@ def evaluate(
     """Score ``model`` on ``dataset`` (anything with ``len()`` and indexing that yields Triplets).
 
     Args:
-        model: a VFIModel (run through an ``Interpolator``, see :func:`make_predictor`) or a callable ``fn(frame0, frame1, t)`` on (1, 3, H, W).
+        model: a VFIModel (run through an ``Interpolator``, see :func:`make_predictor`) or a callable
+            ``fn(frame0, frame1, t)`` on (1, 3, H, W).
         metrics: names from :data:`vfikit.metrics.METRICS`; ``lpips``/``lpips_cdfi`` need ``lpips``.
         device: where the model runs (``"auto"``/None: cuda when available).
         limit: evaluate only the first N samples.
