@@ -165,7 +165,7 @@ def test_weights_without_model_name_their_model_or_are_refused(tmp_path, run, mo
     (tmp_path / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
     for name in ("text.pth", "random.bin"):
         expect_error(run, tmp_path, src, out, "--weights", tmp_path / name, "--device", "cpu",
-                     match=f"cannot tell which model {tmp_path / name} is for")
+                     match=f"{tmp_path / name} is damaged or not a weights file")
     err = expect_error(run, tmp_path, src, out, "--weights", tmp_path / "nope.vfikit", match="weights file not found")
     assert "Errno" not in err
     save_vfikit(create_model("video_test_mid"), tmp_path / "mid.vfikit")
