@@ -375,6 +375,9 @@ def _load_source(entry: ModelEntry, source: str | os.PathLike, kwargs: dict[str,
     if Path(text).expanduser().is_file():
         return _load_file(entry, Path(text).expanduser(), kwargs)
     known = ", ".join(sorted(entry.weights)) or "none"
+    if Path(text).suffix or os.sep in text or "/" in text:  # meant as a path
+        raise VfikitError(f"weights file not found: {text} (no such file, and not a known tag of {entry.name}: "
+                          f"{known})")
     raise VfikitError(f"weights {text!r} for {entry.name}: no such file, and not a known tag (tags: {known})")
 
 

@@ -41,7 +41,7 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import require_trained
-from vfikit.runtime import check_frame, precision_dtype, resolve_device, resolve_precision
+from vfikit.runtime import DEFAULT_PRECISION, check_frame, precision_dtype, resolve_device, resolve_precision
 
 AUTO_CPU_PIXELS = 1920 * 1088
 AUTO_CPU_TILE = 1024
@@ -111,7 +111,8 @@ class Interpolator:
     """
 
     def __init__(self, model: nn.Module | str, *, weights: str | None = None, device: str | torch.device = "auto",
-                 precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
+                 precision: str = DEFAULT_PRECISION, tile: int | str | None = None, tile_overlap: int = 64,
+                 max_depth: int = 6,
                  min_side: int = 17, channels_last: bool | None = None, allow_untrained: bool = False,
                  large_frames: tuple[int, nn.Module] | None = None) -> None:
         if isinstance(model, str):

@@ -26,25 +26,25 @@ if TYPE_CHECKING:
 
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)  # what every command's --precision accepts
+DEFAULT_PRECISION = "fp32"  # the library's (Interpolator, evaluate, bench): exact float32 numbers; the video
+# tool's own default is "auto" (video/options.py), for speed where bfloat16 is measured to be safe
 
 
 def precision_dtype(precision: str) -> torch.dtype | None:
-    """``"fp32"`` -> None (no autocast), ``"fp16"`` -> float16, ``"bf16"`` -> bfloat16; others refused
-    (``"auto"`` is resolved first, by :func:`resolve_precision`)."""
+    """``"fp32"`` -> None (no autocast), ``"fp16"`` -> float16, ``"bf16"`` -> bfloat16 (a checked precision,
+    ``"auto"`` resolved first by :func:`resolve_precision`)."""
     import torch
 
-    if precision not in PRECISIONS:
-        raise VfikitError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[check_precision(precision, None)]
 
 
-def check_precision(precision: str, device: str) -> str:
-    """A precision the device can run: fp16 needs a GPU (on CPU it is slow and inexact); ``"auto"`` is
-    accepted everywhere."""
-    if precision == "auto":
-        return precision
-    precision_dtype(precision)
-    if precision == "fp16" and str(device).startswith("cpu"):
+def check_precision(precision: str, device: str | torch.device | None) -> str:
+    """The one check of a precision name (:data:`PRECISION_CHOICES`) and of what the device can run: fp16
+    needs a GPU (on CPU it is slow and inexact). ``device`` None checks the name only."""
+    if precision not in PRECISION_CHOICES:
+        raise VfikitError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+    if precision == "fp16" and device is not None and str(device).startswith("cpu"):
         raise VfikitError("--fp16 needs a GPU (half precision on CPU is slow and inexact); use --bf16 or no flag")
     return precision
 
@@ -62,8 +62,7 @@ def resolve_precision(precision: str, device: torch.device, model: Any) -> str:
     """The precision a model runs at. ``"auto"``: ``"bf16"`` for a model that declares ``cpu_bf16`` (its
     bfloat16 error is measured and small: docs/benchmarks.md) on a CPU with native bfloat16, otherwise
     ``"fp32"``. Any other name is checked and returned as it is."""
-    if precision != "auto":
-        precision_dtype(precision)
+    if check_precision(precision, device) != "auto":
         return precision
     if device.type == "cpu" and getattr(model, "cpu_bf16", False) and native_cpu_bf16():
         return "bf16"

@@ -28,7 +28,7 @@ from vfikit import __version__
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.image_files import IMAGE_SUFFIXES, write_image
 from vfikit.metrics import HIGHER_IS_BETTER, LPIPS, PROTOCOL, compute_metrics
-from vfikit.runtime import atomic_path, resolve_device, resolve_precision, write_text_atomic
+from vfikit.runtime import DEFAULT_PRECISION, atomic_path, resolve_device, resolve_precision, write_text_atomic
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
@@ -45,7 +45,7 @@ def device_description(device: torch.device) -> dict[str, Any]:
 
 
 def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch.device,
-                   precision: str = "fp32") -> Predictor:
+                   precision: str = DEFAULT_PRECISION) -> Predictor:
     """A function ``(frame0, frame1, t) -> frame_t`` on (3, H, W) tensors in [0, 1].
 
     An ``nn.Module`` following the VFIModel contract runs through ``vfikit.inference.Interpolator`` on
@@ -137,7 +137,7 @@ def evaluate(
     lpips: LPIPS | None = None,
     progress: bool = True,
     info: dict[str, Any] | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
 ) -> EvalReport:
     """Score ``model`` on ``dataset`` (anything with ``len()`` and indexing that yields Triplets).
 
