@@ -438,7 +438,8 @@ def test_image_pair_into_a_new_folder(tmp_path, run, models):
     assert (tmp_path / "new" / "deeper" / "mid.png").is_file()
 
 
-@pytest.mark.parametrize("flags,precision", [((), "auto"), (("--fp32",), "fp32"), (("--bf16",), "bf16")])
+@pytest.mark.parametrize("flags,precision", [((), "auto"), (("--fp32",), "fp32"), (("--bf16",), "bf16"),
+                                             (("--precision", "bf16"), "bf16")])
 def test_precision_flags_reach_the_options(tmp_path, monkeypatch, flags, precision):
     import vfikit.video.api as api
     from vfikit.cli import main
