@@ -155,6 +155,21 @@ def check_frame(frame: Any, name: str, *, dims: tuple[int, ...] = (4,),
     return frame
 
 
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as it is when it is an integer (not a bool) in ``[low, high]`` (either bound optional);
+    otherwise a :class:`VfikitError` naming ``name`` and the range: the one argument check of an integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low) \
+            or (high is not None and value > high):
+        if low is not None and high is not None:
+            wanted = f"an integer from {low} to {high}"
+        elif low is not None:
+            wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low}")
+        else:
+            wanted = "an integer" if high is None else f"an integer <= {high}"
+        raise VfikitError(f"{name} must be {wanted}, got {value!r}")
+    return value
+
+
 def count_non_finite(obj: Any) -> int:
     """NaN and infinite values in every floating tensor of a nested dict/list/tuple (a state dict, an
     optimizer state)."""
