@@ -333,3 +333,23 @@ def test_tensorboard_logs_without_tensorboard_ask_for_the_train_extra(tmp_path, 
     with pytest.raises(VfikitError, match=r"pip install 'vfikit\[train\]'"):
         train(config_from_dict(_raw(tmp_path, steps=1, tensorboard=True)), log=_quiet)
     train(config_from_dict(_raw(tmp_path, "off", steps=1)), log=_quiet)  # tensorboard: false needs none
+
+
+def test_two_process_ddp_stops_together_when_the_run_diverges(tmp_path):
+    """The finiteness check is a collective under DDP: every rank must make it at the same steps, also at a
+    validation step that is no log or checkpoint step (only rank 0 validates). A rank that skipped it would
+    leave the other waiting."""
+    raw = _raw(tmp_path, "ddp", steps=4, log_every=4, ckpt_every=4, val_every=2)
+    raw["optim"]["lr"] = 1e12
+    ctx = mp.spawn(_train_models.ddp_worker, args=(2, _free_port(), raw, str(tmp_path / "w.pt")), nprocs=2,
+                   join=False)
+    try:
+        for _ in range(60):  # seconds
+            if ctx.join(timeout=1):
+                pytest.fail("the diverged DDP run ended without an error")
+    except mp.ProcessRaisedException as exc:
+        assert "training diverged at step 2" in str(exc)
+    else:
+        for process in ctx.processes:
+            process.kill()
+        pytest.fail("the ranks did not stop together within 60 s")

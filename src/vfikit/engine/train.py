@@ -427,12 +427,13 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo, device: torch.device, s
         for batch in loader:
             lr = _step(run, batch, meter)
             every = cfg.train
-            validating = bool(run.val_samples) and (run.step % every.val_every == 0 or run.step == end)
+            val_step = run.step % every.val_every == 0 or run.step == end  # alike on every rank
+            validating = val_step and bool(run.val_samples)  # (only rank 0 holds validation samples)
             logging = run.step % every.log_every == 0 or run.step == end
             want_stop = _want_stop(run, stop_flag, started)
             saving = run.step % every.ckpt_every == 0 or run.step == end or want_stop
-            if logging or validating or saving:
-                _check_finite(run, meter, weights=validating or saving)
+            if logging or val_step or saving:  # every rank checks at the same steps (a collective under DDP)
+                _check_finite(run, meter, weights=val_step or saving)
             if logging:
                 _log_row(run, meter.row(run.step, lr, cfg.data.batch_size, started), end)
             if validating:
