@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from video_helpers import decode_video, pattern_frames, smooth_frames, write_video
+from tests.video_helpers import decode_video, pattern_frames, smooth_frames, write_video
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 MODEL = ("--model", "video_test_blend", "--device", "cpu")
@@ -115,7 +115,7 @@ def test_resume_after_a_kill_finishes_without_recomputing(tmp_path, run, models)
     full_calls = len(models)
     models.clear()
 
-    from video_helpers import BlendNet
+    from tests.video_helpers import BlendNet
 
     out = tmp_path / "out.mp4"
     BlendNet.kill_after = 9  # Ctrl-C in the middle of the job
@@ -151,7 +151,7 @@ def test_frame_folder_resume_keeps_finished_frames(tmp_path, run, models):
     folder.mkdir()
     for i, f in enumerate(pattern_frames(6)):
         cv2.imwrite(str(folder / f"f{i}.png"), f[..., ::-1])
-    from video_helpers import BlendNet
+    from tests.video_helpers import BlendNet
 
     BlendNet.kill_after = 3
     assert run(folder, tmp_path / "out", *MODEL, "--factor", "3")[0] == 130

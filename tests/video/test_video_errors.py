@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from video_helpers import pattern_frames, write_video
+from tests.video_helpers import pattern_frames, write_video
 
 from vfikit.errors import VfikitError
 from vfikit.video.encode import EncodeOptions, parse_bitrate, resolve_encoding
@@ -189,7 +189,7 @@ def test_output_exists_needs_force_and_is_replaced_only_when_complete(tmp_path, 
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious")
     expect_error(run, tmp_path, src, out, *MODEL, match="already exists")
-    from video_helpers import BlendNet
+    from tests.video_helpers import BlendNet
 
     BlendNet.kill_after = 1
     assert run(src, out, *MODEL, "--force")[0] == 130
