@@ -13,8 +13,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests is a package
 
-from tests.golden_models import golden_output, skip_reason
-from tests.test_model_goldens import GOLDENS, run_official_pipeline, write_official_file
+from tests.models.golden_models import golden_output, skip_reason
+from tests.models.test_model_goldens import GOLDENS, run_official_pipeline, write_official_file
 
 from vfikit import create_model
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from vfikit import Interpolator
-from vfikit.hub import model_from
+from vfikit.hub import create_model
 
 CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "clips" / "davis_car_turn" / "car-turn.mp4"
 
@@ -62,7 +62,7 @@ def load(spec: str) -> torch.nn.Module:
     flow = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in settings.split(",") if item)}
     if flow and os.path.isfile(name):
         raise SystemExit("guide settings apply to registry models, not to files")
-    return model_from(name, **({"flow": flow} if flow else {}))
+    return create_model(name, **({"flow": flow} if flow else {}))
 
 
 def as_batch(img: np.ndarray) -> torch.Tensor:

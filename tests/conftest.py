@@ -30,3 +30,12 @@ def tiny_models():
 
     with registered():
         yield
+
+
+@pytest.fixture
+def blend():
+    """A weight-free interpolator that blends the two frames (tests/video_helpers.py), for the timeline and
+    video tests."""
+    from tests.video_helpers import BlendInterpolator
+
+    return BlendInterpolator()

@@ -136,3 +136,22 @@ def test_cli_reports_config_errors_without_traceback(tmp_path, capsys):
     assert "steps: 7" in capsys.readouterr().out
     assert main(["train", "--list-recipes"]) == 0
     assert "offline_cdfi" in capsys.readouterr().out
+
+
+def test_every_dataset_type_checks_itself_knows_its_t_and_has_a_builder():
+    from vfikit.config import DATASET_TYPES, Vimeo90kDatasetConfig
+    from vfikit.data.factory import BUILDERS, t_values_fixed
+
+    assert set(BUILDERS) == set(DATASET_TYPES)  # a new type needs both
+    assert SyntheticDatasetConfig().fixed_t() and not SyntheticDatasetConfig(t=[0.5, 0.25]).fixed_t()
+    assert not SyntheticDatasetConfig(t_range=[0.2, 0.8]).fixed_t()
+    assert SyntheticDatasetConfig(t_range=[0.5, 0.5]).fixed_t()
+    assert SequencesDatasetConfig().fixed_t() and not SequencesDatasetConfig(targets="all").fixed_t()
+    assert Vimeo90kDatasetConfig().fixed_t()
+    cfg = config_from_dict(_raw(val=[{"type": "synthetic", "t": [0.25, 0.5]}]))
+    assert not t_values_fixed(cfg.data)  # any entry, training or validation, decides
+    for entry, match in ((Vimeo90kDatasetConfig(holdout=1.5), r"here\.holdout is a fraction in \[0, 1\), got 1.5"),
+                         (SequencesDatasetConfig(paths=["x"], part="holdout"), "here: part 'holdout' needs holdout"),
+                         (SyntheticDatasetConfig(weight=-1), r"here\.weight must be >= 0")):
+        with pytest.raises(VfikitError, match=match):
+            entry.check("here", check_external=False)

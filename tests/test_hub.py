@@ -183,7 +183,9 @@ def test_create_model_answers_to_its_old_names():
     assert vfikit.registry.get_entry("overlay").name == "overlay"
     from vfikit.engine import checkpoint
 
-    assert checkpoint.load_trained_model is vfikit.hub.load_trained_model  # as docs/training.md once showed
+    # the one trained-weights key set: checkpoints are trained weights plus training state
+    assert checkpoint.CHECKPOINT_KEYS[:3] == vfikit.hub.TRAINED_WEIGHTS_KEYS == ("model", "arch", "model_args")
+    assert {"ema", "config_args", "best_val"} <= set(checkpoint.CHECKPOINT_KEYS)
 
 
 def test_replace_vfikit_card_keeps_tensors_and_metadata(tmp_path):
@@ -208,21 +210,77 @@ def test_replace_vfikit_card_keeps_tensors_and_metadata(tmp_path):
         replace_vfikit_card(tmp_path / "plain.bin", {})
 
 
-def test_model_from_reads_names_vfikit_files_and_training_checkpoints(tmp_path):
-    from vfikit.hub import model_from
+def test_create_model_reads_names_vfikit_files_and_trained_weights(tmp_path):
+    """One door: a registry name, a vfikit file or a trained-weights file (written by hub.trained_weights)."""
+    from vfikit.hub import load_trained_model, save_trained_weights
 
     model = create_model("guided_adacof_k5")
     perturb(model, 5)
     vfk = save_vfikit(model, tmp_path / "g.vfikit")
-    ckpt = tmp_path / "best.pt"
-    torch.save({"model": model.state_dict(), "arch": "guided_adacof_k5", "model_args": model.model_args}, ckpt)
+    ckpt = save_trained_weights(tmp_path / "best.pt", model, step=3)
+    assert set(torch.load(ckpt, weights_only=True)) == {"model", "arch", "model_args", "step"}
     for source in (vfk, ckpt, str(ckpt)):
-        loaded = model_from(source)
+        loaded = create_model(source)
         assert loaded.vfikit_arch == "guided_adacof_k5" and not loaded.training
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 load_trained_model(ckpt).state_dict().values()))  # old name
     # build arguments replace the recorded ones, for files as for names
     for source in (vfk, ckpt, "guided_adacof_k5"):
-        assert model_from(source, flow={"init_scale": 1}).guide.config.init_scale == 1
-    assert model_from(ckpt).guide.config.init_scale == 2
-    with pytest.raises(VfikitError):
-        model_from(tmp_path / "missing_model_name")
+        assert create_model(source, flow={"init_scale": 1}).guide.config.init_scale == 1
+    assert create_model(ckpt).guide.config.init_scale == 2
+    with pytest.raises(VfikitError, match="weights file not found"):
+        create_model(tmp_path / "missing_model_name")
+    official = tmp_path / "official.pth"
+    torch.save(export_official(create_model("cdfi", convention="official")), official)
+    with pytest.raises(VfikitError, match=r"cannot tell which model .*official.pth is for"):
+        create_model(official)
+
+
+
+def test_non_finite_weights_are_refused_on_load(tmp_path):
+    """Issue 25 defect 3: 4,000 bytes of 0xFF in a vfikit file are ~1,000 NaN float32 weights; they loaded
+    and the model wrote black frames. Every weights format is checked."""
+    from vfikit.hub import architecture_of
+
+    model = create_model("compressed_adacof_k5_d1")
+    path = save_vfikit(model, tmp_path / "m.vfikit")
+    data = bytearray(path.read_bytes())
+    start = len(data) // 2
+    data[start:start + 4000] = b"\xff" * 4000
+    path.write_bytes(bytes(data))
+    assert architecture_of(path) == "compressed_adacof_k5_d1"  # the header is intact
+    with pytest.raises(VfikitError, match=r"m.vfikit holds non-finite weights \(\d+ NaN or infinite values"):
+        create_model("compressed_adacof_k5_d1", weights=path)
+    state = model.state_dict()
+    next(v for v in state.values() if v.is_floating_point()).view(-1)[0] = float("inf")
+    ckpt = tmp_path / "best.pt"
+    torch.save({"model": state, "arch": "compressed_adacof_k5_d1", "model_args": model.model_args}, ckpt)
+    with pytest.raises(VfikitError, match="best.pt holds non-finite weights"):
+        create_model("compressed_adacof_k5_d1", weights=ckpt)
+
+
+def test_refused_pickles_say_they_hold_python_objects_whatever_torch_says(tmp_path):
+    """Issue 25: a pickle naming a module torch blocklists (os, sys, posix, nt) got torch's long advice cut
+    at 160 characters instead of the documented "holds Python objects"."""
+    path = tmp_path / "evil.pt"
+    # GLOBAL os.system then REDUCE: never executed (torch refuses it before building anything)
+    path.write_bytes(b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")
+    with pytest.raises(VfikitError, match=r"evil.pt holds Python objects \(os.system\) besides tensors.*"
+                                          r"save only the state dict$") as info:
+        create_model("cdfi", weights=path)
+    assert "\n" not in str(info.value) and "PyTorch 2.6" not in str(info.value)
+
+
+def test_a_damaged_header_is_called_damaged(tmp_path):
+    """Issue 25: a vfikit file whose first bytes were overwritten was reported as "cannot tell which model"."""
+    from vfikit.hub import architecture_of
+
+    path = save_vfikit(create_model("compressed_adacof_k5_d1"), tmp_path / "m.vfikit")
+    data = path.read_bytes()
+    path.write_bytes(b"\xff" * 16 + data[16:])
+    with pytest.raises(VfikitError, match=r"m.vfikit is damaged or not a weights file"):
+        architecture_of(path)
+    path.write_bytes(data[:8] + b"{" + b"\xff" * 40 + data[49:])  # length intact, metadata JSON broken
+    with pytest.raises(VfikitError, match=r"m.vfikit is damaged"):
+        architecture_of(path)

@@ -10,6 +10,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch.nn import functional as F
 
+from tests.helpers import random_lpips_weights
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.metrics import LPIPS, compute_metrics, interpolation_error, psnr, quantize, ssim
 
@@ -99,25 +100,6 @@ def test_quantize_gives_back_8bit_levels():
 
 
 # ---------------------------------------------------------------- LPIPS
-
-FIRES = {3: (64, 16, 64), 4: (128, 16, 64), 6: (128, 32, 128), 7: (256, 32, 128),
-         9: (256, 48, 192), 10: (384, 48, 192), 11: (384, 64, 256), 12: (512, 64, 256)}
-TAPS = (64, 128, 256, 384, 384, 512, 512)
-
-
-def random_lpips_weights(seed=0):
-    """torchvision squeezenet1_1 'features.*' keys and lpips-package 'lin{k}.model.1.weight' keys."""
-    g = torch.Generator().manual_seed(seed)
-    backbone = {"features.0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.3,
-                "features.0.bias": torch.randn(64, generator=g) * 0.1}
-    for i, (cin, sq, ex) in FIRES.items():
-        for name, shape in (("squeeze", (sq, cin, 1, 1)), ("expand1x1", (ex, sq, 1, 1)), ("expand3x3", (ex, sq, 3, 3))):
-            fan = shape[1] * shape[2] * shape[3]
-            backbone[f"features.{i}.{name}.weight"] = torch.randn(shape, generator=g) * math.sqrt(2 / fan)
-            backbone[f"features.{i}.{name}.bias"] = torch.randn(shape[0], generator=g) * 0.01
-    lins = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1, generator=g) * 0.1 for k, c in enumerate(TAPS)}
-    return backbone, lins
-
 
 def lpips_by_hand(sd: dict, x: torch.Tensor, y: torch.Tensor) -> float:
     """A straightforward LPIPS v0.1 / SqueezeNet-1.1 written from the paper's description."""

@@ -52,3 +52,21 @@ def test_check_frame_names_what_is_wrong():
         check_frame([1, 2], "frame1")
     with pytest.raises(VfikitError, match="divide by 255"):
         check_frame(ok * 255, "frame1", dims=(3,), range_tolerance=1e-3)
+
+
+def test_check_int_names_the_argument_and_its_range():
+    from vfikit.runtime import check_int
+
+    assert check_int(3, "depth", low=1, high=20) == 3
+    for bad, match in ((0, "depth must be an integer from 1 to 20, got 0"), (21, "from 1 to 20, got 21"),
+                       (True, "got True"), (2.0, "got 2.0"), ("3", "got '3'")):
+        with pytest.raises(VfikitError, match=match):
+            check_int(bad, "depth", low=1, high=20)
+    with pytest.raises(VfikitError, match="side must be a positive integer, got -1"):
+        check_int(-1, "side", low=1)
+    with pytest.raises(VfikitError, match="overlap must be a non-negative integer"):
+        check_int(-1, "overlap", low=0)
+    with pytest.raises(VfikitError, match=r"tile \(None, 'auto' or pixels\) must be an integer >= 64, got 32"):
+        from vfikit import Interpolator
+
+        Interpolator("overlay", device="cpu", tile=32)  # a weight-free model

@@ -16,7 +16,7 @@ import argparse
 import torch
 
 from vfikit.data.sequences import FrameSequenceDataset
-from vfikit.hub import model_from
+from vfikit.hub import create_model
 
 
 def _psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     items = [data[i] for i in range(len(data)) if abs(data[i].t - 0.5) > 0.1]
     print(f"{len(items)} samples (t = 1/4 and 3/4) from {len(data.clips)} clips")
     for name in args.models:
-        model = model_from(name)
+        model = create_model(name)
         native, bisect = [], []
         with torch.inference_mode():
             for s in items:

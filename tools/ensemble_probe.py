@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from vfikit.config import load_config
-from vfikit.engine.train import validate, validation_samples
-from vfikit.hub import model_from
+from vfikit.data.factory import validation_samples
+from vfikit.engine.train import validate
+from vfikit.hub import create_model
 from vfikit.models.classical import FlowDIS
 
 
@@ -39,7 +40,7 @@ class Mirrored(nn.Module):
 
 def build(source: str, **flow) -> nn.Module:
     """The model of ``source`` (registry name, vfikit file or training checkpoint) with guide settings ``flow``."""
-    model = model_from(source)
+    model = create_model(source)
     if flow:  # the recorded guide settings with these replaced
         model.guide = FlowDIS(replace(model.guide.config, **flow))
     return model

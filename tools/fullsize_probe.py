@@ -23,7 +23,7 @@ import torch
 
 from vfikit.config import resolve_path
 from vfikit.data.sequences import discover_clips, read_clip
-from vfikit.hub import model_from
+from vfikit.hub import create_model
 from vfikit.inference import Interpolator
 from vfikit.metrics import psnr
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         if flow and Path(name).is_file():
             raise SystemExit("--guide applies to registry models, not to files")
-        model = model_from(name, **({"flow": flow} if flow else {}))  # a checkpoint: its weight average
+        model = create_model(name, **({"flow": flow} if flow else {}))  # a checkpoint: its weight average
         ip = Interpolator(model.eval(), device="cpu")  # fp32
         per_clip: dict[str, list[float]] = {}
         for clip, a, mid, b in triplets:

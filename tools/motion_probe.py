@@ -25,9 +25,8 @@ import numpy as np
 import torch
 
 from vfikit.config import load_config
-from vfikit.data.factory import sample_fingerprint
-from vfikit.engine.train import validation_samples
-from vfikit.hub import model_from
+from vfikit.data.factory import sample_fingerprint, validation_samples
+from vfikit.hub import create_model
 from vfikit.losses import teacher_flow
 from vfikit.ops import backward_warp
 
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"validation set {sample_fingerprint(samples)} ({len(samples)} samples)")
     refs = [reference(s, args.confident) for s in samples]
     for name in args.models:
-        model = model_from(name).eval()
+        model = create_model(name).eval()
         rows: dict[str, dict[str, list[float]]] = {}
         for s, (ref, mask) in zip(samples, refs):
             x0, x1, t = s.frame0[None], s.frame1[None], torch.tensor([float(s.t)])

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from vfikit.errors import VfikitError
-from vfikit.hub import load_trained_model, read_vfikit_header, replace_vfikit_card, save_vfikit
+from vfikit.hub import create_model, read_vfikit_header, replace_vfikit_card, save_vfikit
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "vfikit" / "weights"
 
@@ -121,11 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.checkpoint is None:
         p.error("a checkpoint is needed (or --refresh)")
-    model = load_trained_model(args.checkpoint)
+    model = create_model(Path(args.checkpoint))
     arch = args.arch or torch.load(args.checkpoint, map_location="cpu", weights_only=True)["arch"]
     if args.arch:
-        from vfikit.registry import create_model
-
         same = create_model(arch, **{k: v for k, v in model.model_args.items()})
         if type(same) is not type(model) or same.model_args != model.model_args:
             raise VfikitError(f"{arch} does not build the checkpoint's model ({model.model_args})")

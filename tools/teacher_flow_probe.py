@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from vfikit.config import load_config
-from vfikit.engine.train import validation_samples
-from vfikit.hub import model_from
+from vfikit.data.factory import validation_samples
+from vfikit.hub import create_model
 from vfikit.losses import teacher_flow
 from vfikit.ops import backward_warp
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = load_config(args.recipe)
     samples = validation_samples(cfg)
-    model = model_from(args.model)
+    model = create_model(args.model)
     own_guide = model._guide
     results: dict[str, dict[str, list[float]]] = {}
 

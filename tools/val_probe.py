@@ -17,8 +17,9 @@ import functools
 import torch
 
 from vfikit.config import load_config
-from vfikit.engine.train import validate, validation_samples
-from vfikit.hub import model_from
+from vfikit.data.factory import validation_samples
+from vfikit.engine.train import validate
+from vfikit.hub import create_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.recipe)
     samples = validation_samples(cfg, seed=args.seed, log=print)
     for name in args.models:
-        model = model_from(name)
+        model = create_model(name)
         if args.raw:  # a training checkpoint's raw weights instead of its average
             model.load_state_dict(torch.load(name, map_location="cpu", weights_only=True)["model"])
         torch.manual_seed(0)

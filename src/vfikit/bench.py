@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from vfikit.errors import VfikitError
-from vfikit.runtime import count_parameters, precision_dtype, resolve_device, resolve_precision
+from vfikit.runtime import DEFAULT_PRECISION, count_parameters, precision_dtype, resolve_device, resolve_precision
 
 DEFAULT_SIZES = ((256, 256), (1280, 720), (1920, 1080))  # (width, height)
 BILINEAR_MACS = 4
@@ -52,7 +52,7 @@ class BenchSettings:
     max_seconds: float = 60.0
     threads: int | None = None
     timeout: float = 1800.0
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION
 
 
 @dataclass(frozen=True)

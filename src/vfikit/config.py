@@ -108,6 +108,23 @@ class DatasetConfig:
     weight: float = 1.0
     name: str | None = None
 
+    def check(self, path: str, *, check_external: bool) -> None:
+        """Raise :class:`VfikitError` for a wrong setting of this entry (``path`` names it in messages, e.g.
+        ``data.train[0]``); with ``check_external`` also for files and folders that do not exist."""
+        if self.weight < 0:
+            raise VfikitError(f"{path}.weight must be >= 0, got {self.weight}")
+
+    def fixed_t(self) -> bool:
+        """True when every sample of this entry has t = 0.5 (what midpoint-only models can learn), temporal
+        swap included (1 - 0.5 = 0.5)."""
+        return True
+
+    def _check_holdout(self, path: str, holdout: float, part: str) -> None:
+        if not 0.0 <= holdout < 1.0:
+            raise VfikitError(f"{path}.holdout is a fraction in [0, 1), got {holdout}")
+        if part == "holdout" and holdout == 0:
+            raise VfikitError(f"{path}: part 'holdout' needs holdout > 0")
+
 
 @dataclass
 class SyntheticDatasetConfig(DatasetConfig, SyntheticConfig):
@@ -119,6 +136,18 @@ class SyntheticDatasetConfig(DatasetConfig, SyntheticConfig):
     size: list[int] | None = None  # type: ignore[assignment]
     seed: int = 0
     texture_optional: list[str] = field(default_factory=list)
+
+    def check(self, path: str, *, check_external: bool) -> None:
+        super().check(path, check_external=check_external)
+        if check_external:
+            for j, p in enumerate(self.texture_sources):
+                if not _exists(p):
+                    raise VfikitError(f"{path}.texture_sources[{j}]: {p} does not exist")
+
+    def fixed_t(self) -> bool:
+        if self.t_range is not None and self.t_range != [0.5, 0.5]:
+            return False
+        return all(float(x) == 0.5 for x in (self.t if isinstance(self.t, list) else [self.t]))
 
 
 @dataclass
@@ -143,6 +172,26 @@ class SequencesDatasetConfig(DatasetConfig):
     holdout: float = 0.0
     part: Literal["train", "holdout"] = "train"
 
+    def check(self, path: str, *, check_external: bool) -> None:
+        super().check(path, check_external=check_external)
+        if not self.paths and not self.optional_paths and check_external:
+            raise VfikitError(
+                f"{path}.paths is empty: give frame folders or video files (--set {_set_key(path)}.paths=[DIR])"
+            )
+        self._check_holdout(path, self.holdout, self.part)
+        if not check_external:
+            return
+        if self.list_file is not None and not resolve_path(self.list_file).is_file():
+            raise VfikitError(f"{path}.list_file: {self.list_file} does not exist")
+        for j, p in enumerate(self.paths):
+            if not _exists(p):
+                raise VfikitError(f"{path}.paths[{j}]: {p} does not exist")
+        if not self.paths and not any(_exists(p) for p in self.optional_paths):
+            raise VfikitError(f"{path}: none of the optional_paths exist ({self.optional_paths}) and paths is empty")
+
+    def fixed_t(self) -> bool:
+        return self.targets == "middle"
+
 
 @dataclass
 class Vimeo90kDatasetConfig(DatasetConfig):
@@ -154,6 +203,18 @@ class Vimeo90kDatasetConfig(DatasetConfig):
     root: str | None = None
     holdout: float = 0.0
     part: Literal["train", "holdout"] = "train"
+
+    def check(self, path: str, *, check_external: bool) -> None:
+        super().check(path, check_external=check_external)
+        if self.root is None and check_external:
+            raise VfikitError(f"{path}.root is not set: pass --set {_set_key(path)}.root=/path/to/vimeo_triplet")
+        self._check_holdout(path, self.holdout, self.part)
+        if check_external and self.root is not None:
+            root = resolve_path(self.root)
+            if not root.is_dir():
+                raise VfikitError(f"{path}.root: dataset root {root} does not exist")
+            if not (root / "tri_trainlist.txt").is_file():
+                raise VfikitError(f"{path}.root: {root / 'tri_trainlist.txt'} does not exist (is it vimeo_triplet?)")
 
 
 DATASET_TYPES: dict[str, type[DatasetConfig]] = {
@@ -221,11 +282,12 @@ class RunConfig:
     """How the loop runs. ``steps``: total optimiser steps. ``device``: auto/cpu/cuda (cuda uses
     LOCAL_RANK under torchrun). ``amp``: mixed precision (``amp_dtype`` float16 with a gradient
     scaler on CUDA, or bfloat16 on CUDA or on CPUs with bf16 support); the sampling ops always run
-    in float32. ``channels_last``: NHWC memory format for model and inputs (1.5x faster CPU
-    convolutions here, same maths). ``threads``: torch CPU threads per process (None: cores /
-    local processes). ``time_limit``: hours, then checkpoint and stop (resume later). ``ema_decay``:
+    in float32. ``channels_last``: NHWC memory format for model and inputs (about 1.4x faster CPU
+    convolutions here; the sums run in another order, so results differ by float rounding).
+    ``threads``: torch CPU threads per process (None: cores / local processes).
+    ``time_limit``: hours, then checkpoint and stop (resume later). ``ema_decay``:
     keep an exponential moving average of the weights (e.g. 0.999); validation, ``best.pt`` and
-    ``load_trained_model`` then use the averaged weights, which are good at any step of a run.
+    ``create_model(checkpoint)`` then use the averaged weights, which are good at any step of a run.
     ``select_on``: the validation part (a ``data.val`` entry's ``name``) whose PSNR picks ``best.pt``
     (None: the PSNR over all validation samples)."""
 
@@ -536,7 +598,7 @@ def validate(cfg: TrainConfig, *, check_external: bool = True) -> None:
             raise VfikitError(f"{crop_name} must be a positive int or [H, W], got {crop}")
     for section, entries in (("data.train", d.train), ("data.val", d.val)):
         for i, ds in enumerate(entries):
-            _validate_dataset(ds, f"{section}[{i}]", check_external)
+            ds.check(f"{section}[{i}]", check_external=check_external)
     if d.val and d.val_samples == 0:
         raise VfikitError("data.val is given but data.val_samples is 0")
     for i, entry in enumerate(cfg.loss):
@@ -580,45 +642,6 @@ def _term_init(name: str) -> Any:
 
     factory = TERMS[name]
     return factory.__init__ if isinstance(factory, type) else factory
-
-
-def _validate_dataset(ds: DatasetConfig, path: str, check_external: bool) -> None:
-    if ds.weight < 0:
-        raise VfikitError(f"{path}.weight must be >= 0, got {ds.weight}")
-    if isinstance(ds, SequencesDatasetConfig):
-        if not ds.paths and not ds.optional_paths and check_external:
-            raise VfikitError(
-                f"{path}.paths is empty: give frame folders or video files (--set {_set_key(path)}.paths=[DIR])"
-            )
-        if not 0.0 <= ds.holdout < 1.0:
-            raise VfikitError(f"{path}.holdout is a fraction in [0, 1), got {ds.holdout}")
-        if ds.part == "holdout" and ds.holdout == 0:
-            raise VfikitError(f"{path}: part 'holdout' needs holdout > 0")
-        if ds.list_file is not None and check_external and not resolve_path(ds.list_file).is_file():
-            raise VfikitError(f"{path}.list_file: {ds.list_file} does not exist")
-        if check_external:
-            for j, p in enumerate(ds.paths):
-                if not _exists(p):
-                    raise VfikitError(f"{path}.paths[{j}]: {p} does not exist")
-            if not ds.paths and not any(_exists(p) for p in ds.optional_paths):
-                raise VfikitError(f"{path}: none of the optional_paths exist ({ds.optional_paths}) and paths is empty")
-    elif isinstance(ds, Vimeo90kDatasetConfig):
-        if ds.root is None and check_external:
-            raise VfikitError(f"{path}.root is not set: pass --set {_set_key(path)}.root=/path/to/vimeo_triplet")
-        if not 0.0 <= ds.holdout < 1.0:
-            raise VfikitError(f"{path}.holdout is a fraction in [0, 1), got {ds.holdout}")
-        if ds.part == "holdout" and ds.holdout == 0:
-            raise VfikitError(f"{path}: part 'holdout' needs holdout > 0")
-        if check_external and ds.root is not None:
-            root = resolve_path(ds.root)
-            if not root.is_dir():
-                raise VfikitError(f"{path}.root: dataset root {root} does not exist")
-            if not (root / "tri_trainlist.txt").is_file():
-                raise VfikitError(f"{path}.root: {root / 'tri_trainlist.txt'} does not exist (is it vimeo_triplet?)")
-    elif isinstance(ds, SyntheticDatasetConfig) and check_external:
-        for j, p in enumerate(ds.texture_sources):
-            if not _exists(p):
-                raise VfikitError(f"{path}.texture_sources[{j}]: {p} does not exist")
 
 
 def _set_key(path: str) -> str:

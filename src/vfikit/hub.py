@@ -4,7 +4,8 @@ training checkpoints, saving ours, optional download + cache.
 This module stands above the registry (pure data: names, factories, weight specs) and the models;
 the training engine, inference and the commands build models through it.
 
-Sources understood by :func:`load_model` (``create_model(name, weights=...)`` calls it):
+:func:`create_model` is the one door: a registry name, or the path of a file that names its model (a vfikit
+file, trained weights). The weights of ``create_model(name, weights=...)`` may be:
 
 * a **tag** of the architecture (``"official"``, ``"vfikit"``...): a file shipped in
   ``vfikit/weights/``, else a file in the cache, else a download from the recorded URL (only when
@@ -15,8 +16,8 @@ Sources understood by :func:`load_model` (``create_model(name, weights=...)`` ca
   authors' code computes;
 * a path to **our file** (safetensors written by :func:`save_vfikit`, any file name): the model is
   rebuilt from the architecture and arguments stored inside (convention and channel order included);
-* a path to a **training checkpoint** (a dict with ``arch``, ``model_args`` and ``model``; the averaged
-  weights when the run kept an ``ema``).
+* a path to **trained weights** (:data:`TRAINED_WEIGHTS_KEYS`: a training checkpoint or ``best.pt``, a
+  dict with ``model``, ``arch`` and ``model_args``; the averaged weights when the run kept an ``ema``).
 
 The format of a file is decided by its content, never by its extension.
 """
@@ -39,7 +40,7 @@ from vfikit import __version__
 from vfikit.errors import MissingDependencyError, VfikitError
 from vfikit.models.base import mark_trained
 from vfikit.models.catalog import ModelEntry, get_entry, list_models, split_name
-from vfikit.runtime import atomic_path, is_torch_save, packaged_weights, sha256_file, torch_load
+from vfikit.runtime import atomic_path, count_non_finite, is_torch_save, packaged_weights, sha256_file, torch_load
 
 VFIKIT_FORMAT = "vfikit"
 ENV_CACHE = "VFIKIT_CACHE_DIR"
@@ -108,31 +109,91 @@ def weights_file(entry: ModelEntry, tag: str) -> Path:
 # Loading
 
 
-def create_model(name: str, weights: str | Path | None = None, **kwargs: Any) -> nn.Module:
-    """Build a registered model, optionally with weights.
+TRAINED_WEIGHTS_KEYS = ("model", "arch", "model_args")
+"""The trained-weights format: a ``torch.save`` dict (``weights_only``-loadable) holding ``model`` (the state
+dict), ``arch`` (the registry name) and ``model_args`` (the build arguments), and optionally ``ema`` (the
+state dict of a ``torch.optim.swa_utils.AveragedModel``; its ``module.*`` weights are the ones loaded when
+present). Training checkpoints and ``best.pt`` (``vfikit.engine.checkpoint``) and the compression stages add
+their own keys around these. :func:`trained_weights` writes the dict, :func:`create_model` reads it."""
+
+
+def create_model(name: str | os.PathLike, weights: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
+    """A model given as a name, a vfikit file or a trained-weights file: the one way to build a model.
 
     Args:
-        name: ``arch`` (fresh weights) or ``arch.tag`` (a registered weight set).
-        weights: a file path (an official checkpoint, a vfikit file or a training checkpoint) or a tag;
-            overrides the tag in ``name``.
-        kwargs: passed to the factory (e.g. ``convention="clean"``).
+        name: ``arch`` (fresh weights), ``arch.tag`` (a registered weight set), or the path of a file that
+            names its architecture: a vfikit file or a trained-weights file (training checkpoint,
+            ``best.pt``; its averaged weights when the run kept an ``ema``). Registered names win over
+            files of the same name.
+        weights: with a registry name, a file path (an official checkpoint, a vfikit file or a
+            trained-weights file) or a tag; overrides the tag in ``name``.
+        kwargs: build arguments, passed to the factory; they replace recorded ones (e.g.
+            ``convention="clean"``, ``flow=`` for the guide of a flow-guided model).
     Returns:
         the model in eval mode; ``model.vfikit_arch`` / ``model.vfikit_args`` record how it was built.
     """
-    entry = get_entry(name)
-    source = weights if weights is not None else split_name(name)[1]
+    if weights is None and _names_a_file(name):
+        return _model_of_file(Path(name).expanduser(), kwargs)
+    entry = get_entry(str(name))
+    source = weights if weights is not None else split_name(str(name))[1]
     if source is not None:
-        return load_model(entry, source, **kwargs)
+        return _load_source(entry, source, kwargs)
     return _build(entry, kwargs).eval()
 
 
-def is_training_checkpoint(obj: Any) -> bool:
-    """True for the dict of a training checkpoint or ``best.pt`` (it holds ``arch``, ``model_args``, ``model``)."""
-    return isinstance(obj, Mapping) and {"arch", "model_args", "model"} <= set(obj)
+def _names_a_file(name: str | os.PathLike) -> bool:
+    if isinstance(name, os.PathLike):
+        return True
+    try:
+        get_entry(name)
+    except VfikitError:
+        return Path(name).expanduser().is_file()
+    return False
+
+
+def _model_of_file(path: Path, kwargs: dict[str, Any]) -> nn.Module:
+    """The model of a file that names its architecture (vfikit file, trained weights), in eval mode."""
+    if _file_kind(path) == "vfikit":
+        return _load_file(get_entry(read_vfikit_header(path)["arch"]), path, kwargs)
+    obj = torch_load(path, "trained weights")
+    if not is_trained_weights(obj):
+        raise VfikitError(f"cannot tell which model {path} is for: it is not a vfikit file or trained weights "
+                          f"(those hold {', '.join(TRAINED_WEIGHTS_KEYS)}); name the model, e.g. "
+                          f"create_model('cdfi', weights='{path}')")
+    return _load_file(get_entry(obj["arch"]), path, kwargs, obj)
+
+
+def trained_weights(model: nn.Module, *, arch: str | None = None, model_args: Mapping[str, Any] | None = None,
+                    **extra: Any) -> dict[str, Any]:
+    """The trained-weights dict of ``model`` (:data:`TRAINED_WEIGHTS_KEYS`) with ``extra`` keys beside them.
+
+    ``arch`` and ``model_args`` default to what the model records (``vfikit_arch``, ``model_args``).
+    """
+    arch = arch or getattr(model, "vfikit_arch", None)
+    args = model_args if model_args is not None else (getattr(model, "model_args", None)
+                                                      or getattr(model, "vfikit_args", None))
+    if not arch or args is None:
+        raise VfikitError(f"{type(model).__name__} does not record its architecture and build arguments; "
+                          "pass arch= and model_args=")
+    return {"model": model.state_dict(), "arch": arch, "model_args": dict(args), **extra}
+
+
+def save_trained_weights(path: str | os.PathLike, model: nn.Module, **fields: Any) -> Path:
+    """Write :func:`trained_weights` of ``model`` (``fields``: its keyword arguments) to ``path`` atomically."""
+    path = Path(path)
+    state = trained_weights(model, **fields)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def is_trained_weights(obj: Any) -> bool:
+    """True for a trained-weights dict (a training checkpoint, ``best.pt``): it holds :data:`TRAINED_WEIGHTS_KEYS`."""
+    return isinstance(obj, Mapping) and set(TRAINED_WEIGHTS_KEYS) <= set(obj)
 
 
 def ema_weights(state: Mapping[str, Any]) -> dict | None:
-    """The averaged weights of a training checkpoint (``train.ema_decay``), or None when it has none."""
+    """The averaged weights of a trained-weights dict (``train.ema_decay``), or None when it has none."""
     ema = state.get("ema")
     if not ema:
         return None
@@ -141,32 +202,21 @@ def ema_weights(state: Mapping[str, Any]) -> dict | None:
 
 def load_trained_model(path: str | os.PathLike, map_location: str | torch.device = "cpu",
                        **kwargs: Any) -> nn.Module:
-    """The model of a training checkpoint or ``best.pt``, rebuilt from ``arch``/``model_args``, in eval mode.
+    """Deprecated: ``create_model(path, **kwargs)`` (kept for the code docs/training.md once showed)."""
+    return create_model(Path(path), **kwargs).to(map_location)
 
-    A checkpoint of a run with ``train.ema_decay`` gives its averaged weights (``best.pt`` already holds
-    the weights that were validated). ``kwargs`` replace recorded build arguments (e.g. ``flow=`` for the
-    guide of a flow-guided model).
-    """
-    path = Path(path).expanduser()
+
+def _file_kind(path: Path) -> str:
+    """``"vfikit"`` (safetensors) or ``"torch"`` (a ``torch.save`` archive), told by the content; a clear
+    error for a missing file and for anything else (a damaged header included)."""
     if not path.is_file():
-        raise VfikitError(f"checkpoint not found: {path}")
-    state = torch_load(path, "a training checkpoint", map_location)
-    if not is_training_checkpoint(state):
-        raise VfikitError(f"{path} holds no vfikit training weights (needs model, arch, model_args)")
-    model = create_model(state["arch"], **{**state["model_args"], **kwargs})
-    model.load_state_dict(ema_weights(state) or state["model"])
-    return model.eval()
-
-
-def model_from(source: str | os.PathLike, **kwargs: Any) -> nn.Module:
-    """A model from a registry name (``arch`` or ``arch.tag``, e.g. ``guided_adacof_k5.vfikit``), a vfikit file
-    (it names its architecture) or a training checkpoint, in eval mode; ``kwargs`` are build arguments that
-    replace recorded ones. What the scripts that take "a model" accept."""
-    path = Path(source)
-    if not path.is_file():
-        return create_model(str(source), **kwargs)
-    arch = architecture_of(path)
-    return create_model(arch, weights=path, **kwargs) if arch else load_trained_model(path, **kwargs)
+        raise VfikitError(f"weights file not found: {path}")
+    if _is_safetensors(path):
+        return "vfikit"
+    if is_torch_save(path):
+        return "torch"
+    raise VfikitError(f"{path} is damaged or not a weights file: it is not a PyTorch or vfikit weights file "
+                      "(it is neither a torch.save archive nor safetensors)")
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -195,7 +245,7 @@ def read_vfikit_header(path: str | os.PathLike) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise VfikitError(f"{path} is not a readable safetensors file: {exc}") from None
+        raise VfikitError(f"{path} is damaged: not a readable vfikit (safetensors) file: {exc}") from None
     if meta.get("format") != VFIKIT_FORMAT:
         raise VfikitError(f"{path} is a safetensors file but not a vfikit model (format={meta.get('format')!r})")
     try:
@@ -208,10 +258,7 @@ def read_vfikit_header(path: str | os.PathLike) -> dict[str, Any]:
 
 def architecture_of(path: str | os.PathLike) -> str | None:
     """The architecture a weights file records: ours (vfikit files) do; official checkpoints do not (None)."""
-    path = Path(path)
-    if not path.is_file():
-        raise VfikitError(f"weights file not found: {path}")
-    return read_vfikit_header(path)["arch"] if _is_safetensors(path) else None
+    return read_vfikit_header(path)["arch"] if _file_kind(Path(path)) == "vfikit" else None
 
 
 def _load_vfikit_file(entry: ModelEntry, path: Path, kwargs: dict[str, Any]) -> nn.Module:
@@ -244,6 +291,10 @@ def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str)
     if missing or unexpected or wrong:
         raise VfikitError(f"{where} does not fit {getattr(model, 'vfikit_arch', type(model).__name__)}: "
                           f"missing {missing[:4]}, unexpected {unexpected[:4]}, shape mismatches {wrong[:3]}")
+    bad = count_non_finite(dict(state))
+    if bad:
+        raise VfikitError(f"{where} holds non-finite weights ({bad} NaN or infinite values): the file is damaged "
+                          "or was saved from a training run that diverged")
     with torch.no_grad():
         for k, v in own.items():
             v.copy_(state[k].to(v.dtype))
@@ -296,21 +347,16 @@ def _load_official(entry: ModelEntry, checkpoint: Any, where: str, kwargs: dict[
     return model
 
 
-def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.Module:
-    """Build ``entry``'s model with the weights in ``path`` (format detected from the content)."""
-    path = Path(path)
-    if not path.is_file():
-        raise VfikitError(f"weights file not found: {path}")
-    if _is_safetensors(path):
+def _load_file(entry: ModelEntry, path: Path, kwargs: dict[str, Any], obj: Any = None) -> nn.Module:
+    """``entry``'s model with the weights in ``path`` (format told by the content; ``obj``: the file's
+    ``torch.load``-ed content when the caller has read it already), in eval mode."""
+    if obj is None and _file_kind(path) == "vfikit":
         model = _load_vfikit_file(entry, path, kwargs)
     else:
-        if not is_torch_save(path):
-            raise VfikitError(f"{path} is not a PyTorch or vfikit weights file (it is neither a torch.save "
-                              "archive nor safetensors)")
-        obj = torch_load(path)
-        if is_training_checkpoint(obj):
+        obj = torch_load(path) if obj is None else obj
+        if is_trained_weights(obj):
             if obj["arch"] != entry.name:
-                raise VfikitError(f"{path} is a checkpoint of {obj['arch']!r}, not {entry.name!r}")
+                raise VfikitError(f"{path} holds trained weights of {obj['arch']!r}, not {entry.name!r}")
             model = _build(entry, {**obj["model_args"], **kwargs})
             _load_state(model, ema_weights(obj) or obj["model"], str(path))
         else:
@@ -319,20 +365,19 @@ def load_file(entry: ModelEntry, path: str | os.PathLike, **kwargs: Any) -> nn.M
     return model.eval()
 
 
-def load_model(entry: ModelEntry, source: str | os.PathLike, **kwargs: Any) -> nn.Module:
-    """``entry``'s model with weights from ``source``: a tag of the entry or a file path.
-
-    ``kwargs`` override the stored/official build arguments (e.g. ``convention="clean"``).
-    """
+def _load_source(entry: ModelEntry, source: str | os.PathLike, kwargs: dict[str, Any]) -> nn.Module:
+    """``entry``'s model with weights from ``source``: a tag of the entry or a file path."""
     text = str(source)
     if text in entry.weights:
-        path = weights_file(entry, text)
-        model = load_file(entry, path, **kwargs)
+        model = _load_file(entry, weights_file(entry, text), kwargs)
         mark_trained(model, f"{entry.name}.{text}")
         return model
     if Path(text).expanduser().is_file():
-        return load_file(entry, Path(text).expanduser(), **kwargs)
+        return _load_file(entry, Path(text).expanduser(), kwargs)
     known = ", ".join(sorted(entry.weights)) or "none"
+    if Path(text).suffix or os.sep in text or "/" in text:  # meant as a path
+        raise VfikitError(f"weights file not found: {text} (no such file, and not a known tag of {entry.name}: "
+                          f"{known})")
     raise VfikitError(f"weights {text!r} for {entry.name}: no such file, and not a known tag (tags: {known})")
 
 

@@ -41,7 +41,7 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import require_trained
-from vfikit.runtime import check_frame, precision_dtype, resolve_device, resolve_precision
+from vfikit.runtime import DEFAULT_PRECISION, check_frame, check_int, precision_dtype, resolve_device, resolve_precision
 
 AUTO_CPU_PIXELS = 1920 * 1088
 AUTO_CPU_TILE = 1024
@@ -111,7 +111,8 @@ class Interpolator:
     """
 
     def __init__(self, model: nn.Module | str, *, weights: str | None = None, device: str | torch.device = "auto",
-                 precision: str = "fp32", tile: int | str | None = None, tile_overlap: int = 64, max_depth: int = 6,
+                 precision: str = DEFAULT_PRECISION, tile: int | str | None = None, tile_overlap: int = 64,
+                 max_depth: int = 6,
                  min_side: int = 17, channels_last: bool | None = None, allow_untrained: bool = False,
                  large_frames: tuple[int, nn.Module] | None = None) -> None:
         if isinstance(model, str):
@@ -123,12 +124,9 @@ class Interpolator:
         if not isinstance(model, nn.Module):
             raise VfikitTypeError(f"model must be an nn.Module or a registry name, got {type(model).__name__}")
         require_trained(model, allow_untrained=allow_untrained)
-        if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 1 <= max_depth <= 20:
-            raise VfikitError(f"max_depth must be an integer in [1, 20], got {max_depth!r}")
-        if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 1:
-            raise VfikitError(f"min_side must be a positive integer, got {min_side!r}")
-        if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or tile_overlap < 0:
-            raise VfikitError(f"tile_overlap must be a non-negative integer, got {tile_overlap!r}")
+        check_int(max_depth, "max_depth", low=1, high=20)
+        check_int(min_side, "min_side", low=1)
+        check_int(tile_overlap, "tile_overlap", low=0)
         self.device = resolve_device(device)
         self.precision = precision = resolve_precision(precision, self.device, model)
         if channels_last is None:
@@ -151,8 +149,7 @@ class Interpolator:
         if not isinstance(large_frames, tuple) or len(large_frames) != 2:
             raise VfikitTypeError("large_frames must be a (min_side, model) pair")
         side, large = large_frames
-        if isinstance(side, bool) or not isinstance(side, int) or side < 1:
-            raise VfikitError(f"large_frames: min_side must be a positive integer, got {side!r}")
+        check_int(side, "large_frames: min_side", low=1)
         if not isinstance(large, nn.Module):
             raise VfikitTypeError(f"large_frames: the model must be an nn.Module, got {type(large).__name__}")
         require_trained(large, allow_untrained=allow_untrained)
@@ -172,9 +169,7 @@ class Interpolator:
     def _check_tile(tile: int | str | None) -> int | str | None:
         if tile is None or tile == "auto":
             return tile
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 64:
-            raise VfikitError(f"tile must be None, 'auto' or an integer >= 64, got {tile!r}")
-        return tile - tile % 32
+        return check_int(tile, "tile (None, 'auto' or pixels)", low=64) // 32 * 32
 
     # ------------------------------------------------------------------------------------------
     # time handling
@@ -274,6 +269,9 @@ class Interpolator:
             out = net(f0, f1) if t is None or t == 0.5 else net(f0, f1, t)
         if isinstance(out, tuple):
             out = out[0]
+        if not bool(torch.isfinite(out).all()):  # clamp would pass NaN on: a black frame without a word
+            raise VfikitError(f"the model produced non-finite output (NaN or infinite) for a {tuple(f0.shape)} "
+                              "input: its weights are damaged or overflow at this precision (try precision='fp32')")
         return out.float().clamp(0, 1).contiguous()
 
     def _predict(self, f0: torch.Tensor, f1: torch.Tensor, t: float | None) -> torch.Tensor:

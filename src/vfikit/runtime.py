@@ -26,25 +26,25 @@ if TYPE_CHECKING:
 
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)  # what every command's --precision accepts
+DEFAULT_PRECISION = "fp32"  # the library's (Interpolator, evaluate, bench): exact float32 numbers; the video
+# tool's own default is "auto" (video/options.py), for speed where bfloat16 is measured to be safe
 
 
 def precision_dtype(precision: str) -> torch.dtype | None:
-    """``"fp32"`` -> None (no autocast), ``"fp16"`` -> float16, ``"bf16"`` -> bfloat16; others refused
-    (``"auto"`` is resolved first, by :func:`resolve_precision`)."""
+    """``"fp32"`` -> None (no autocast), ``"fp16"`` -> float16, ``"bf16"`` -> bfloat16 (a checked precision,
+    ``"auto"`` resolved first by :func:`resolve_precision`)."""
     import torch
 
-    if precision not in PRECISIONS:
-        raise VfikitError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[check_precision(precision, None)]
 
 
-def check_precision(precision: str, device: str) -> str:
-    """A precision the device can run: fp16 needs a GPU (on CPU it is slow and inexact); ``"auto"`` is
-    accepted everywhere."""
-    if precision == "auto":
-        return precision
-    precision_dtype(precision)
-    if precision == "fp16" and str(device).startswith("cpu"):
+def check_precision(precision: str, device: str | torch.device | None) -> str:
+    """The one check of a precision name (:data:`PRECISION_CHOICES`) and of what the device can run: fp16
+    needs a GPU (on CPU it is slow and inexact). ``device`` None checks the name only."""
+    if precision not in PRECISION_CHOICES:
+        raise VfikitError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+    if precision == "fp16" and device is not None and str(device).startswith("cpu"):
         raise VfikitError("--fp16 needs a GPU (half precision on CPU is slow and inexact); use --bf16 or no flag")
     return precision
 
@@ -62,8 +62,7 @@ def resolve_precision(precision: str, device: torch.device, model: Any) -> str:
     """The precision a model runs at. ``"auto"``: ``"bf16"`` for a model that declares ``cpu_bf16`` (its
     bfloat16 error is measured and small: docs/benchmarks.md) on a CPU with native bfloat16, otherwise
     ``"fp32"``. Any other name is checked and returned as it is."""
-    if precision != "auto":
-        precision_dtype(precision)
+    if check_precision(precision, device) != "auto":
         return precision
     if device.type == "cpu" and getattr(model, "cpu_bf16", False) and native_cpu_bf16():
         return "bf16"
@@ -156,6 +155,35 @@ def check_frame(frame: Any, name: str, *, dims: tuple[int, ...] = (4,),
     return frame
 
 
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as it is when it is an integer (not a bool) in ``[low, high]`` (either bound optional);
+    otherwise a :class:`VfikitError` naming ``name`` and the range: the one argument check of an integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low) \
+            or (high is not None and value > high):
+        if low is not None and high is not None:
+            wanted = f"an integer from {low} to {high}"
+        elif low is not None:
+            wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low}")
+        else:
+            wanted = "an integer" if high is None else f"an integer <= {high}"
+        raise VfikitError(f"{name} must be {wanted}, got {value!r}")
+    return value
+
+
+def count_non_finite(obj: Any) -> int:
+    """NaN and infinite values in every floating tensor of a nested dict/list/tuple (a state dict, an
+    optimizer state)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return int((~torch.isfinite(obj)).sum()) if obj.is_floating_point() or obj.is_complex() else 0
+    if isinstance(obj, dict):
+        return sum(count_non_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(count_non_finite(v) for v in obj)
+    return 0
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file."""
     h = hashlib.sha256()
@@ -205,10 +233,12 @@ def torch_load(path: str | os.PathLike, what: str = "PyTorch weights", map_locat
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle/zip errors have many types; all mean "cannot read this safely"
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if unsafe:
-            raise VfikitError(f"{path} holds Python objects ({unsafe.group(1)}) besides tensors, which vfikit does "
-                              "not load (unpickling them could run code): save only the state dict") from None
+        if "Weights only load failed" in text:  # the unpickler met a global, a class or a call it refuses
+            named = re.search(r"GLOBAL ([\w.]+)|got <class '([\w.]+)'>|unrecognized function ([\w.]+)", text)
+            what_objects = next((g for g in named.groups() if g), "") if named else ""
+            raise VfikitError(f"{path} holds Python objects{f' ({what_objects})' if what_objects else ''} besides "
+                              "tensors, which vfikit does not load (unpickling them could run code): "
+                              "save only the state dict") from None
         first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
         first = first if len(first) <= 160 else first[:157] + "..."
         raise VfikitError(f"cannot read {path} as {what} (damaged or not a checkpoint): {first}") from None

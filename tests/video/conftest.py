@@ -6,14 +6,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
-from video_helpers import TEST_MODELS, BlendInterpolator, BlendNet
+from tests.video_helpers import TEST_MODELS, BlendNet
 
 from vfikit.models.catalog import registered
-
-
-@pytest.fixture
-def blend() -> BlendInterpolator:
-    return BlendInterpolator()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from video_helpers import decode_video, pattern_frames, smooth_frames, write_video
+from tests.video_helpers import decode_video, pattern_frames, smooth_frames, write_video
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 MODEL = ("--model", "video_test_blend", "--device", "cpu")
@@ -115,7 +115,7 @@ def test_resume_after_a_kill_finishes_without_recomputing(tmp_path, run, models)
     full_calls = len(models)
     models.clear()
 
-    from video_helpers import BlendNet
+    from tests.video_helpers import BlendNet
 
     out = tmp_path / "out.mp4"
     BlendNet.kill_after = 9  # Ctrl-C in the middle of the job
@@ -151,7 +151,7 @@ def test_frame_folder_resume_keeps_finished_frames(tmp_path, run, models):
     folder.mkdir()
     for i, f in enumerate(pattern_frames(6)):
         cv2.imwrite(str(folder / f"f{i}.png"), f[..., ::-1])
-    from video_helpers import BlendNet
+    from tests.video_helpers import BlendNet
 
     BlendNet.kill_after = 3
     assert run(folder, tmp_path / "out", *MODEL, "--factor", "3")[0] == 130
@@ -470,7 +470,8 @@ def test_image_pair_into_a_new_folder(tmp_path, run, models):
     assert (tmp_path / "new" / "deeper" / "mid.png").is_file()
 
 
-@pytest.mark.parametrize("flags,precision", [((), "auto"), (("--fp32",), "fp32"), (("--bf16",), "bf16")])
+@pytest.mark.parametrize("flags,precision", [((), "auto"), (("--fp32",), "fp32"), (("--bf16",), "bf16"),
+                                             (("--precision", "bf16"), "bf16")])
 def test_precision_flags_reach_the_options(tmp_path, monkeypatch, flags, precision):
     import vfikit.video.api as api
     from vfikit.cli import main

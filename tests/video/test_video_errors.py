@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from video_helpers import pattern_frames, write_video
+from tests.video_helpers import pattern_frames, write_video
 
 from vfikit.errors import VfikitError
 from vfikit.video.encode import EncodeOptions, parse_bitrate, resolve_encoding
@@ -193,7 +193,7 @@ def test_weights_without_model_name_their_model_or_are_refused(tmp_path, run, mo
     (tmp_path / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
     for name in ("text.pth", "random.bin"):
         expect_error(run, tmp_path, src, out, "--weights", tmp_path / name, "--device", "cpu",
-                     match=f"cannot tell which model {tmp_path / name} is for")
+                     match=f"{tmp_path / name} is damaged or not a weights file")
     err = expect_error(run, tmp_path, src, out, "--weights", tmp_path / "nope.vfikit", match="weights file not found")
     assert "Errno" not in err
     save_vfikit(create_model("video_test_mid"), tmp_path / "mid.vfikit")
@@ -217,7 +217,7 @@ def test_output_exists_needs_force_and_is_replaced_only_when_complete(tmp_path, 
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious")
     expect_error(run, tmp_path, src, out, *MODEL, match="already exists")
-    from video_helpers import BlendNet
+    from tests.video_helpers import BlendNet
 
     BlendNet.kill_after = 1
     assert run(src, out, *MODEL, "--force")[0] == 130

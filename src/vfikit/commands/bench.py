@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import DEFAULT_PRECISION, PRECISION_CHOICES
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -19,7 +20,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, help="timed runs (default 10; fewer once --max-seconds is spent)")
     p.add_argument("--max-seconds", type=float, help="stop adding timed runs after this many seconds (default 60)")
     p.add_argument("--threads", type=int, help="torch / OpenCV threads (default: library default)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "auto", "bf16", "fp16"),
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_CHOICES,
                    help="autocast precision of the timed calls (default fp32; auto: as `vfikit interpolate` "
                         "runs each model, bf16 for the flow-guided models on CPUs with native bfloat16)")
     p.add_argument("--in-process", action="store_true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.report_only:
         from vfikit.compress.report import format_report, sparsity_report
-        from vfikit.hub import load_trained_model
+        from vfikit.hub import create_model
 
-        print(format_report(sparsity_report(load_trained_model(args.report_only))))
+        print(format_report(sparsity_report(create_model(Path(args.report_only)))))
         return 0
     if args.grow_cdfi:
         return _grow(args)
@@ -45,28 +46,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _grow(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import torch
-
     from vfikit.compress.grow import grow_to_cdfi
     from vfikit.errors import VfikitError
-    from vfikit.hub import load_trained_model
+    from vfikit.hub import create_model, save_trained_weights
     from vfikit.models.guided import GuidedAdaCoF, grow_guided_cdfi
-    from vfikit.runtime import atomic_path, count_parameters
+    from vfikit.runtime import count_parameters
 
     if not args.out:
         raise VfikitError("--grow-cdfi needs --out FILE")
     out = Path(args.out)
     if out.exists() and not args.force:
         raise VfikitError(f"{out} exists; pass --force to overwrite it")
-    source = load_trained_model(args.grow_cdfi)
+    source = create_model(Path(args.grow_cdfi))
     if type(source) is GuidedAdaCoF:  # the flow-guided family grows into guided_cdfi (same widths and guide)
         cdfi, arch = grow_guided_cdfi(source), "guided_cdfi"
         model_args = {k: v for k, v in cdfi.model_args.items() if k not in ("convention", "channel_order")}
     else:
         cdfi, arch, model_args = grow_to_cdfi(source), "cdfi", {}
-    with atomic_path(out) as tmp:
-        torch.save({"model": cdfi.state_dict(), "arch": arch, "model_args": model_args}, tmp)
+    save_trained_weights(out, cdfi, arch=arch, model_args=model_args)
     print(f"wrote {out}: {arch} ({count_parameters(cdfi):,} parameters) grown from {args.grow_cdfi}")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from vfikit.data.benchmarks import BENCHMARKS
 from vfikit.errors import VfikitError
 from vfikit.metrics import METRICS
+from vfikit.runtime import DEFAULT_PRECISION, PRECISION_CHOICES
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="folder for per_sample.csv and summary.json")
     p.add_argument("--save-outputs", type=Path, metavar="DIR", help="keep every prediction as DIR/<key>.png")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_CHOICES,
                    help="fp32 (default: the protocol's numbers), or as `vfikit interpolate` may run: bf16, fp16 "
                         "(GPU), auto")
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from vfikit.hub import create_model
     from vfikit.metrics import LPIPS
     from vfikit.models.base import require_trained
-    from vfikit.runtime import check_precision, resolve_device, sha256_file
+    from vfikit.runtime import sha256_file
 
     if args.limit is not None and args.limit < 1:
         raise VfikitError(f"--limit must be at least 1, got {args.limit}")
@@ -59,17 +60,12 @@ def run(args: argparse.Namespace) -> int:
     if args.save_outputs is not None and not args.force and args.save_outputs.is_dir() \
             and any(args.save_outputs.iterdir()):
         raise VfikitError(f"--save-outputs folder {args.save_outputs} is not empty; pass --force to overwrite")
-    weights_sha = None
-    if args.weights is not None:
-        if not Path(args.weights).is_file():
-            raise VfikitError(f"weights file not found: {args.weights}")
-        weights_sha = sha256_file(args.weights)
+    model = create_model(args.model, weights=args.weights)  # the one check of --weights (file or tag)
+    weights_sha = sha256_file(args.weights) if args.weights is not None and Path(args.weights).is_file() else None
     dataset = open_benchmark(args.dataset, args.root, args.split)
-    model = create_model(args.model, weights=args.weights)
     require_trained(model, allow_untrained=args.allow_untrained)
     info = {"model": args.model, "weights": str(args.weights) if args.weights else None,
             "weights_sha256": weights_sha}
-    check_precision(args.precision, str(resolve_device(args.device)))
     report = evaluate(model, dataset, metrics=metrics, device=args.device, limit=args.limit, precision=args.precision,
                       save_outputs=args.save_outputs, lpips=lpips, progress=not args.quiet, info=info)
     print(f"{args.model} on {dataset.name}" + (f" ({dataset.split})" if dataset.split else "")

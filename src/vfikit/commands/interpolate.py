@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from vfikit.runtime import PRECISION_CHOICES
 from vfikit.timeline.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
+from vfikit.video.defaults import DEFAULT_BISECT_DEPTH
+from vfikit.video.options import InterpolateOptions
 
 EXAMPLES = """examples:
   vfikit interpolate clip.mp4 clip-2x.mp4                 # double the frame rate, audio kept
@@ -46,16 +49,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help='run a flow-guided model\'s network with torch (default) or ONNX Runtime (CPU; pip install '
                         '"vfikit[onnx]"; same frames to 1e-4, about 1.3x faster end to end at 640x480 here)')
     prec = g.add_mutually_exclusive_group()
-    prec.add_argument("--fp16", action="store_true", help="half precision (GPU)")
-    prec.add_argument("--bf16", action="store_true", help="bfloat16 precision")
-    prec.add_argument("--fp32", action="store_true",
-                      help="float32 throughout. Default: the flow-guided models run their network in bfloat16 on "
-                           "CPUs with native bfloat16 (AVX512-BF16/AMX: 1.4x faster, frames within 3e-4), float32 "
-                           "elsewhere")
+    prec.add_argument("--precision", choices=PRECISION_CHOICES, default=InterpolateOptions.precision,
+                      help="fp32 (float32 throughout), bf16, fp16 (GPU) or auto (default: the flow-guided models run "
+                           "their network in bfloat16 on CPUs with native bfloat16 (AVX512-BF16/AMX: 1.4x faster, "
+                           "frames within 3e-4), float32 elsewhere)")
+    for name in ("fp16", "bf16", "fp32"):
+        prec.add_argument(f"--{name}", dest="precision", action="store_const", const=name,
+                          help=f"same as --precision {name}")
     g.add_argument("--tile", default="auto", type=_tile,
                    help="tile size in px for frames that do not fit, 'auto' (default) or 'none'")
-    g.add_argument("--bisect-depth", type=int, default=3,
-                   help="models without native t render the nearest k/2^N (default: 3, i.e. eighths)")
+    g.add_argument("--bisect-depth", type=int, default=DEFAULT_BISECT_DEPTH,
+                   help=f"models without native t render the nearest k/2^N (default: {DEFAULT_BISECT_DEPTH})")
     g.add_argument("--batch-size", type=int, default=1, help="frames per model call (default: 1)")
 
     g = parser.add_argument_group("timing")
@@ -102,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
 
     from vfikit.errors import VfikitError
     from vfikit.video.api import interpolate_video
-    from vfikit.video.options import InterpolateOptions
 
     if len(args.paths) < 2:
         raise VfikitError("give an input and an output path (or two images and an output)")
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         factor=args.factor, fps=args.fps, slowmo=args.slowmo,
         input_fps=args.input_fps, scene_threshold=None if args.no_scene_detect else args.scene_threshold,
         dup_threshold=args.dup_threshold, device=args.device,
-        precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32" if args.fp32 else "auto", tile=args.tile,
+        precision=args.precision, tile=args.tile,
         bisect_depth=args.bisect_depth,
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, ext=args.ext, audio=not args.no_audio, subtitles=not args.no_subtitles,

@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from vfikit.errors import VfikitError
-from vfikit.runtime import atomic_path
 
 Log = Any
 
@@ -86,9 +85,7 @@ def load_compress_config(source: str | Path, overrides: list[str] | tuple[str, .
     raw = read_raw(source, kind="compress")
     for assignment in overrides:
         apply_override(raw, assignment)
-    cfg = from_dict(CompressConfig, raw)
-    if cfg.strategy not in ("group", "paper_min", "paper_max"):
-        raise VfikitError(f"strategy must be group, paper_min or paper_max, got {cfg.strategy!r}")
+    cfg = from_dict(CompressConfig, raw)  # checks strategy against its Literal
     if cfg.sparsify.optim.get("name", "obproxsg") != "obproxsg":
         raise VfikitError(f"sparsify.optim.name must be obproxsg, got {cfg.sparsify.optim.get('name')!r}")
     return cfg
@@ -135,18 +132,12 @@ def _mark(path: Path) -> None:
     (path / "DONE").write_text("complete\n")
 
 
-def _save_weights(path: Path, model: nn.Module, arch: str, model_args: dict) -> Path:
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "arch": arch, "model_args": model_args}, tmp)
-    return path
-
-
 def run_compression(cfg: CompressConfig, *, resume: bool = False, log: Log = print) -> dict[str, Any]:
     """Run (or continue, with ``resume``) every stage; returns the summary written to ``summary.json``."""
     from vfikit.compress.prune import compact_model
     from vfikit.compress.report import format_report, sparsity_report, write_report
     from vfikit.engine.train import build_model, train
-    from vfikit.hub import load_trained_model
+    from vfikit.hub import create_model, save_trained_weights
     from vfikit.models.channel_spec import save_channel_spec
 
     out = Path(cfg.out_dir).expanduser()
@@ -172,7 +163,7 @@ def run_compression(cfg: CompressConfig, *, resume: bool = False, log: Log = pri
     last = latest_checkpoint(sparsify_dir)
     if last is None:
         raise VfikitError(f"no checkpoint in {sparsify_dir}; rerun without --resume")
-    sparse = load_trained_model(last)
+    sparse = create_model(last)
 
     # 2. report
     report = sparsity_report(sparse)
@@ -188,7 +179,7 @@ def run_compression(cfg: CompressConfig, *, resume: bool = False, log: Log = pri
     save_channel_spec(spec_path, widths, family=family, name=f"{arch}-compressed",
                       description=f"{arch} compressed by vfikit compress ({cfg.strategy})",
                       source=f"vfikit compress {cfg.out_dir}", force=True)
-    _save_weights(compact_path, small, arch, small_args)
+    save_trained_weights(compact_path, small, arch=arch, model_args=small_args)
     log(f"[3/5] compact model: {_params(small):,} parameters (from {_params(sparse):,}); {spec_path}")
 
     # 4. fine-tune the compact model from the surviving weights
@@ -201,7 +192,7 @@ def run_compression(cfg: CompressConfig, *, resume: bool = False, log: Log = pri
         _mark(finetune_dir)
     best = finetune_dir / "best.pt"
     final_path = best if best.is_file() else latest_checkpoint(finetune_dir)
-    final = load_trained_model(final_path)
+    final = create_model(final_path)
 
     # 5. evaluate
     log("[5/5] evaluate")
@@ -224,7 +215,8 @@ def _params(model: nn.Module) -> int:
 def _measure(name: str, model: nn.Module, arch: str, args: dict, base_cfg, ev: EvalSection, out: Path,
              log: Log) -> dict[str, Any]:
     from vfikit.bench import BenchCase, BenchSettings, bench_frames, count_macs, run_case_isolated
-    from vfikit.engine.train import validate, validation_samples
+    from vfikit.data.factory import validation_samples
+    from vfikit.engine.train import validate
 
     model = model.eval()
     w, h = ev.latency_size
@@ -235,7 +227,9 @@ def _measure(name: str, model: nn.Module, arch: str, args: dict, base_cfg, ev: E
         model(frame0, frame1)
     row["gmacs"] = counter.total / 1e9
     if ev.measure_latency:
-        weights = _save_weights(out / f"weights_{name}.pt", model, arch, args)
+        from vfikit.hub import save_trained_weights
+
+        weights = save_trained_weights(out / f"weights_{name}.pt", model, arch=arch, model_args=args)
         res = run_case_isolated(BenchCase(model=arch, width=w, height=h, weights=str(weights), model_args=args),
                                 BenchSettings(warmup=1, repeats=ev.latency_repeats, min_repeats=1))
         row["latency_s"] = res.get("median_s")

@@ -6,6 +6,7 @@ import dataclasses
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -15,6 +16,7 @@ from vfikit.config import (
     DatasetConfig,
     SequencesDatasetConfig,
     SyntheticDatasetConfig,
+    TrainConfig,
     Vimeo90kDatasetConfig,
     resolve_path,
 )
@@ -55,16 +57,6 @@ class HoldoutSplit(Dataset):
         return self.dataset[self.indices[index]]
 
 
-def _vimeo(spec: Vimeo90kDatasetConfig) -> Dataset:
-    from vfikit.data.vimeo90k import Vimeo90KTriplet
-
-    assert spec.root is not None  # config validation requires it
-    ds = Vimeo90KTriplet(resolve_path(spec.root), split="train")
-    if spec.holdout > 0:
-        return HoldoutSplit(ds, [s.key for s in ds.samples], spec.holdout, spec.part)
-    return ds
-
-
 def _existing(paths: Sequence[str], log: Log) -> list[Path]:
     """The optional paths that exist; the others are reported through ``log``."""
     found = []
@@ -81,30 +73,57 @@ def _existing(paths: Sequence[str], log: Log) -> list[Path]:
     return found
 
 
+def _synthetic(spec: SyntheticDatasetConfig, crop: list[int] | None, log: Log) -> tuple[Dataset, str]:
+    fields = {f.name for f in dataclasses.fields(SyntheticConfig)}  # the generator's own settings
+    params = {k: v for k, v in dataclasses.asdict(spec).items() if k in fields}
+    size = spec.size if spec.size is not None else crop
+    if size is None:
+        raise VfikitError("a synthetic dataset needs a size: set its 'size' or data.crop")
+    params["size"] = list(size)
+    params["texture_sources"] = [str(resolve_path(p)) for p in spec.texture_sources] + [
+        str(p) for p in _existing(spec.texture_optional, log)
+    ]
+    ds = SyntheticDataset(SyntheticConfig(**params), seed=spec.seed, length=2**40)
+    pool = ds.generator.pool
+    return ds, f"procedural {size[0]}x{size[1]}" + (f", {len(pool)} texture frames" if pool else "")
+
+
+def _sequences(spec: SequencesDatasetConfig, crop: list[int] | None, log: Log) -> tuple[Dataset, str]:
+    paths = [resolve_path(p) for p in spec.paths] + _existing(spec.optional_paths, log)
+    ds = FrameSequenceDataset(
+        paths, window=spec.window, targets=spec.targets, step=spec.step, max_side=spec.max_side,
+        max_frames=spec.max_frames, segment=spec.segment, cut_threshold=spec.cut_threshold,
+        skip_duplicates=spec.skip_duplicates, uint8=True, cache=spec.cache,
+        list_file=resolve_path(spec.list_file) if spec.list_file else None, holdout=spec.holdout, part=spec.part,
+    )
+    return ds, f"{len(ds)} windows from {len(ds.clips)} clips ({ds.memory_bytes / 2**20:.0f} MiB cached)"
+
+
+def _vimeo(spec: Vimeo90kDatasetConfig, crop: list[int] | None, log: Log) -> tuple[Dataset, str]:
+    from vfikit.data.vimeo90k import Vimeo90KTriplet
+
+    assert spec.root is not None  # config validation requires it
+    ds: Dataset = Vimeo90KTriplet(resolve_path(spec.root), split="train")
+    if spec.holdout > 0:
+        ds = HoldoutSplit(ds, [s.key for s in ds.samples], spec.holdout, spec.part)
+    return ds, f"{len(ds)} items"
+
+
+Builder = Callable[[Any, list[int] | None, Log], tuple[Dataset, str]]
+BUILDERS: dict[str, Builder] = {"synthetic": _synthetic, "sequences": _sequences, "vimeo90k": _vimeo}
+"""How each dataset type of ``vfikit.config.DATASET_TYPES`` is built: its dataset and a one-line description."""
+
+
+def _build(spec: DatasetConfig, crop: list[int] | None, log: Log) -> tuple[Dataset, str]:
+    builder = BUILDERS.get(spec.type)
+    if builder is None:
+        raise VfikitError(f"unsupported dataset type {spec.type!r}")
+    return builder(spec, crop, log)
+
+
 def build_dataset(spec: DatasetConfig, *, crop: list[int] | None, log: Log = print) -> Dataset:
     """One dataset of Triplets (frames may be uint8; the stream's transforms end with ToFloat)."""
-    if isinstance(spec, SyntheticDatasetConfig):
-        fields = {f.name for f in dataclasses.fields(SyntheticConfig)}  # the generator's own settings
-        params = {k: v for k, v in dataclasses.asdict(spec).items() if k in fields}
-        size = spec.size if spec.size is not None else crop
-        if size is None:
-            raise VfikitError("a synthetic dataset needs a size: set its 'size' or data.crop")
-        params["size"] = list(size)
-        params["texture_sources"] = [str(resolve_path(p)) for p in spec.texture_sources] + [
-            str(p) for p in _existing(spec.texture_optional, log)
-        ]
-        return SyntheticDataset(SyntheticConfig(**params), seed=spec.seed, length=2**40)
-    if isinstance(spec, SequencesDatasetConfig):
-        paths = [resolve_path(p) for p in spec.paths] + _existing(spec.optional_paths, log)
-        return FrameSequenceDataset(
-            paths, window=spec.window, targets=spec.targets, step=spec.step, max_side=spec.max_side,
-            max_frames=spec.max_frames, segment=spec.segment, cut_threshold=spec.cut_threshold,
-            skip_duplicates=spec.skip_duplicates, uint8=True, cache=spec.cache,
-            list_file=resolve_path(spec.list_file) if spec.list_file else None, holdout=spec.holdout, part=spec.part,
-        )
-    if isinstance(spec, Vimeo90kDatasetConfig):
-        return _vimeo(spec)
-    raise VfikitError(f"unsupported dataset type {spec.type!r}")
+    return _build(spec, crop, log)[0]
 
 
 def build_train_stream(data: DataConfig, seed: int, log: Log = print) -> MixedStream:
@@ -112,8 +131,8 @@ def build_train_stream(data: DataConfig, seed: int, log: Log = print) -> MixedSt
     crop = _crop_size(data.crop)
     components = []
     for spec in data.train:
-        ds = build_dataset(spec, crop=crop, log=log)
-        log(f"data: {spec.type} x{spec.weight:g}: {_describe(ds)}")
+        ds, description = _build(spec, crop, log)
+        log(f"data: {spec.type} x{spec.weight:g}: {description}")
         components.append((ds, spec.weight))
     transform = training_transforms(crop, data.hflip, data.vflip, data.temporal_swap)
     return MixedStream(components, transform, seed=seed)
@@ -126,8 +145,8 @@ def build_val_samples(data: DataConfig, seed: int, log: Log = print) -> list[Tri
     crop = _crop_size(data.val_crop)
     components = []
     for spec in data.val:
-        ds = build_dataset(spec, crop=crop, log=log)
-        log(f"val: {spec.type} x{spec.weight:g}: {_describe(ds)}")
+        ds, description = _build(spec, crop, log)
+        log(f"val: {spec.type} x{spec.weight:g}: {description}")
         components.append((ds, spec.weight))
     steps = [RandomCrop(crop)] if crop is not None else []
     stream = MixedStream(components, Compose([*steps, ToFloat()]), seed=seed)
@@ -135,29 +154,18 @@ def build_val_samples(data: DataConfig, seed: int, log: Log = print) -> list[Tri
     return [dataclasses.replace(stream[g], part=names[stream.locate(g)[0]]) for g in range(data.val_samples)]
 
 
+VAL_SEED_OFFSET = 1_000_003  # the validation samples' seed is the run's train.seed plus this
+
+
+def validation_samples(cfg: TrainConfig, seed: int | None = None, log: Log = lambda _m: None) -> list[Triplet]:
+    """The fixed samples of ``cfg.data.val`` that ``vfikit train`` selects weights with, for the run's
+    ``train.seed`` (or ``seed``): the same list in training, compression and the probes."""
+    return build_val_samples(cfg.data, seed=(cfg.train.seed if seed is None else seed) + VAL_SEED_OFFSET, log=log)
+
+
 def t_values_fixed(data: DataConfig) -> bool:
-    """True when every training and validation sample has t = 0.5 (what fixed-t models need),
-    temporal swap included (1 - 0.5 = 0.5)."""
-    for spec in [*data.train, *data.val]:
-        if isinstance(spec, SyntheticDatasetConfig):
-            if spec.t_range is not None and spec.t_range != [0.5, 0.5]:
-                return False
-            ts = spec.t if isinstance(spec.t, list) else [spec.t]
-            if any(float(x) != 0.5 for x in ts):
-                return False
-        elif isinstance(spec, SequencesDatasetConfig) and spec.targets == "all":
-            return False
-    return True
-
-
-def _describe(ds: Dataset) -> str:
-    if isinstance(ds, SyntheticDataset):
-        h, w = ds.generator.config.size
-        pool = ds.generator.pool
-        return f"procedural {h}x{w}" + (f", {len(pool)} texture frames" if pool else "")
-    if isinstance(ds, FrameSequenceDataset):
-        return f"{len(ds)} windows from {len(ds.clips)} clips ({ds.memory_bytes / 2**20:.0f} MiB cached)"
-    return f"{len(ds)} items"
+    """True when every training and validation sample has t = 0.5 (what fixed-t models need)."""
+    return all(spec.fixed_t() for spec in [*data.train, *data.val])
 
 
 def stack_val(samples: list[Triplet], start: int, size: int) -> tuple[torch.Tensor, ...]:

@@ -1,20 +1,22 @@
 """Training checkpoints: one dict layout, atomic writes, exact-resume RNG state, retention.
 
-Layout (``torch.save`` of a dict, loadable with ``weights_only=True``)::
+A checkpoint is a trained-weights dict (:data:`vfikit.hub.TRAINED_WEIGHTS_KEYS`, written by
+:func:`vfikit.hub.trained_weights`, which ``create_model(path)`` reads back) with the training state
+beside it (``torch.save``, loadable with ``weights_only=True``)::
 
-    {"model": state_dict, "arch": str, "model_args": dict, "config_args": dict, "optimizer": ...,
-     "scheduler": ..., "scaler": ..., "step": int, "config": dict, "vfikit_version": str,
+    {"model": state_dict, "arch": str, "model_args": dict,            # the trained weights
+     "config_args": dict, "optimizer": ..., "scheduler": ..., "scaler": ..., "step": int, "config": dict,
+     "vfikit_version": str,
      "rng": {"ranks": [per-rank {"python", "numpy", "torch", "cuda"}], "sampler": {"seed", "next_sample"}},
-     "best_val": float | None}
+     "best_val": float | None, "ema": AveragedModel state dict | None}
 
 Files in the run folder: ``step_000001000.pt`` (the newest ``keep_last`` are kept; the newest is
-the resume point) and ``best.pt`` (weights with the best validation PSNR: ``model``, ``arch``,
-``model_args``, ``config_args``, ``step``, ``metrics``, ``config``, ``vfikit_version``). ``model_args``
-rebuild the model (its own record, :func:`vfikit.engine.train.build_args`: a model started from
-``model.init`` weights may have other widths than the config says); ``config_args`` are the config's
-``model.args``, which a resume must match.
-
-Reading the model out of such a file is the weights code's work: :func:`vfikit.hub.load_trained_model`.
+the resume point) and ``best.pt`` (:data:`BEST_KEYS`: the weights with the best validation PSNR, with
+``config_args``, ``step``, ``metrics``, ``config``, ``vfikit_version``). ``model_args`` rebuild the model
+(its own record, :func:`vfikit.engine.train.build_args`: a model started from ``model.init`` weights may
+have other widths than the config says); ``config_args`` are the config's ``model.args``, which a resume
+must match; ``best_val`` is the best selection PSNR so far; ``ema`` the weight average
+(``train.ema_decay``), whose weights ``create_model`` loads when present.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ import numpy as np
 import torch
 
 from vfikit.errors import VfikitError
-from vfikit.hub import ema_weights, load_trained_model  # noqa: F401 - their home before vfikit.hub; kept for old imports
+from vfikit.hub import TRAINED_WEIGHTS_KEYS
 from vfikit.runtime import atomic_path, torch_load
 
-CHECKPOINT_KEYS = ("model", "arch", "model_args", "optimizer", "scheduler", "scaler", "step", "config",
-                   "vfikit_version", "rng")
+CHECKPOINT_KEYS = (*TRAINED_WEIGHTS_KEYS, "config_args", "optimizer", "scheduler", "scaler", "step", "config",
+                   "vfikit_version", "rng", "best_val", "ema")
+LATER_KEYS = ("config_args", "best_val", "ema")  # checkpoints of older versions may lack these
+BEST_KEYS = (*TRAINED_WEIGHTS_KEYS, "config_args", "step", "metrics", "config", "vfikit_version")
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
@@ -57,7 +61,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise VfikitError(f"checkpoint not found: {path}")
     state = torch_load(path, "a training checkpoint", map_location)
-    if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
+    if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS if k not in LATER_KEYS):
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise VfikitError(f"{path} is not a vfikit training checkpoint (keys: {keys})")
     return state

@@ -28,7 +28,7 @@ from vfikit import __version__
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.image_files import IMAGE_SUFFIXES, write_image
 from vfikit.metrics import HIGHER_IS_BETTER, LPIPS, PROTOCOL, compute_metrics
-from vfikit.runtime import atomic_path, resolve_device, resolve_precision, write_text_atomic
+from vfikit.runtime import DEFAULT_PRECISION, atomic_path, resolve_device, resolve_precision, write_text_atomic
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
@@ -45,7 +45,7 @@ def device_description(device: torch.device) -> dict[str, Any]:
 
 
 def make_predictor(model: nn.Module | Callable[..., torch.Tensor], device: torch.device,
-                   precision: str = "fp32") -> Predictor:
+                   precision: str = DEFAULT_PRECISION) -> Predictor:
     """A function ``(frame0, frame1, t) -> frame_t`` on (3, H, W) tensors in [0, 1].
 
     An ``nn.Module`` following the VFIModel contract runs through ``vfikit.inference.Interpolator`` on
@@ -120,7 +120,8 @@ def _output_path(directory: Path, key: str, index: int) -> Path:
     return directory / f"{stem.as_posix()}.png"
 
 
-def _write_png_atomic(path: Path, image: torch.Tensor) -> None:
+def write_image_atomic(path: Path, image: torch.Tensor) -> None:
+    """Write a (3, H, W) image in [0, 1] to ``path`` via a temporary file (the format from the suffix)."""
     with atomic_path(path) as tmp:
         write_image(tmp, image)
 
@@ -136,12 +137,13 @@ def evaluate(
     lpips: LPIPS | None = None,
     progress: bool = True,
     info: dict[str, Any] | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
 ) -> EvalReport:
     """Score ``model`` on ``dataset`` (anything with ``len()`` and indexing that yields Triplets).
 
     Args:
-        model: a VFIModel (called directly) or a callable ``fn(frame0, frame1, t)`` on (1, 3, H, W).
+        model: a VFIModel (run through an ``Interpolator``, see :func:`make_predictor`) or a callable
+            ``fn(frame0, frame1, t)`` on (1, 3, H, W).
         metrics: names from :data:`vfikit.metrics.METRICS`; ``lpips``/``lpips_cdfi`` need ``lpips``.
         device: where the model runs (``"auto"``/None: cuda when available).
         limit: evaluate only the first N samples.
@@ -193,7 +195,7 @@ def evaluate(
             row["seconds"] = seconds
             rows.append(row)
             if out_dir is not None:
-                _write_png_atomic(_output_path(out_dir, row["key"], i), pred.clamp(0, 1))
+                write_image_atomic(_output_path(out_dir, row["key"], i), pred.clamp(0, 1))
             bar.update(1)
             if "psnr" in row:
                 bar.set_postfix(psnr=f"{_mean([r['psnr'] for r in rows]):.2f}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import random
 import signal
 import threading
 import time
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from vfikit import __version__
 from vfikit.config import ScheduleConfig, TrainConfig, dump_yaml, to_dict
-from vfikit.data.factory import build_train_stream, build_val_samples, stack_val, t_values_fixed
+from vfikit.data.factory import build_train_stream, stack_val, t_values_fixed, validation_samples
 from vfikit.data.mixing import Batch, StepBatchSampler, collate_triplets
 from vfikit.data.triplet import Triplet
 from vfikit.engine import distributed
@@ -46,9 +47,11 @@ from vfikit.engine.checkpoint import (
     set_rng_state,
     step_filename,
 )
-from vfikit.errors import VfikitError
+from vfikit.engine.evaluate import write_image_atomic
+from vfikit.errors import MissingDependencyError, VfikitError
+from vfikit.hub import save_trained_weights, trained_weights
 from vfikit.losses import CompositeLoss, LossInputs, build_loss
-from vfikit.runtime import atomic_path
+from vfikit.runtime import atomic_path, count_non_finite, resolve_device
 
 Log = Callable[[str], None]
 
@@ -202,16 +205,6 @@ def _psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(mse)
 
 
-VAL_SEED_OFFSET = 1_000_003  # the validation samples' seed is the run's train.seed plus this
-
-
-def validation_samples(cfg: TrainConfig, seed: int | None = None,
-                       log: Callable[[str], None] = lambda _m: None) -> list[Triplet]:
-    """The fixed samples of ``cfg.data.val`` that ``vfikit train`` selects weights with, for the run's
-    ``train.seed`` (or ``seed``): the same list in training, compression and the probes."""
-    return build_val_samples(cfg.data, seed=(cfg.train.seed if seed is None else seed) + VAL_SEED_OFFSET, log=log)
-
-
 @torch.no_grad()
 def validate(
     model: nn.Module, samples: list[Triplet], device: torch.device, batch_size: int, pass_t: bool,
@@ -307,15 +300,6 @@ def _image_row(sample: Triplet, pred: torch.Tensor) -> torch.Tensor:
     return torch.cat([sample.frame0, pred, sample.target, sample.frame1], dim=2).clamp(0, 1)
 
 
-def _select_device(cfg: TrainConfig, info: distributed.DistInfo) -> torch.device:
-    want = cfg.train.device
-    if want == "cuda" and not torch.cuda.is_available():
-        raise VfikitError("train.device is 'cuda' but no CUDA device is available (use 'cpu' or 'auto')")
-    if want == "cuda" or (want == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", info.local_rank)
-    return torch.device("cpu")
-
-
 def _set_threads(cfg: TrainConfig, info: distributed.DistInfo) -> int:
     """torch CPU threads of this process. (numba, used by the CPU ops, takes its thread count from
     NUMBA_NUM_THREADS; set it for several processes per machine: launching its pool here would start
@@ -326,7 +310,85 @@ def _set_threads(cfg: TrainConfig, info: distributed.DistInfo) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# the loop
+# the run: its state, and the loop as setup, step, log, validate, checkpoint
+
+
+@dataclass
+class TrainRun:
+    """What one training run holds between steps (rank-local; only rank 0 has logs and a weight average)."""
+
+    cfg: TrainConfig
+    info: distributed.DistInfo
+    device: torch.device
+    say: Log
+    out_dir: Path
+    model: nn.Module
+    ddp_model: nn.Module
+    loss_fn: CompositeLoss
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    ema: nn.Module | None
+    amp_dtype: torch.dtype
+    memory_format: torch.memory_format
+    pass_t: bool
+    result: TrainResult
+    step: int = 0
+    best_val: float | None = None
+    val_samples: list[Triplet] = field(default_factory=list)
+    selection_key: str = "val_psnr"
+    logs: _RunLogs | None = None
+
+    @property
+    def primary(self) -> bool:
+        return self.info.is_primary
+
+    @property
+    def judged(self) -> nn.Module:
+        """The weights that are validated and saved as best: the average when the run keeps one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.cfg.train.amp else nullcontext()
+
+
+@dataclass
+class _RunLogs:
+    """The run folder's CSV logs and TensorBoard writer (rank 0 only)."""
+
+    train_csv: _CsvLog
+    val_csv: _CsvLog
+    writer: Any = None
+
+
+class _Meter:
+    """Loss and loss terms summed on the device between two log rows (no synchronisation per step)."""
+
+    def __init__(self, names: list[str], device: torch.device) -> None:
+        self.names = names
+        self.loss = torch.zeros((), device=device)
+        self.terms = {n: torch.zeros((), device=device) for n in names}
+        self.count, self.mark = 0, time.perf_counter()
+
+    def add(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        self.loss += loss.detach()
+        for n in self.names:
+            self.terms[n] += terms[n]
+        self.count += 1
+
+    def row(self, step: int, lr: float, batch_size: int, started: float) -> dict[str, float]:
+        """The log row of the steps since the last one; starts a new interval."""
+        now = time.perf_counter()
+        sps = self.count / max(now - self.mark, 1e-9)
+        row = {"step": step, "lr": lr, "loss": float(self.loss) / self.count,
+               **{n: float(self.terms[n]) / self.count for n in self.names},
+               "steps_per_s": sps, "samples_per_s": sps * batch_size, "elapsed_s": now - started}
+        self.loss.zero_()
+        for n in self.names:
+            self.terms[n].zero_()
+        self.count, self.mark = 0, time.perf_counter()
+        return row
 
 
 def train(
@@ -346,24 +408,64 @@ def train(
         stop_at: stop after this step (checkpointing it) even if ``train.steps`` is larger; the
             schedule still follows ``train.steps``, so a later resume continues the same run.
         log: where progress lines go (only rank 0 logs).
+    Raises:
+        VfikitError: for a config mistake, a checkpoint that cannot be resumed, and a run that diverges
+            (a loss or weights that are not finite: nothing non-finite is saved).
     """
-    run = cfg.train
-    device_type = "cuda" if (run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available())) else "cpu"
-    info = distributed.setup(device_type)
-    device = _select_device(cfg, info)
-    primary = info.is_primary
-    say: Log = log if primary else (lambda _msg: None)
+    info = distributed.setup(resolve_device(cfg.train.device).type)
+    device = resolve_device(cfg.train.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", info.local_rank)
+    say: Log = log if info.is_primary else (lambda _msg: None)
     old_threads = torch.get_num_threads()
     try:
-        return _train(cfg, info, device, primary, say, resume, stop_at)
+        return _train(cfg, info, device, say, resume, stop_at)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _train(
-    cfg: TrainConfig, info: distributed.DistInfo, device: torch.device, primary: bool, say: Log,
-    resume: str | Path | None, stop_at: int | None,
-) -> TrainResult:
+def _train(cfg: TrainConfig, info: distributed.DistInfo, device: torch.device, say: Log,
+           resume: str | Path | None, stop_at: int | None) -> TrainResult:
+    threads = _prepare_process(cfg, info, device, say)
+    run = _setup(cfg, info, device, say, resume)
+    end = min(cfg.train.steps, stop_at) if stop_at is not None else cfg.train.steps
+    if run.step >= end:
+        say(f"nothing to do: the run is at step {run.step} of {cfg.train.steps}")
+        return run.result
+    loader = _loader(run, end)
+    _open_logs(run)
+    _say_start(run, threads, end)
+    meter, started = _Meter(list(run.loss_fn.names), device), time.perf_counter()
+    with _StopFlag() as stop_flag:
+        for batch in loader:
+            lr = _step(run, batch, meter)
+            every = cfg.train
+            val_step = run.step % every.val_every == 0 or run.step == end  # alike on every rank
+            validating = val_step and bool(run.val_samples)  # (only rank 0 holds validation samples)
+            logging = run.step % every.log_every == 0 or run.step == end
+            want_stop = _want_stop(run, stop_flag, started)
+            saving = run.step % every.ckpt_every == 0 or run.step == end or want_stop
+            if logging or val_step or saving:  # every rank checks at the same steps (a collective under DDP)
+                _check_finite(run, meter, weights=val_step or saving)
+            if logging:
+                _log_row(run, meter.row(run.step, lr, cfg.data.batch_size, started), end)
+            if validating:
+                _validate_and_record(run)
+            if saving:
+                _checkpoint(run)
+            if want_stop and run.step < end:
+                run.result.stopped_early = True
+                say(f"stopped at step {run.step} (checkpoint written); resume with --resume auto")
+                break
+    run.result.step = run.step
+    if run.logs is not None and run.logs.writer is not None:
+        run.logs.writer.close()
+    distributed.barrier()
+    return run.result
+
+
+def _prepare_process(cfg: TrainConfig, info: distributed.DistInfo, device: torch.device, say: Log) -> int:
+    """Checks that need no model, this process's threads and seeds (``seed + rank``); returns the threads."""
     run = cfg.train
     if run.amp and device.type == "cpu" and run.amp_dtype != "bfloat16":
         raise VfikitError("train.amp on CPU needs train.amp_dtype=bfloat16 (float16 autocast is a CUDA feature)")
@@ -374,171 +476,145 @@ def _train(
     seed = run.seed + info.rank
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    import random
-
     random.seed(seed)
+    return threads
 
-    out_dir = Path(run.out_dir).expanduser()
+
+def _setup(cfg: TrainConfig, info: distributed.DistInfo, device: torch.device, say: Log,
+           resume: str | Path | None) -> TrainRun:
+    """The run's model, loss, optimiser, schedule, scaler, weight average and validation samples, resumed
+    from a checkpoint when asked."""
+    out_dir = Path(cfg.train.out_dir).expanduser()
     ckpt_path = _resolve_resume(resume, out_dir)
-
     model = build_model(cfg)
-    arbitrary_t = bool(getattr(model, "arbitrary_t", False))
-    if not arbitrary_t and not t_values_fixed(cfg.data):
+    pass_t = bool(getattr(model, "arbitrary_t", False))
+    if not pass_t and not t_values_fixed(cfg.data):
         raise VfikitError(
             f"{cfg.model.arch} only interpolates t = 0.5, but the data config yields other t "
             "(synthetic t/t_range or sequences targets='all'); use t: 0.5 and targets: middle"
         )
-    memory_format = torch.channels_last if run.channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model.train().to(device, memory_format=memory_format)
-    loss_fn: CompositeLoss = build_loss(cfg.loss).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, cfg, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg.schedule, run.steps, cfg.optim.lr)
+        optimizer, lambda s: lr_factor(s, cfg.schedule, cfg.train.steps, cfg.optim.lr))
+    amp_dtype = torch.float16 if cfg.train.amp_dtype == "float16" else torch.bfloat16
+    run = TrainRun(
+        cfg=cfg, info=info, device=device, say=say, out_dir=out_dir, model=model, ddp_model=model,
+        loss_fn=build_loss(cfg.loss).to(device), params=params, optimizer=optimizer, scheduler=scheduler,
+        scaler=torch.amp.GradScaler("cuda", enabled=cfg.train.amp and amp_dtype == torch.float16),
+        ema=_make_ema(model, cfg.train.ema_decay) if info.is_primary else None, amp_dtype=amp_dtype,
+        memory_format=memory_format, pass_t=pass_t, result=TrainResult(step=0, out_dir=out_dir, model=model),
     )
-    amp_dtype = torch.float16 if run.amp_dtype == "float16" else torch.bfloat16
-    scaler = torch.amp.GradScaler("cuda", enabled=run.amp and amp_dtype == torch.float16)
-
-    def autocast() -> Any:
-        return torch.autocast(device.type, dtype=amp_dtype) if run.amp else nullcontext()
-
-    ema = _make_ema(model, run.ema_decay) if primary else None
-    start_step, best_val = 0, None
     if ckpt_path is not None:
-        start_step, best_val = _resume_from(ckpt_path, cfg, info, say, model, optimizer, scheduler, scaler, ema)
-
-    total = run.steps
-    end = min(total, stop_at) if stop_at is not None else total
-    result = TrainResult(step=start_step, out_dir=out_dir, model=model)
-    if start_step >= end:
-        say(f"nothing to do: the run is at step {start_step} of {total}")
-        return result
-
-    ddp_model: nn.Module = model
+        _resume_from(run, ckpt_path)
+    run.result.step = run.step
     if info.enabled:
-        ddp_model = nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=run.find_unused_parameters,
+        run.ddp_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.train.find_unused_parameters)
+    _choose_validation(run)
+    return run
+
+
+def _choose_validation(run: TrainRun) -> None:
+    """The fixed validation samples (rank 0) and the PSNR that selects ``best.pt``."""
+    cfg = run.cfg
+    if not run.primary:
+        return
+    run.val_samples = validation_samples(cfg, seed=cfg.train.seed, log=run.say)
+    if cfg.train.select_on is not None:
+        run.selection_key = f"val_psnr/{cfg.train.select_on}"
+        parts = {s.part for s in run.val_samples}
+        if run.val_samples and cfg.train.select_on not in parts:
+            raise VfikitError(f"train.select_on: no validation samples of part {cfg.train.select_on!r} "
+                              f"(parts: {sorted(parts)})")
+    if not cfg.data.val:
+        run.say("note: no data.val given: no validation and no best checkpoint")
+
+
+def _loader(run: TrainRun, end: int) -> DataLoader:
+    """This rank's share of the endless training stream for steps ``run.step`` to ``end``."""
+    cfg = run.cfg
+    stream = build_train_stream(cfg.data, seed=cfg.train.seed, log=run.say)
+    sampler = StepBatchSampler(run.step, end, cfg.data.batch_size, run.info.rank, run.info.world_size)
+    workers = cfg.data.num_workers
+    return DataLoader(stream, batch_sampler=sampler, num_workers=workers, collate_fn=collate_triplets,
+                      pin_memory=run.device.type == "cuda", prefetch_factor=4 if workers > 0 else None)
+
+
+def _say_start(run: TrainRun, threads: int, end: int) -> None:
+    cfg, loss_fn = run.cfg, run.loss_fn
+    run.say(
+        f"training {cfg.model.arch} ({sum(p.numel() for p in run.params):,} parameters) on {run.device} "
+        f"x{run.info.world_size} process(es), {threads} threads each, batch {cfg.data.batch_size}, "
+        f"steps {run.step}->{end} of {cfg.train.steps}, loss "
+        + " + ".join(f"{w:g}*{n}" for n, w in zip(loss_fn.names, loss_fn.weights))
+    )
+
+
+def _step(run: TrainRun, batch: Batch, meter: _Meter) -> float:
+    """One optimiser step on ``batch`` (and the weight average); returns the learning rate it used."""
+    if not run.pass_t and not bool((batch.t == 0.5).all()):
+        raise VfikitError(f"{run.cfg.model.arch} only interpolates t = 0.5 but a batch has t = {batch.t.tolist()}")
+    batch = batch.to(run.device, non_blocking=True, memory_format=run.memory_format)
+    loss, terms, lr_used = _optimizer_step(
+        batch, run.ddp_model, run.loss_fn, run.optimizer, run.scheduler, run.scaler, run.params,
+        run.cfg.optim.grad_clip, run.autocast, pass_t=run.pass_t, amp=run.cfg.train.amp,
+    )
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
+    run.step += 1
+    meter.add(loss, terms)
+    return lr_used
+
+
+def _check_finite(run: TrainRun, meter: _Meter, *, weights: bool) -> None:
+    """Stop a diverged run before it logs, validates or saves anything non-finite (every rank agrees)."""
+    what = "" if bool(torch.isfinite(meter.loss)) else "the loss"
+    if not what and weights:
+        bad = count_non_finite(run.model.state_dict()) + (
+            count_non_finite(run.ema.state_dict()) if run.ema is not None else 0)
+        what = "the weights" if bad else ""
+    if run.info.enabled:
+        what = "the loss or weights" if distributed.any_flag(bool(what), run.device) else ""
+    if what:
+        saved = list_checkpoints(run.out_dir)
+        last = f"; the last checkpoint is {saved[-1][1]}" if saved else ""
+        raise VfikitError(
+            f"training diverged at step {run.step}: {what} is not finite (NaN or infinite){last}. "
+            f"Lower optim.lr (now {run.cfg.optim.lr:g}), set optim.grad_clip or a warm-up (schedule.warmup_steps)"
         )
 
-    stream = build_train_stream(cfg.data, seed=run.seed, log=say)
-    val_samples = validation_samples(cfg, seed=run.seed, log=say) if primary else []
-    selection_key = "val_psnr"
-    if run.select_on is not None:
-        selection_key = f"val_psnr/{run.select_on}"
-        if primary and val_samples and run.select_on not in {s.part for s in val_samples}:
-            raise VfikitError(f"train.select_on: no validation samples of part {run.select_on!r} "
-                              f"(parts: {sorted({s.part for s in val_samples})})")
-    if primary and not cfg.data.val:
-        say("note: no data.val given: no validation and no best checkpoint")
-    sampler = StepBatchSampler(start_step, end, cfg.data.batch_size, info.rank, info.world_size)
-    workers = cfg.data.num_workers
-    loader = DataLoader(
-        stream,
-        batch_sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate_triplets,
-        pin_memory=device.type == "cuda",
-        prefetch_factor=4 if workers > 0 else None,
-    )
 
-    term_names = list(loss_fn.names)
-    train_csv = val_csv = writer = None
-    if primary:
-        train_csv, val_csv, writer = _open_logs(cfg, out_dir, term_names, val_samples,
-                                                start_step if ckpt_path is not None else None)
-    say(
-        f"training {cfg.model.arch} ({sum(p.numel() for p in params):,} parameters) on {device} "
-        f"x{info.world_size} process(es), {threads} threads each, batch {cfg.data.batch_size}, "
-        f"steps {start_step}->{end} of {total}, loss " + " + ".join(f"{w:g}*{n}" for n, w in
-                                                                    zip(loss_fn.names, loss_fn.weights))
-    )
+def _want_stop(run: TrainRun, stop_flag: _StopFlag, started: float) -> bool:
+    """A stop request (signal, time limit); under DDP the ranks agree at log/checkpoint boundaries."""
+    every = run.cfg.train
+    want = stop_flag.requested or (
+        every.time_limit is not None and time.perf_counter() - started > every.time_limit * 3600)
+    if run.info.enabled:
+        boundary = run.step % every.log_every == 0 or run.step % every.ckpt_every == 0
+        want = distributed.any_flag(want, run.device) if boundary else False
+    return want
 
-    pass_t = arbitrary_t
-    acc_loss = torch.zeros((), device=device)
-    acc_terms = {n: torch.zeros((), device=device) for n in term_names}
-    acc_n = 0
-    t_start = t_mark = time.perf_counter()
-    step = start_step
-    stopped = False
-    run_started = time.perf_counter()
 
-    with _StopFlag() as stop_flag:
-        for batch in loader:
-            if not pass_t and not bool((batch.t == 0.5).all()):
-                raise VfikitError(f"{cfg.model.arch} only interpolates t = 0.5 but a batch has t = {batch.t.tolist()}")
-            batch = batch.to(device, non_blocking=True, memory_format=memory_format)
-            loss, terms, lr_used = _optimizer_step(
-                batch, ddp_model, loss_fn, optimizer, scheduler, scaler, params, cfg.optim.grad_clip, autocast,
-                pass_t=pass_t, amp=run.amp,
-            )
-            if ema is not None:
-                ema.update_parameters(model)
-            step += 1
-            acc_loss += loss.detach()
-            for n in term_names:
-                acc_terms[n] += terms[n]
-            acc_n += 1
-
-            if step % run.log_every == 0 or step == end:
-                now = time.perf_counter()
-                sps = acc_n / max(now - t_mark, 1e-9)
-                row = {
-                    "step": step,
-                    "lr": lr_used,
-                    "loss": float(acc_loss) / acc_n,
-                    **{n: float(acc_terms[n]) / acc_n for n in term_names},
-                    "steps_per_s": sps,
-                    "samples_per_s": sps * cfg.data.batch_size,
-                    "elapsed_s": now - t_start,
-                }
-                if primary:
-                    result.history.append(row)
-                    assert train_csv is not None
-                    train_csv.write(row)
-                    if writer is not None:
-                        for k in ("loss", "lr", "steps_per_s", *term_names):
-                            writer.add_scalar(f"train/{k}", row[k], step)
-                    eta = (end - step) / sps if sps > 0 else float("inf")
-                    detail = ", ".join(f"{n} {row[n]:.4g}" for n in term_names) if len(term_names) > 1 else ""
-                    say(f"step {step}/{total} | loss {row['loss']:.5f}" + (f" ({detail})" if detail else "")
-                        + f" | lr {row['lr']:.3g} | {sps:.2f} steps/s, {row['samples_per_s']:.1f} samples/s"
-                        + f" | ETA {_format_eta(eta)}")
-                acc_loss.zero_()
-                for n in term_names:
-                    acc_terms[n].zero_()
-                acc_n, t_mark = 0, time.perf_counter()
-
-            if val_samples and (step % run.val_every == 0 or step == end):
-                judged = ema.module if ema is not None else model
-                best_val = _validate_and_record(
-                    judged, val_samples, step, best_val, selection_key, cfg, device, pass_t, autocast,
-                    memory_format, result, val_csv, writer, say, out_dir,
-                )
-            # stop requests (signal, time limit); under DDP the ranks agree at log/checkpoint boundaries
-            want_stop = stop_flag.requested or (
-                run.time_limit is not None and time.perf_counter() - run_started > run.time_limit * 3600
-            )
-            if info.enabled:
-                boundary = step % run.log_every == 0 or step % run.ckpt_every == 0
-                want_stop = distributed.any_flag(want_stop, device) if boundary else False
-            if step % run.ckpt_every == 0 or step == end or want_stop:
-                ranks = distributed.gather_objects(rng_state())  # collective: every rank calls it
-                if primary:
-                    result.last_checkpoint = _save_training_checkpoint(
-                        cfg, out_dir, step, ranks, model, optimizer, scheduler, scaler, ema, best_val,
-                    )
-            if want_stop and step < end:
-                stopped = True
-                say(f"stopped at step {step} (checkpoint written); resume with --resume auto")
-                break
-
-    result.step, result.stopped_early = step, stopped
-    if writer is not None:
-        writer.close()
-    distributed.barrier()
-    return result
+def _log_row(run: TrainRun, row: dict[str, float], end: int) -> None:
+    """One training log row: history, CSV, TensorBoard and a console line (rank 0)."""
+    if not run.primary or run.logs is None:
+        return
+    names = list(run.loss_fn.names)
+    run.result.history.append(row)
+    run.logs.train_csv.write(row)
+    if run.logs.writer is not None:
+        for k in ("loss", "lr", "steps_per_s", *names):
+            run.logs.writer.add_scalar(f"train/{k}", row[k], run.step)
+    sps = row["steps_per_s"]
+    eta = (end - run.step) / sps if sps > 0 else float("inf")
+    detail = ", ".join(f"{n} {row[n]:.4g}" for n in names) if len(names) > 1 else ""
+    run.say(f"step {run.step}/{run.cfg.train.steps} | loss {row['loss']:.5f}" + (f" ({detail})" if detail else "")
+            + f" | lr {row['lr']:.3g} | {sps:.2f} steps/s, {row['samples_per_s']:.1f} samples/s"
+            + f" | ETA {_format_eta(eta)}")
 
 
 def _optimizer_step(batch, model: nn.Module, loss_fn: CompositeLoss, optimizer, scheduler, scaler, params,
@@ -570,122 +646,143 @@ def _optimizer_step(batch, model: nn.Module, loss_fn: CompositeLoss, optimizer, 
     return loss, terms, lr_used
 
 
-def _validate_and_record(judged: nn.Module, val_samples: list[Triplet], step: int, best_val: float | None,
-                         selection_key: str, cfg: TrainConfig, device: torch.device, pass_t: bool,
-                         autocast: Callable[[], Any], memory_format: torch.memory_format, result: TrainResult,
-                         val_csv: _CsvLog | None, writer: Any, say: Log, out_dir: Path) -> float | None:
-    """Validate ``judged``, log the row (CSV, TensorBoard, sample grid, console) and write ``best.pt`` when
-    the selection PSNR improved; returns the best selection PSNR so far."""
-    run = cfg.train
-    metrics, preds = validate(judged, val_samples, device, cfg.data.val_batch_size, pass_t, autocast,
-                              memory_format)
-    judged_psnr = metrics[selection_key]
-    improved = best_val is None or judged_psnr > best_val
+def _validate_and_record(run: TrainRun) -> None:
+    """Validate the judged weights, log the row (CSV, TensorBoard, sample grid, console) and write
+    ``best.pt`` when the selection PSNR improved (rank 0; a non-finite PSNR is never an improvement)."""
+    metrics, preds = validate(run.judged, run.val_samples, run.device, run.cfg.data.val_batch_size, run.pass_t,
+                              run.autocast, run.memory_format)
+    judged_psnr = metrics[run.selection_key]
+    improved = math.isfinite(judged_psnr) and (run.best_val is None or judged_psnr > run.best_val)
     if improved:
-        best_val = judged_psnr
-    row = {"step": step, **metrics, "best": int(improved)}
-    result.val_history.append(row)
-    assert val_csv is not None
-    val_csv.write(row)
+        run.best_val = judged_psnr
+    row = {"step": run.step, **metrics, "best": int(improved)}
+    run.result.val_history.append(row)
+    assert run.logs is not None
+    run.logs.val_csv.write(row)
     by_part = ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in metrics.items() if "/" in k)
-    say(f"validation at step {step}: PSNR {metrics['val_psnr']:.3f} dB"
-        + (f" ({by_part})" if by_part else "")
-        + f", Charbonnier {metrics['val_charbonnier']:.5f}" + (" (best)" if improved else ""))
-    images = [_image_row(s, p) for s, p in zip(val_samples[: run.images], preds)]
-    if images:
-        grid = torch.cat(images, dim=1)
-        if writer is not None:
-            for key, value in metrics.items():
-                if key.startswith("val_psnr/"):
-                    writer.add_scalar(f"val/psnr_{key.split('/', 1)[1]}", value, step)
-            writer.add_scalar("val/psnr", metrics["val_psnr"], step)
-            writer.add_scalar("val/charbonnier", metrics["val_charbonnier"], step)
-            writer.add_image("val/frame0|pred|target|frame1", grid, step)
-        _write_png(out_dir / "samples" / f"step_{step:09d}.png", grid)
+    run.say(f"validation at step {run.step}: PSNR {metrics['val_psnr']:.3f} dB" + (f" ({by_part})" if by_part else "")
+            + f", Charbonnier {metrics['val_charbonnier']:.5f}" + (" (best)" if improved else ""))
+    _record_images(run, metrics, preds)
     if improved:
-        result.best_checkpoint = _save_best(out_dir, judged, cfg, step, metrics)
-    return best_val
+        run.result.best_checkpoint = save_trained_weights(
+            run.out_dir / "best.pt", run.judged, arch=run.cfg.model.arch, model_args=build_args(run.judged, run.cfg),
+            config_args=dict(run.cfg.model.args), step=run.step, metrics=metrics, config=to_dict(run.cfg),
+            vfikit_version=__version__)
 
 
-def _save_training_checkpoint(cfg: TrainConfig, out_dir: Path, step: int, ranks: list, model: nn.Module, optimizer,
-                              scheduler, scaler, ema, best_val: float | None) -> Path:
-    """Write ``step_*.pt`` (everything an exact resume needs) and prune old ones; returns its path."""
-    run = cfg.train
-    state = {
-        "model": model.state_dict(),
-        "arch": cfg.model.arch,
-        "model_args": build_args(model, cfg),
-        "config_args": dict(cfg.model.args),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-        "step": step,
-        "config": to_dict(cfg),
-        "vfikit_version": __version__,
-        "rng": {"ranks": ranks, "sampler": {"seed": run.seed, "next_sample": step * cfg.data.batch_size}},
-        "best_val": best_val,
-        "ema": ema.state_dict() if ema is not None else None,
-    }
-    path = save_checkpoint(out_dir / step_filename(step), state)
-    prune_checkpoints(out_dir, run.keep_last)
-    return path
+def _record_images(run: TrainRun, metrics: dict[str, float], preds: list[torch.Tensor]) -> None:
+    """The validation scalars and the sample grid (frame0 | prediction | target | frame1 rows)."""
+    images = [_image_row(s, p) for s, p in zip(run.val_samples[: run.cfg.train.images], preds)]
+    if not images:
+        return
+    grid = torch.cat(images, dim=1)
+    writer = run.logs.writer if run.logs is not None else None
+    if writer is not None:
+        for key, value in metrics.items():
+            if key.startswith("val_psnr/"):
+                writer.add_scalar(f"val/psnr_{key.split('/', 1)[1]}", value, run.step)
+        writer.add_scalar("val/psnr", metrics["val_psnr"], run.step)
+        writer.add_scalar("val/charbonnier", metrics["val_charbonnier"], run.step)
+        writer.add_image("val/frame0|pred|target|frame1", grid, run.step)
+    write_image_atomic(run.out_dir / "samples" / f"step_{run.step:09d}.png", grid)
 
 
-def _resume_from(
-    ckpt_path: Path, cfg: TrainConfig, info: distributed.DistInfo, say: Log, model: nn.Module,
-    optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, ema: nn.Module | None,
-) -> tuple[int, float | None]:
-    """Load a checkpoint into the run's objects; returns (the step it reached, its best validation PSNR)."""
-    run = cfg.train
+def _checkpoint(run: TrainRun) -> None:
+    """Write ``step_*.pt`` (everything an exact resume needs; rank 0) and prune old ones."""
+    ranks = distributed.gather_objects(rng_state())  # collective: every rank calls it
+    if not run.primary:
+        return
+    cfg = run.cfg
+    state = trained_weights(
+        run.model, arch=cfg.model.arch, model_args=build_args(run.model, cfg), config_args=dict(cfg.model.args),
+        optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+        scaler=run.scaler.state_dict() if run.scaler.is_enabled() else {}, step=run.step, config=to_dict(cfg),
+        vfikit_version=__version__,
+        rng={"ranks": ranks, "sampler": {"seed": cfg.train.seed, "next_sample": run.step * cfg.data.batch_size}},
+        best_val=run.best_val, ema=run.ema.state_dict() if run.ema is not None else None,
+    )
+    run.result.last_checkpoint = save_checkpoint(run.out_dir / step_filename(run.step), state)
+    prune_checkpoints(run.out_dir, cfg.train.keep_last)
+
+
+def _resume_from(run: TrainRun, ckpt_path: Path) -> None:
+    """Load a checkpoint into the run's objects: its step, best validation PSNR, weights and states."""
     state = load_checkpoint(ckpt_path)
-    held = state.get("config_args", state["model_args"])  # checkpoints before config_args: model_args
-    if state["arch"] != cfg.model.arch or held != cfg.model.args:
-        raise VfikitError(
-            f"cannot resume {ckpt_path}: it holds {state['arch']} {held}, "
-            f"the config asks for {cfg.model.arch} {cfg.model.args}"
-        )
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if scaler.is_enabled() and state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    start_step = int(state["step"])
-    best_val = state.get("best_val")
-    if ema is not None:
+    _check_resumable(state, run.cfg, ckpt_path)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler.is_enabled() and state["scaler"]:
+        run.scaler.load_state_dict(state["scaler"])
+    run.step = int(state["step"])
+    run.best_val = state.get("best_val")
+    if run.ema is not None:
         if state.get("ema"):
-            ema.load_state_dict(state["ema"])
+            run.ema.load_state_dict(state["ema"])
         else:
-            say("note: the checkpoint has no weight average; the average starts from its weights")
+            run.say("note: the checkpoint has no weight average; the average starts from its weights")
     ranks = state["rng"]["ranks"]
-    if len(ranks) == info.world_size:
-        set_rng_state(ranks[info.rank])
+    if len(ranks) == run.info.world_size:
+        set_rng_state(ranks[run.info.rank])
     else:
-        say(f"note: checkpoint has RNG states of {len(ranks)} processes, this run has {info.world_size}; "
-            "model randomness restarts from the seed (data order is unaffected)")
-    if state["rng"]["sampler"]["seed"] != run.seed:
+        run.say(f"note: checkpoint has RNG states of {len(ranks)} processes, this run has {run.info.world_size}; "
+                "model randomness restarts from the seed (data order is unaffected)")
+    if state["rng"]["sampler"]["seed"] != run.cfg.train.seed:
         old_seed = state["rng"]["sampler"]["seed"]
-        say(f"note: train.seed changed from {old_seed} to {run.seed}: the data order differs")
-    say(f"resumed from {ckpt_path} at step {start_step}")
-    return start_step, best_val
+        run.say(f"note: train.seed changed from {old_seed} to {run.cfg.train.seed}: the data order differs")
+    run.say(f"resumed from {ckpt_path} at step {run.step}")
 
 
-def _open_logs(
-    cfg: TrainConfig, out_dir: Path, term_names: list[str], val_samples: list[Triplet], resumed_at: int | None,
-) -> tuple[_CsvLog, _CsvLog, Any]:
-    """The run folder's config.yaml, train/val CSV logs and TensorBoard writer (None when off)."""
+_UNSET = object()
+
+
+def _check_resumable(state: dict[str, Any], cfg: TrainConfig, ckpt_path: Path) -> None:
+    """The checkpoint is of this config's model (naming each difference) and holds only finite values."""
+    held = state.get("config_args", state["model_args"])  # checkpoints before config_args: model_args
+    asked = dict(cfg.model.args)
+    differences = [] if state["arch"] == cfg.model.arch else [
+        f"model.arch: {state['arch']} in the checkpoint, {cfg.model.arch} in the config"]
+    for key in sorted(set(held) | set(asked), key=str):
+        was, now = held.get(key, _UNSET), asked.get(key, _UNSET)
+        if was != now:
+            differences.append(f"model.args.{key}: {'unset' if was is _UNSET else repr(was)} in the checkpoint, "
+                               f"{'unset' if now is _UNSET else repr(now)} in the config")
+    if differences:
+        raise VfikitError(f"cannot resume {ckpt_path}: " + "; ".join(differences))
+    for part in ("model", "optimizer", "ema"):
+        bad = count_non_finite(state.get(part))
+        if bad:
+            name = {"model": "weights", "optimizer": "optimizer state", "ema": "weight average"}[part]
+            raise VfikitError(f"cannot resume {ckpt_path}: its {name} holds non-finite values ({bad} NaN or "
+                              "infinite): the run had diverged by then; resume from an earlier checkpoint")
+    if state.get("best_val") is not None and not math.isfinite(state["best_val"]):
+        state["best_val"] = None  # written by versions that kept a NaN as best
+
+
+def _open_logs(run: TrainRun) -> None:
+    """The run folder's config.yaml, train/val CSV logs and TensorBoard writer (rank 0; the writer only with
+    ``train.tensorboard``, which needs the ``train`` extra)."""
+    if not run.primary:
+        return
+    cfg, out_dir = run.cfg, run.out_dir
+    resumed_at = run.step if run.step > 0 else None
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(dump_yaml(cfg))
-    columns = ["step", "lr", "loss", *term_names, "steps_per_s", "samples_per_s", "elapsed_s"]
-    train_csv = _CsvLog(out_dir / "train_log.csv", columns, resumed_at)
-    part_columns = [f"val_psnr/{p}" for p in sorted({s.part for s in val_samples if s.part})]
-    val_csv = _CsvLog(out_dir / "val_log.csv", ["step", "val_psnr", *part_columns, "val_charbonnier", "best"],
-                      resumed_at)
-    writer = None
+    columns = ["step", "lr", "loss", *run.loss_fn.names, "steps_per_s", "samples_per_s", "elapsed_s"]
+    parts = [f"val_psnr/{p}" for p in sorted({s.part for s in run.val_samples if s.part})]
+    run.logs = _RunLogs(
+        train_csv=_CsvLog(out_dir / "train_log.csv", columns, resumed_at),
+        val_csv=_CsvLog(out_dir / "val_log.csv", ["step", "val_psnr", *parts, "val_charbonnier", "best"],
+                        resumed_at),
+    )
     if cfg.train.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resumed_at)
-    return train_csv, val_csv, writer
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise MissingDependencyError(
+                "train.tensorboard needs TensorBoard: pip install 'vfikit[train]' "
+                "(or set train.tensorboard: false)") from None
+        run.logs.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resumed_at)
 
 
 def _make_ema(model: nn.Module, decay: float | None) -> nn.Module | None:
@@ -714,7 +811,7 @@ def _resolve_resume(resume: str | Path | None, out_dir: Path) -> Path | None:
 
 
 def build_args(model: nn.Module, cfg: TrainConfig) -> dict[str, Any]:
-    """The arguments that rebuild ``model`` (what ``hub.load_trained_model`` passes to ``create_model``).
+    """The arguments that rebuild ``model`` (the ``model_args`` of its trained weights).
 
     A model started from ``model.init`` weights is built with the arguments its file records, which may
     differ from ``cfg.model.args`` (a compacted network's widths, a grown stage-II model): its own record
@@ -723,20 +820,3 @@ def build_args(model: nn.Module, cfg: TrainConfig) -> dict[str, Any]:
     inner = getattr(model, "module", model)  # DDP / weight-average wrappers
     own = getattr(inner, "model_args", None)
     return dict(own) if isinstance(own, dict) else dict(cfg.model.args)
-
-
-def _save_best(out_dir: Path, model: nn.Module, cfg: TrainConfig, step: int, metrics: dict[str, float]) -> Path:
-    """``best.pt``: the model with the best validation PSNR (weights + how to rebuild it)."""
-    path = out_dir / "best.pt"
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "arch": cfg.model.arch, "model_args": build_args(model, cfg),
-                    "config_args": dict(cfg.model.args), "step": step, "metrics": metrics, "config": to_dict(cfg),
-                    "vfikit_version": __version__}, tmp)
-    return path
-
-
-def _write_png(path: Path, image: torch.Tensor) -> None:
-    from vfikit.image_files import write_image
-
-    with atomic_path(path) as tmp:
-        write_image(tmp, image)

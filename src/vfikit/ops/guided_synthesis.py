@@ -10,7 +10,7 @@ the row's tap weights and offsets are bilinearly upsampled into a row buffer (Py
 (position clamped to the image, then bilinear) in float32 over planar channels, and the two predictions
 are blended. The heads are read where the network left them: channels-last or NCHW, float32 or the
 bits of bfloat16 (the bf16 network's output needs no conversion pass). Inference only (no gradients);
-its reference twin is the model's unfused path, and ``tests/test_guided_synthesis.py`` checks that they
+its reference twin is the model's unfused path, and ``tests/ops/test_guided_synthesis.py`` checks that they
 agree.
 """
 

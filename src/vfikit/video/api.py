@@ -120,7 +120,6 @@ def _job_settings(opts: InterpolateOptions) -> JobSettings:
         force=opts.force,
         resume=opts.resume,
         progress=opts.progress,
-        precision=opts.precision,
         allow_truncated=opts.allow_truncated,
     )
     depth = opts.bisect_depth

@@ -98,7 +98,6 @@ class JobSettings:
     resume: bool
     progress: bool
     model: str = ""
-    precision: str = "fp32"
     extra: dict = field(default_factory=dict)
     allow_truncated: bool = False  # interpolate a truncated video anyway (noted, and recorded in the output)
 

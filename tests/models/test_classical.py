@@ -5,24 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.nn import functional as F
 
+from tests.helpers import texture
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.hub import create_model
 from vfikit.metrics import psnr
 from vfikit.models.base import VFIModel
 from vfikit.models.catalog import get_entry, list_models
 from vfikit.models.classical import FlowDIS, Overlay
-
-
-def texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
-    """A smooth random colour texture (3, H, W) in [0, 1] with detail at several scales."""
-    g = torch.Generator().manual_seed(seed)
-    out = torch.zeros(1, 3, h, w)
-    for cells, amp in ((6, 0.5), (14, 0.3), (30, 0.2)):
-        coarse = torch.rand(1, 3, cells, cells * w // h, generator=g)
-        out += amp * F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
-    return out[0].clamp(0, 1)
 
 
 def test_registered_and_contract():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.test_guided import shifted_pair
+from tests.helpers import shifted_pair
 from vfikit.errors import VfikitError
 from vfikit.hub import create_model, save_vfikit
 from vfikit.models.catalog import get_entry

@@ -12,6 +12,7 @@ pytest.importorskip("onnxruntime", reason='ONNX Runtime is an extra: pip install
 pytest.importorskip("onnx", reason='ONNX export needs the onnx package: pip install "vfikit[onnx]"')
 
 
+@pytest.mark.slow
 def test_onnx_backend_gives_the_torch_frames_and_refuses_what_it_cannot_run():
     import torch
 

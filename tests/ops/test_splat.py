@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_classical import texture
+from tests.helpers import texture
 from vfikit.errors import VfikitError
 from vfikit.hub import create_model
 from vfikit.ops.splat import consistency, splat, splat_motion

@@ -6,19 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import SMALL_ADACOF as SMALL
 from vfikit.compress.prune import compact_model
 from vfikit.compress.report import format_report, sparsity_report
 from vfikit.errors import VfikitError
 from vfikit.hub import create_model
 from vfikit.sparsity.graph import channel_sets
-
-SMALL = {  # a narrow AdaCoF-family spec so the tests stay fast
-    "conv1": [8, 8, 8], "conv2": [12, 12, 12], "conv3": [16, 16, 16], "conv4": [16, 16, 16], "conv5": [16, 16, 16],
-    "deconv5": [16, 16, 16], "upsample5": [16], "deconv4": [16, 16, 16], "upsample4": [16],
-    "deconv3": [16, 16, 16], "upsample3": [16], "deconv2": [12, 12, 12], "upsample2": [12],
-    "weight1": [12, 12, 8], "offset_y1": [12, 12, 8], "offset_x1": [12, 12, 8], "weight2": [12, 12, 8],
-    "offset_y2": [12, 12, 8], "offset_x2": [12, 12, 8], "occlusion": [12, 12, 8],
-}
 
 
 def _model(arch: str, gen: torch.Generator):

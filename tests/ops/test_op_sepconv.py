@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import shared_path
-from tests.opcases import make_case
-from tests.oracles import sepconv_loop
+from tests.ops.opcases import make_case
+from tests.ops.oracles import sepconv_loop
 from vfikit.errors import VfikitError
 from vfikit.ops import sepconv
 

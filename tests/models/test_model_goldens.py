@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.golden_models import (
+from tests.models.golden_models import (
     GOLDEN,
     MANIFESTS,
     golden_output,

@@ -22,7 +22,7 @@ from vfikit.hub import create_model
 from vfikit.models.base import VFIModel
 from vfikit.runtime import sha256_file
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 MIDDLEBURY = SHARED / "data" / "middlebury_others"
 
 
@@ -95,7 +95,7 @@ def test_cli_eval_on_fake_middlebury_writes_csv_json_and_outputs(tmp_path, capsy
 
 
 def test_cli_eval_with_lpips_weights(tmp_path):
-    from tests.test_metrics import random_lpips_weights
+    from tests.helpers import random_lpips_weights
 
     root = tmp_path / "mb"
     write_fake_middlebury(root, seqs=("A",), h=40, w=48)

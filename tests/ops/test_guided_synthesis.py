@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.test_classical import texture
+from tests.helpers import texture
 from vfikit.errors import VfikitError
 from vfikit.hub import create_model
 from vfikit.ops import adacof
@@ -31,6 +31,7 @@ def unfused(x0, x1, k0, k1, occ, f0, f1, b0, dilation):
 
 @pytest.mark.parametrize("scale,dilation,layout", [(1, 1, "nchw"), (2, 1, "nchw"), (2, 2, "nchw"),
                                                    (1, 1, "channels_last"), (2, 1, "channels_last")])
+@pytest.mark.slow
 def test_fused_synthesis_matches_the_unfused_twin(scale, dilation, layout):
     torch.manual_seed(scale + dilation)
     n, h, w = 2, 24, 36

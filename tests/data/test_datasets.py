@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.helpers import as_tensor, make_middlebury_cdfi, png
 from vfikit.data.benchmarks import open_benchmark
 from vfikit.data.davis import DavisTriplets
 from vfikit.data.middlebury import MiddleburyOthers
@@ -16,20 +17,6 @@ from vfikit.data.snufilm import SNUFILM
 from vfikit.data.ucf101 import UCF101DVF
 from vfikit.data.vimeo90k import Vimeo90KTriplet
 from vfikit.errors import VfikitError
-
-_RNG = np.random.default_rng(7)
-
-
-def png(path: Path, w: int = 10, h: int = 8) -> np.ndarray:
-    """Write a random 8-bit RGB PNG; returns the array written (H, W, 3)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = _RNG.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
-    Image.fromarray(arr).save(path)
-    return arr
-
-
-def as_tensor(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(arr.astype(np.float32) / 255.0).permute(2, 0, 1)
 
 
 def assert_sample(sample, f0: np.ndarray, f1: np.ndarray, gt: np.ndarray, key: str) -> None:
@@ -41,14 +28,6 @@ def assert_sample(sample, f0: np.ndarray, f1: np.ndarray, gt: np.ndarray, key: s
 
 
 # ---------------------------------------------------------------- Middlebury
-
-def make_middlebury_cdfi(root: Path, seqs=("Venus", "Beanbags")) -> dict:
-    arrays = {}
-    for s in seqs:
-        arrays[s] = (png(root / "input" / s / "frame10.png"), png(root / "input" / s / "frame11.png"),
-                     png(root / "gt" / s / "frame10i11.png"))
-    return arrays
-
 
 def test_middlebury_cdfi_layout(tmp_path):
     arrays = make_middlebury_cdfi(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.test_compress_prune import SMALL
+from tests.helpers import SMALL_ADACOF as SMALL
 from vfikit.compress.grow import grow_to_cdfi
 from vfikit.errors import VfikitError
 from vfikit.hub import create_model

@@ -8,7 +8,7 @@ import math
 import pytest
 import yaml
 
-from tests.test_compress_prune import SMALL
+from tests.helpers import SMALL_ADACOF as SMALL
 from vfikit.cli import main
 from vfikit.config import config_from_dict
 from vfikit.engine.train import train
@@ -36,6 +36,7 @@ def _pretrained_base(tmp_path) -> str:
     return str(tmp_path / "base.yaml")
 
 
+@pytest.mark.slow
 def test_compress_cuts_parameters_exactly_then_fine_tunes(tmp_path, capsys):
     comp = {
         "base": _pretrained_base(tmp_path),
@@ -122,7 +123,7 @@ def test_every_packaged_compression_recipe_is_valid(name):
 
 def test_benchmark_psnr_of_the_evaluation_table(tmp_path):
     """The table's benchmark column is the benchmark's mean PSNR (a real-scale run once failed reading it)."""
-    from tests.test_datasets import as_tensor, make_middlebury_cdfi
+    from tests.helpers import as_tensor, make_middlebury_cdfi
     from vfikit.compress.stages import BenchmarkEntry, _benchmark_psnr
     from vfikit.metrics import psnr
 

@@ -272,3 +272,84 @@ def test_a_model_started_from_other_widths_reloads_from_its_checkpoints(tmp_path
     assert state["config_args"] == {} and state["model_args"]["channels"] == narrow
     raw["train"]["steps"] = 3  # and the run resumes: the config's args still match
     assert train(config_from_dict(raw), resume="auto", log=_quiet).step == 3
+
+
+def test_a_diverging_run_stops_clearly_and_never_saves_a_nan_model(tmp_path):
+    """Issue 25 defect 4: optim.lr=1e12 logged "PSNR nan dB (best)", saved the diverged model as best.pt and
+    exited 0."""
+    raw = _raw(tmp_path, steps=6)
+    raw["optim"]["lr"] = 1e12
+    lines = []
+    with pytest.raises(VfikitError, match=r"training diverged at step \d+: the loss is not finite"):
+        train(config_from_dict(raw), log=lines.append)
+    assert not any("nan dB" in line for line in lines), lines
+    out = tmp_path / "run"
+    if (out / "best.pt").exists():
+        state = load_trained_model(out / "best.pt").state_dict()
+        assert all(torch.isfinite(v).all() for v in state.values())
+    for _, path in list_checkpoints(out):
+        assert all(torch.isfinite(v).all() for v in load_checkpoint(path)["model"].values())
+
+
+def test_the_cli_exits_2_on_divergence(tmp_path, capsys):
+    import yaml
+
+    raw = _raw(tmp_path, steps=3)
+    raw["optim"]["lr"] = 1e12
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(config)]) == 2
+    assert "diverged" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_checkpoint_holding_nan(tmp_path):
+    """Issue 25 defect 4: a checkpoint whose optimizer state holds NaN was resumed from."""
+    train(config_from_dict(_raw(tmp_path, steps=2, ckpt_every=2, val_every=2)), log=_quiet)
+    path = tmp_path / "run" / "step_000000002.pt"
+    state = torch.load(path, weights_only=True)
+    first = next(iter(state["optimizer"]["state"].values()))
+    first["exp_avg"].fill_(float("nan"))
+    torch.save(state, path)
+    with pytest.raises(VfikitError, match=r"cannot resume .*step_000000002.pt: its optimizer state holds "
+                                          r"non-finite values"):
+        train(config_from_dict(_raw(tmp_path, steps=4)), resume="auto", log=_quiet)
+
+
+def test_resume_mismatch_names_what_differs(tmp_path):
+    """Issue 25: the resume-mismatch message printed both whole argument dicts; what differs got lost."""
+    train(config_from_dict(_raw(tmp_path, steps=2, ckpt_every=2, val_every=2)), log=_quiet)
+    raw = _raw(tmp_path, steps=4)
+    raw["model"]["args"] = {"channels": 8, "kernel_size": 3}
+    with pytest.raises(VfikitError, match=r"model.args.channels: 6 in the checkpoint, 8 in the config; "
+                                          r"model.args.kernel_size: unset in the checkpoint, 3 in the config") as info:
+        train(config_from_dict(raw), resume="auto", log=_quiet)
+    assert "\n" not in str(info.value)
+
+
+def test_tensorboard_logs_without_tensorboard_ask_for_the_train_extra(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as in an install without [train]
+    with pytest.raises(VfikitError, match=r"pip install 'vfikit\[train\]'"):
+        train(config_from_dict(_raw(tmp_path, steps=1, tensorboard=True)), log=_quiet)
+    train(config_from_dict(_raw(tmp_path, "off", steps=1)), log=_quiet)  # tensorboard: false needs none
+
+
+def test_two_process_ddp_stops_together_when_the_run_diverges(tmp_path):
+    """The finiteness check is a collective under DDP: every rank must make it at the same steps, also at a
+    validation step that is no log or checkpoint step (only rank 0 validates). A rank that skipped it would
+    leave the other waiting."""
+    raw = _raw(tmp_path, "ddp", steps=4, log_every=4, ckpt_every=4, val_every=2)
+    raw["optim"]["lr"] = 1e12
+    ctx = mp.spawn(_train_models.ddp_worker, args=(2, _free_port(), raw, str(tmp_path / "w.pt")), nprocs=2,
+                   join=False)
+    try:
+        for _ in range(60):  # seconds
+            if ctx.join(timeout=1):
+                pytest.fail("the diverged DDP run ended without an error")
+    except mp.ProcessRaisedException as exc:
+        assert "training diverged at step 2" in str(exc)
+    else:
+        for process in ctx.processes:
+            process.kill()
+        pytest.fail("the ranks did not stop together within 60 s")

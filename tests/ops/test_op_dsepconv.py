@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import shared_path
-from tests.opcases import make_case
-from tests.oracles import dsepconv_loop
+from tests.ops.opcases import make_case
+from tests.ops.oracles import dsepconv_loop
 from vfikit.ops import adacof, dsepconv, sepconv
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from video_helpers import BlendInterpolator, pattern_frames
 
+from tests.video_helpers import BlendInterpolator, pattern_frames
 from vfikit.errors import VfikitError
 from vfikit.timeline.frames import ArrayFrames
 from vfikit.timeline.render import Renderer, interpolate_frames

@@ -5,21 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.test_classical import texture
+from tests.helpers import shifted_pair
 from vfikit.errors import VfikitError
 from vfikit.hub import create_model, save_vfikit
 from vfikit.models.catalog import get_entry
 from vfikit.models.guided import GUIDED_WIDTHS, HEADS, GuidedAdaCoF
-
-
-def shifted_pair(dx: float, dy: float, h: int = 64, w: int = 96):
-    """A texture and the same texture moved by (dx, dy) px, plus the true midpoint (exact shifts)."""
-    big = texture(h + 32, w + 32, seed=3)
-
-    def view(ox: int, oy: int) -> torch.Tensor:
-        return big[:, 16 - oy:16 - oy + h, 16 - ox:16 - ox + w][None]
-
-    return view(0, 0), view(int(dx / 2), int(dy / 2)), view(int(dx), int(dy))
 
 
 def small_model(**kw) -> GuidedAdaCoF:
@@ -35,6 +25,7 @@ def test_registered_with_its_family_and_build_arguments():
     assert model.model_args["convention"] == "clean"
 
 
+@pytest.mark.slow
 def test_untrained_model_is_flow_dis():
     f0, _, f1 = shifted_pair(6, -4)
     model, guide = small_model(), create_model("flow_dis")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.opcases import OPS, make_case
+from tests.ops.opcases import OPS, make_case
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.ops import adacof, resolve_backend
 
