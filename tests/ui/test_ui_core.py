@@ -132,7 +132,10 @@ def test_event_stream_reads_the_library_progress_bar() -> None:
     sys.stderr = _EventStream(conn)
     try:
         bar = progress_bar(5, "out.mp4", True)
-        for _ in range(5):
+        assert bar.mininterval <= 0.5  # the page hears of frames at least twice a second, not every 30 s
+        bar.update(1)
+        assert conn.events == [("progress", 1, 5)]  # the first frame is reported at once
+        for _ in range(4):
             bar.update(1)
         bar.close()
         print("vfikit: note: wrote out.mp4", file=sys.stderr)
@@ -140,6 +143,25 @@ def test_event_stream_reads_the_library_progress_bar() -> None:
         sys.stderr = old
     assert ("progress", 5, 5) in conn.events
     assert conn.events[-1] == ("note", "wrote out.mp4")
+
+
+def test_log_progress_shows_the_first_frame_then_stays_quiet(monkeypatch) -> None:
+    import io
+
+    from vfikit.video.threads import LOG_INTERVAL, progress_bar
+
+    log = io.StringIO()  # a log file: not a terminal, no progress_interval
+    monkeypatch.setattr(sys, "stderr", log)
+    bar = progress_bar(100, "clip", True)
+    assert log.getvalue() == ""  # no empty "0 frames" line while the model loads
+    bar.update(1)
+    assert "1/100" in log.getvalue()  # the first frame out is logged at once, not after LOG_INTERVAL
+    for _ in range(98):
+        bar.update(1)
+    assert log.getvalue().count("\r") == 1 and bar.mininterval == LOG_INTERVAL
+    bar.update(1)
+    bar.close()
+    assert "100/100" in log.getvalue()
 
 
 def test_job_runs_interpolate_video_and_reports_progress(tmp_path: Path, clip: Path) -> None:

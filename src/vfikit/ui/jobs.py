@@ -144,6 +144,8 @@ class Job:
 class _EventStream(io.TextIOBase):
     """The child's stderr: tqdm updates become ("progress", done, total), other lines ("note", text)."""
 
+    progress_interval = 0.25  # seconds: the library's progress bar refreshes this often for the page
+
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.pending = ""
