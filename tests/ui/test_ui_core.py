@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from ui_helpers import video_facts, write_clip, write_pair
 
 from vfikit import cli
 from vfikit.errors import VfikitError
-from vfikit.ui.core import Previewer, find_choice, model_choices, stage_upload, timing_kwargs
+from vfikit.ui.core import Previewer, find_choice, model_choices, model_legend, plan_text, stage_upload, timing_kwargs
 from vfikit.ui.jobs import JobManager, JobRequest, _EventStream
 
 
@@ -70,6 +72,7 @@ def test_stage_corrupt_video_gives_the_cli_message_with_the_uploaded_name(tmp_pa
         stage_upload([bad], tmp_path / "staging", upload_root=None)
     assert str(caught.value).startswith("cannot read broken.mp4 as a video")
     assert "staging" not in str(caught.value) and "input.mp4" not in str(caught.value)
+    assert "Errno" not in str(caught.value)  # not PyAV's raw "[Errno 1094995529]"
 
 
 def test_stage_enforces_the_size_limit_and_the_upload_folder(tmp_path: Path, clip: Path) -> None:
@@ -87,10 +90,41 @@ def test_timing_choices_map_to_the_cli_arguments() -> None:
     assert timing_kwargs("slow motion", "4") == {"slowmo": "4"}
     with pytest.raises(VfikitError, match="invalid target frame rate 'sixty'"):
         timing_kwargs("frame rate", "sixty")
-    with pytest.raises(VfikitError, match="slow-motion factor must be greater than 1"):
-        timing_kwargs("slow motion", "1")
     with pytest.raises(VfikitError, match="enter the target frame rate"):
         timing_kwargs("frame rate", "")
+
+
+@pytest.mark.parametrize("value", ["1", "abc", "2.5", ""])
+def test_slow_motion_errors_speak_of_slow_motion_not_frame_rates(value: str) -> None:
+    with pytest.raises(VfikitError) as caught:
+        timing_kwargs("slow motion", value)
+    assert "how many times slower" in str(caught.value) and "24000/1001" not in str(caught.value)
+
+
+def test_download_names_follow_the_input_and_target(tmp_path: Path, clip: Path) -> None:
+    car = clip.rename(tmp_path / "car turn.mp4")
+    staged = stage_upload([car], tmp_path / "staging", upload_root=None)
+    assert JobRequest(staged, None, "default", timing_kwargs("2x")).download_name() == "car_turn-2x"
+    ntsc = JobRequest(staged, None, "d", timing_kwargs("frame rate", "24000/1001"))
+    assert ntsc.download_name() == "car_turn-23.976fps"
+    assert JobRequest(staged, None, "d", timing_kwargs("slow motion", "4")).download_name() == "car_turn-slowmo4"
+    a, b = write_pair(tmp_path)
+    pair = stage_upload([b, a], tmp_path / "staging", upload_root=None)
+    assert JobRequest(pair, None, "d", timing_kwargs("4x")).download_name() == "a-b-4x"
+
+
+def test_plan_says_what_a_run_will_make_before_it_starts(tmp_path: Path, clip: Path) -> None:
+    staged = stage_upload([clip], tmp_path / "staging", upload_root=None)  # 12 frames at 12 fps
+    assert plan_text(staged, timing_kwargs("2x"), "2", None) == (
+        "12 fps, 12 frames \u2192 24 fps, 24 frames, 1.00 s; press Preview to estimate the time")
+    assert plan_text(staged, timing_kwargs("slow motion", "4"), "2", 0.5).startswith(
+        "12 fps, 12 frames \u2192 12 fps, 48 frames, 4.00 s; about 18 s here")  # 36 new frames at 0.5 s
+    assert plan_text(staged, timing_kwargs("8x"), "2", 3.0).endswith("about 5 min here")  # 84 new x 3 s: 4.2 min
+    a, b = write_pair(tmp_path)
+    pair = stage_upload([a, b], tmp_path / "staging", upload_root=None)
+    assert plan_text(pair, timing_kwargs("4x"), "2", 0.1).startswith(
+        "two images 0.5 s apart: 3 in-between frame(s), a zip of PNGs; about 1 s here")
+    assert "1 in-between frame(s), a PNG" in plan_text(pair, timing_kwargs("2x"), "2", None)
 
 
 def test_model_menu_puts_the_default_first_then_weight_free_models() -> None:
@@ -102,6 +136,9 @@ def test_model_menu_puts_the_default_first_then_weight_free_models() -> None:
     assert find_choice(None, choices) is choices[0]
     with pytest.raises(VfikitError, match="unknown model choice"):
         find_choice("cdfi.official", choices)
+    legend = model_legend(choices).splitlines()
+    assert len(legend) == len(choices) and all(c.purpose for c in choices)  # one line per model
+    assert legend[-1].startswith("- **overlay**: a cross-fade")
 
 
 def test_preview_middle_frame_against_the_average(tmp_path: Path, clip: Path) -> None:
@@ -191,12 +228,47 @@ def test_job_cancel_stops_the_process_and_leaves_nothing(tmp_path: Path, clip: P
     try:
         staged = stage_upload([clip], tmp_path / "staging", upload_root=None)
         job = manager.submit(JobRequest(staged, None, "default", timing_kwargs("8x")))
+        waiting = manager.submit(JobRequest(staged, "overlay", "overlay", timing_kwargs("2x")))
         assert manager.wait(job.id, timeout=0.5).state in ("queued", "running")
+        while manager.status(job.id).state == "queued":
+            time.sleep(0.02)
+        assert manager.status(waiting.id).ahead == 1  # the running job counts
+        assert "queued: 1 job(s) ahead" in manager.status(waiting.id).text()
+        assert manager.cancel(waiting.id)
+        assert manager.status(waiting.id).state == "cancelled"  # at once, not when its turn comes
         assert manager.cancel(job.id)
         status = manager.wait(job.id, timeout=20)
         assert status.state == "cancelled" and status.output is None
-        assert not job.folder.exists()
+        assert not job.folder.exists() and not waiting.folder.exists()
         assert not manager.cancel(job.id)  # nothing left to cancel
+    finally:
+        manager.close()
+
+
+def test_pair_job_gives_png_frames_an_animation_and_prunes_for_real(tmp_path: Path) -> None:
+    from PIL import Image
+
+    deleted: list[Path] = []
+    manager = JobManager(tmp_path / "jobs", keep=1, on_delete=lambda p: deleted.append(p) or None)
+    try:
+        a, b = write_pair(tmp_path)
+        pair = stage_upload([a, b], tmp_path / "staging", upload_root=None)
+        first = manager.wait(manager.submit(JobRequest(pair, "overlay", "overlay", timing_kwargs("4x"))).id, 60)
+        assert first.state == "done", first.message
+        assert first.output.name == "a-b-4x.zip"
+        with zipfile.ZipFile(first.output) as archive:
+            assert archive.namelist() == ["a-b-4x-1.png", "a-b-4x-2.png", "a-b-4x-3.png"]  # the in-between frames
+            with archive.open("a-b-4x-2.png") as member:
+                assert Image.open(member).size == (64, 48)
+        with Image.open(first.animation) as animation:  # a to b and back: 5 frames + 3 on the way back
+            assert animation.n_frames == 8 and animation.info.get("loop") == 0
+        second = manager.wait(manager.submit(JobRequest(pair, "overlay", "overlay", timing_kwargs("2x"))).id, 60)
+        assert second.state == "done" and second.output.name == "a-b-2x.png"  # one frame: a PNG, no zip
+        assert Image.open(second.output).size == (64, 48)
+        pruned = manager.status(first.id)
+        assert pruned.output is None and "deleted" in pruned.message
+        assert deleted == [first.output, first.animation] and not first.output.exists()  # keep=1
+        assert manager.outputs() == [second.output, second.animation]
     finally:
         manager.close()
 
