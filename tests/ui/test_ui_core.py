@@ -125,6 +125,7 @@ def test_plan_says_what_a_run_will_make_before_it_starts(tmp_path: Path, clip: P
     assert plan_text(pair, timing_kwargs("4x"), "2", 0.1).startswith(
         "two images 0.5 s apart: 3 in-between frame(s), a zip of PNGs; about 1 s here")
     assert "1 in-between frame(s), a PNG" in plan_text(pair, timing_kwargs("2x"), "2", None)
+    assert plan_text(pair, timing_kwargs("frame rate", "1"), "2", None).startswith("no frame falls between")
 
 
 def test_model_menu_puts_the_default_first_then_weight_free_models() -> None:

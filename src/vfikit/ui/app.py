@@ -50,6 +50,7 @@ VALUE_LABELS = {
     "slow motion": ("slow motion: how many times slower", "a whole number, e.g. 2, 4 or 8"),
 }
 NOTHING_TO_RUN = "Nothing to run yet: drop a video, or two images of the same size, above; then press Run."
+NOTHING_TO_PREVIEW = "Nothing to preview yet: drop a video, or two images of the same size, above."
 
 
 def error_html(message: str | None) -> str:
@@ -163,7 +164,7 @@ class Page:
     def preview(self, staged: StagedInput | None, label: str, pair: float | None) -> tuple:
         """The frame average and the model's middle frame of one pair; its time feeds the plan's estimate."""
         if staged is None:
-            return None, "", error_html(NOTHING_TO_RUN.replace("press Run", "press Preview")), gr.skip()
+            return None, "", error_html(NOTHING_TO_PREVIEW), gr.skip()
         try:
             choice = find_choice(label, self.choices)
             result = self.previewer(staged, choice.name, int(pair or 0))

@@ -326,6 +326,8 @@ def plan_text(staged: StagedInput, timing: dict[str, Any], pair_fps: str, second
         rate = parse_rate(pair_fps or DEFAULT_PAIR_FPS, what="frame rate of the two images")
         count = spec.estimate_count(2, 1 / rate, tail=False) or 2
         made = max(0, count - 2) if spec.factor else max(0, count - 1)
+        if not made:
+            return f"no frame falls between two images {fraction_seconds(1 / rate)} apart at this target"
         what = "a PNG" if made == 1 else "a zip of PNGs"
         text = f"two images {fraction_seconds(1 / rate)} apart: {made} in-between frame(s), {what}"
     else:

@@ -25,7 +25,8 @@ def pair_downloads(frames: Path, images: Sequence[Path], folder: Path, name: str
     written = sorted(frames.glob("*.png"))
     between = written[1 : 1 + made]
     if not between:
-        raise VfikitError("the two images are the same: there are no in-between frames to make")
+        raise VfikitError("no frame falls between the two images: they are the same, or the target's frame rate "
+                          "is below theirs (raise it, or the 'frames per second' of the two images)")
     animation = write_loop(folder / "animation.png", [images[0], *between, images[-1]])
     if len(between) == 1:
         download = folder / f"{name}.png"
