@@ -121,7 +121,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     a, b = write_pair(folder)
     bad = folder / "broken.mp4"
     bad.write_bytes(b"\x00this is not a video" * 64)
-    slow = write_clip(folder / "slow.mp4", n=24, width=256, height=192)  # seconds of work for the default model
+    slow = write_clip(folder / "slow.mp4", n=24, width=640, height=360)  # 8x: seconds of work even for flow_dis
     return {"clip": write_clip(folder / "clip.mp4"), "slow": slow, "a": a, "b": b, "bad": bad}
 
 
@@ -270,8 +270,7 @@ def test_reload_restores_the_job_and_cancel_works_queued_and_running(browser, se
     assert "96 output frames" in page.inner_text("#vfikit-progress")
     upload(page, inputs["slow"])
     wait_text(page, "#vfikit-info", "24 frames")
-    choose_model(page, "guided_adacof_k5 (default, trained)")
-    page.click("#vfikit-run")  # a slow job ...
+    page.click("#vfikit-run")  # a long job (flow_dis and 8x are still chosen) ...
     wait_state(page, "running")
     page.click("#vfikit-run")  # ... and one queued behind it
     wait_text(page, "#vfikit-progress", "queued: 1 job(s) ahead")  # the running job counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 import time
 import zipfile
@@ -16,6 +17,7 @@ from vfikit import cli
 from vfikit.errors import VfikitError
 from vfikit.ui.core import Previewer, find_choice, model_choices, model_legend, plan_text, stage_upload, timing_kwargs
 from vfikit.ui.jobs import JobManager, JobRequest, _EventStream
+from vfikit.ui.results import pair_downloads
 
 
 @pytest.fixture
@@ -246,32 +248,69 @@ def test_job_cancel_stops_the_process_and_leaves_nothing(tmp_path: Path, clip: P
         manager.close()
 
 
-def test_pair_job_gives_png_frames_an_animation_and_prunes_for_real(tmp_path: Path) -> None:
+def test_pair_job_gives_png_frames_and_an_animation(tmp_path: Path) -> None:
     from PIL import Image
 
-    deleted: list[Path] = []
-    manager = JobManager(tmp_path / "jobs", keep=1, on_delete=lambda p: deleted.append(p) or None)
+    manager = JobManager(tmp_path / "jobs")
     try:
         a, b = write_pair(tmp_path)
         pair = stage_upload([a, b], tmp_path / "staging", upload_root=None)
-        first = manager.wait(manager.submit(JobRequest(pair, "overlay", "overlay", timing_kwargs("4x"))).id, 60)
-        assert first.state == "done", first.message
-        assert first.output.name == "a-b-4x.zip"
-        with zipfile.ZipFile(first.output) as archive:
+        done = manager.wait(manager.submit(JobRequest(pair, "overlay", "overlay", timing_kwargs("4x"))).id, 60)
+        assert done.state == "done", done.message
+        assert done.output.name == "a-b-4x.zip"
+        with zipfile.ZipFile(done.output) as archive:
             assert archive.namelist() == ["a-b-4x-1.png", "a-b-4x-2.png", "a-b-4x-3.png"]  # the in-between frames
             with archive.open("a-b-4x-2.png") as member:
                 assert Image.open(member).size == (64, 48)
-        with Image.open(first.animation) as animation:  # a to b and back: 5 frames + 3 on the way back
+        with Image.open(done.animation) as animation:  # a to b and back: 5 frames + 3 on the way back
             assert animation.n_frames == 8 and animation.info.get("loop") == 0
-        second = manager.wait(manager.submit(JobRequest(pair, "overlay", "overlay", timing_kwargs("2x"))).id, 60)
-        assert second.state == "done" and second.output.name == "a-b-2x.png"  # one frame: a PNG, no zip
-        assert Image.open(second.output).size == (64, 48)
-        pruned = manager.status(first.id)
-        assert pruned.output is None and "deleted" in pruned.message
-        assert deleted == [first.output, first.animation] and not first.output.exists()  # keep=1
-        assert manager.outputs() == [second.output, second.animation]
+        assert manager.outputs() == [done.output, done.animation]
     finally:
         manager.close()
+
+
+def test_one_in_between_frame_is_a_png_and_none_is_an_error(tmp_path: Path) -> None:
+    from PIL import Image
+
+    a, b = write_pair(tmp_path)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index, source in enumerate([a, b, b]):  # what the library writes for 2x: first, middle, last
+        shutil.copyfile(source, frames / f"{index:08d}.png")
+    download, animation = pair_downloads(frames, [a, b], tmp_path, "a-b-2x", made=1)
+    assert download == tmp_path / "a-b-2x.png" and Image.open(download).size == (64, 48)
+    assert Image.open(animation).n_frames == 4 and not frames.exists()
+    frames.mkdir()
+    shutil.copyfile(a, frames / "00000000.png")
+    with pytest.raises(VfikitError, match="no frame falls between the two images"):
+        pair_downloads(frames, [a, b], tmp_path, "a-b-x", made=0)
+
+
+def test_pruning_deletes_old_results_and_tells_the_page(tmp_path: Path) -> None:
+    deleted: list[Path] = []
+    manager = JobManager(tmp_path / "jobs", keep=1, on_delete=deleted.append)
+    jobs = []
+    for number in range(2):  # two finished jobs, as the worker leaves them
+        job = manager.submit(JobRequest(_fake_input(tmp_path / f"in{number}"), "overlay", "o", {"factor": 2}))
+        manager.cancel(job.id)  # keeps the worker off it; then finish it by hand
+        job.output = job.folder / "result.mp4"
+        job.folder.mkdir(parents=True, exist_ok=True)
+        job.output.write_bytes(b"x")
+        manager._finish(job, "done", "ok")
+        jobs.append(job)
+    old, new = (manager.status(j.id) for j in jobs)
+    assert old.output is None and "deleted" in old.message and not jobs[0].folder.exists()
+    assert deleted == [jobs[0].folder / "result.mp4"]  # the page drops its copy of it
+    assert new.output is not None and new.output.is_file()
+    manager.close()
+
+
+def _fake_input(folder: Path):
+    from vfikit.ui.core import StagedInput
+
+    folder.mkdir(parents=True)
+    (folder / "input.mp4").write_bytes(b"x")
+    return StagedInput("video", folder, (folder / "input.mp4",), ("clip.mp4",), 64, 48, 12)
 
 
 def test_job_failure_shows_the_library_message_with_the_uploaded_name(tmp_path: Path, clip: Path) -> None:
