@@ -275,11 +275,13 @@ def test_one_in_between_frame_is_a_png_and_none_is_an_error(tmp_path: Path) -> N
     a, b = write_pair(tmp_path)
     frames = tmp_path / "frames"
     frames.mkdir()
-    for index, source in enumerate([a, b, b]):  # what the library writes for 2x: first, middle, last
+    middle = tmp_path / "middle.png"
+    Image.new("RGB", (64, 48), (128, 128, 128)).save(middle)
+    for index, source in enumerate([a, middle, b]):  # what the library writes for 2x: first, middle, last
         shutil.copyfile(source, frames / f"{index:08d}.png")
     download, animation = pair_downloads(frames, [a, b], tmp_path, "a-b-2x", made=1)
     assert download == tmp_path / "a-b-2x.png" and Image.open(download).size == (64, 48)
-    assert Image.open(animation).n_frames == 4 and not frames.exists()
+    assert Image.open(animation).n_frames == 4 and not frames.exists()  # a, middle, b, middle
     frames.mkdir()
     shutil.copyfile(a, frames / "00000000.png")
     with pytest.raises(VfikitError, match="no frame falls between the two images"):
