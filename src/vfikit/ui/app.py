@@ -217,6 +217,7 @@ class Page:
         return job.id, "", ""
 
     def cancel(self, job_id: str | None) -> str:
+        """Cancel this browser's job (a queued one shows cancelled at the next poll)."""
         if not self.manager.cancel(job_id):
             return error_html("there is no queued or running job to cancel")
         return ""

@@ -351,6 +351,7 @@ def rate_text(rate: Fraction) -> str:
 
 
 def fraction_seconds(seconds: Fraction) -> str:
+    """``0.5 s``."""
     return f"{float(seconds):.3g} s"
 
 
