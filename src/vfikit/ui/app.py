@@ -238,8 +238,8 @@ class Page:
             return (progress_html(status), *(gr.skip(),) * 7)
         cancel = gr.update(interactive=status is not None and status.state in ACTIVE)
         if status is None:
-            return progress_html(None), gr.update(visible=False), gr.update(visible=False), \
-                gr.update(visible=False), cancel, gr.skip(), key, gr.skip()
+            hidden = gr.update(visible=False)
+            return progress_html(None), hidden, hidden, hidden, cancel, gr.skip(), key, gr.skip()
         error = error_html(status.message) if status.state == "failed" else gr.skip()
         new_id = status.id if status.id != job_id else gr.skip()
         return (progress_html(status), *result_updates(status), cancel, error, key, new_id)
