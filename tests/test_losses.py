@@ -250,16 +250,16 @@ def test_kernel_displacement_follows_the_clean_tap_grid():
     weight[:, f - 1] = 1.0  # tap t = F*0 + (F-1): top row, right column
     oy, ox = torch.full_like(weight, 0.25), torch.full_like(weight, -0.5)
     disp = kernel_displacement(weight, oy, ox, dilation=d)
-    assert torch.allclose(disp[:, 0], torch.full((1, 2, 2), -(f - 1) / 2 * d + 0.25))  # rows: up
-    assert torch.allclose(disp[:, 1], torch.full((1, 2, 2), (f - 1) / 2 * d - 0.5))  # columns: right
+    assert torch.allclose(disp[:, 1], torch.full((1, 2, 2), -(f - 1) / 2 * d + 0.25))  # y: up
+    assert torch.allclose(disp[:, 0], torch.full((1, 2, 2), (f - 1) / 2 * d - 0.5))  # x: right
     g = torch.Generator().manual_seed(0)
     w = torch.rand(2, 25, 3, 4, generator=g).softmax(1)
     oy, ox = torch.randn(2, 25, 3, 4, generator=g), torch.randn(2, 25, 3, 4, generator=g)
     loop = torch.zeros(2, 2, 3, 4)
     for t in range(25):
         k, l = divmod(t, 5)
-        loop[:, 0] += w[:, t] * (oy[:, t] + (k - 2))
-        loop[:, 1] += w[:, t] * (ox[:, t] + (l - 2))
+        loop[:, 1] += w[:, t] * (oy[:, t] + (k - 2))
+        loop[:, 0] += w[:, t] * (ox[:, t] + (l - 2))
     assert torch.allclose(kernel_displacement(w, oy, ox), loop, atol=1e-6)
     with pytest.raises(VfikitError, match="F\\*F"):
         kernel_displacement(torch.rand(1, 24, 2, 2), torch.rand(1, 24, 2, 2), torch.rand(1, 24, 2, 2))
@@ -274,7 +274,7 @@ def test_flow_hint_rewards_kernels_that_point_at_the_motion():
     frame0, frame1 = tex[..., 5:-11], tex[..., 11:-5]  # mid(p) = frame0(p + 3 px in x) = frame1(p - 3 px)
     flow = teacher_flow(mid, frame0)
     inner = flow[..., 8:-8, 8:-8]
-    assert abs(inner[:, 1].mean().item() - 3.0) < 0.3 and inner[:, 0].abs().mean() < 0.3  # dx = +3, dy = 0
+    assert abs(inner[:, 0].mean().item() - 3.0) < 0.3 and inner[:, 1].abs().mean() < 0.3  # x = +3, y = 0
     weight = torch.zeros(1, 25, 64, 80)
     weight[:, 12] = 1.0  # centre tap only
 
@@ -288,15 +288,15 @@ def test_flow_hint_rewards_kernels_that_point_at_the_motion():
 
 
 def test_backward_warp_samples_where_the_flow_points():
-    from vfikit.losses import backward_warp
+    from vfikit.ops import backward_warp
 
     image = torch.rand(2, 3, 20, 30)
     flow = torch.zeros(2, 2, 20, 30)
-    flow[:, 0], flow[:, 1] = 2.0, -3.0  # out(y, x) = image(y + 2, x - 3)
+    flow[:, 0], flow[:, 1] = -3.0, 2.0  # (x, y): out(y, x) = image(y + 2, x - 3)
     out = backward_warp(image, flow)
     assert torch.allclose(out[..., :-2, 3:], image[..., 2:, :-3], atol=1e-5)
     half = torch.zeros_like(flow)
-    half[:, 1] = 0.5
+    half[:, 0] = 0.5
     assert torch.allclose(backward_warp(image, half)[..., :-1],
                           0.5 * (image[..., :-1] + image[..., 1:]), atol=1e-5)
 

@@ -158,3 +158,65 @@ def test_motion_blur_averages_the_exposure_and_stays_exact_at_t():
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
     assert not torch.equal(got[1], render(sharp, (0.5,))[0])
     assert torch.equal(render(blurred, (0.5,))[0], got[1])
+
+
+def test_exact_motion_of_an_integer_translation_is_the_translation_everywhere_inside():
+    from vfikit.data.synthetic import exact_motion
+
+    size = (24, 30)
+    tex = torch.rand(3, 40, 46, generator=torch.Generator().manual_seed(0))
+    scene = Scene(size, _still_camera(), [_background(tex, (4.0, -6.0), size)], 0.0, 0, False)
+    motion = exact_motion(scene, 0.5)
+    # at t = 0.5 the background has moved (2, -3): it was 2 px left and 3 px lower in frame 0
+    assert torch.equal(motion[0], torch.full(size, -2.0)) and torch.equal(motion[1], torch.full(size, 3.0))
+    assert torch.equal(motion[2], torch.full(size, 2.0)) and torch.equal(motion[3], torch.full(size, -3.0))
+    # visible where the point stays inside the frame: x - 2 >= 0 and y + 3 <= 23 in frame 0
+    expected0 = torch.zeros(size)
+    expected0[: 24 - 3, 2:] = 1
+    assert torch.equal(motion[4], expected0)
+
+
+def _warp_error(frame: torch.Tensor, target: torch.Tensor, flow: torch.Tensor, visible: torch.Tensor) -> float:
+    from vfikit.ops import backward_warp
+
+    warped = backward_warp(frame[None], flow[None])[0]
+    return float(((warped - target).abs().mean(0) * visible).sum() / visible.sum())
+
+
+def test_exact_flows_warp_the_inputs_onto_the_frame_at_t_wherever_visible():
+    from vfikit.data.synthetic import exact_motion
+
+    cfg = SyntheticConfig(size=[64, 80], objects=[3, 4], max_translation=12.0, noise=0.0, lighting=0.0,
+                          motion_blur=0.0, quantize=False, texture_weights={"gradient": 1.0, "noise": 1.0})
+    gen = SyntheticGenerator(cfg)
+    for seed in range(4):
+        scene = gen.scene(seed)
+        t = 0.3 + 0.1 * seed
+        f0, ft, f1 = render(scene, (0.0, t, 1.0))
+        motion = exact_motion(scene, t)
+        for frame, flow, visible in ((f0, motion[0:2], motion[4]), (f1, motion[2:4], motion[5])):
+            assert visible.mean() > 0.5  # most of the frame is seen in both inputs
+            error = _warp_error(frame, ft, flow, visible)
+            assert error < 0.01, (seed, error)  # bilinear resampling of the texture only
+            assert _warp_error(frame, ft, torch.zeros_like(flow), visible) > 3 * error  # the flows matter
+        # the occluded pixels are really not reproduced: there the warp misses
+        hidden = (motion[4] == 0) & (motion[5] == 1)
+        if hidden.sum() > 20:
+            assert _warp_error(f0, ft, motion[0:2], hidden.float()) > 3 * _warp_error(f0, ft, motion[0:2], motion[4])
+
+
+def test_synthetic_samples_carry_their_motion_through_the_training_transforms():
+    from vfikit.data.synthetic import exact_motion
+    from vfikit.data.transforms import training_transforms
+
+    cfg = SyntheticConfig(size=[48, 64], objects=[1, 2], max_translation=8.0, noise=0.0, lighting=0.0,
+                          motion_blur=0.0, quantize=False, texture_weights={"gradient": 1.0})
+    sample = SyntheticGenerator(cfg).sample(3)
+    assert sample.motion is not None and sample.motion.shape == (6, 48, 64)
+    assert torch.equal(sample.motion, exact_motion(SyntheticGenerator(cfg).scene(3), sample.t))
+    transform = training_transforms([32, 40], hflip=1.0, vflip=1.0, temporal_swap=1.0)
+    out = transform(sample, np.random.default_rng(0))
+    # whatever crop, flips and swap did, the flows still warp the inputs onto the target
+    m = out.motion
+    for frame, flow, visible in ((out.frame0, m[0:2], m[4]), (out.frame1, m[2:4], m[5])):
+        assert _warp_error(frame, out.target, flow, visible) < 0.01

@@ -23,7 +23,8 @@ import torch
 from vfikit.config import load_config
 from vfikit.engine.train import validation_samples
 from vfikit.hub import model_from
-from vfikit.losses import backward_warp, teacher_flow
+from vfikit.losses import teacher_flow
+from vfikit.ops import backward_warp
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for s in samples:
         x0, x1, target = s.frame0[None], s.frame1[None], s.target[None]
-        t0, t1 = (teacher_flow(target, x, init_scale=2) for x in (x0, x1))  # (dy, dx)
+        t0, t1 = (teacher_flow(target, x, init_scale=2) for x in (x0, x1))  # (x, y)
         tt = float(s.t)
 
         def teacher_guide(frame0, frame1, t, t0=t0, t1=t1, tt=tt):
             ones = torch.ones_like(t0)
-            return t0.flip(1), t1.flip(1), ones, torch.full_like(ones[:, :1], 1 - tt)  # flows as (x, y)
+            return t0, t1, ones, torch.full_like(ones[:, :1], 1 - tt)
 
         with torch.no_grad():
             warped = (1 - tt) * backward_warp(x0, t0) + tt * backward_warp(x1, t1)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.self_taught:
                 s0, s1 = (teacher_flow(own.clamp(0, 1), x, init_scale=2) for x in (x0, x1))
                 _, _, vis, b0 = own_guide(x0, x1, torch.tensor([tt]))
-                model._guide = lambda frame0, frame1, t, s0=s0, s1=s1, vis=vis, b0=b0: (s0.flip(1), s1.flip(1), vis, b0)
+                model._guide = lambda frame0, frame1, t, s0=s0, s1=s1, vis=vis, b0=b0: (s0, s1, vis, b0)
                 outputs["self-taught"] = model(x0, x1)
                 outputs["self-taught, averaged with the model"] = 0.5 * (outputs["self-taught"] + own)
         model._guide = own_guide

@@ -87,13 +87,16 @@ class ModelConfig:
     occlusion 0.5) instead of random kernels, which keeps the tap-weight softmax away from
     saturating on one tap early in training. ``warm_start``: a trained model (a name as
     ``create_model`` takes it, e.g. ``guided_adacof_k5.vfikit``) whose fitting parts the new model
-    copies through its ``warm_start`` method (for a related architecture; ``init`` is for the same one)."""
+    copies through its ``warm_start`` method (for a related architecture; ``init`` is for the same one).
+    ``train_only``: names of the submodules whose parameters train (e.g. ``[motion]``, a guided model's
+    motion refiner); the others are frozen. None: everything trains."""
 
     arch: str
     args: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
     zero_heads: bool = False
     warm_start: str | None = None
+    train_only: list[str] | None = None
 
 
 @dataclass

@@ -17,6 +17,21 @@ from PIL import Image, UnidentifiedImageError
 from vfikit.errors import VfikitError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+DEEP_IMAGE_SUFFIXES = (".png", ".tif", ".tiff")  # the formats written with 16 bits per channel
+
+
+def check_image_depth(name: str | Path, bits: int) -> None:
+    """Refuse writing ``bits``-deep images (8 or 16) to a format that holds fewer bits.
+
+    Deeper frames are never squeezed into 8 bits silently (OpenCV saturates them to white);
+    the message names the formats that keep them.
+    """
+    suffix = Path(name).suffix.lower() or str(name).lower()
+    if bits > 8 and suffix not in DEEP_IMAGE_SUFFIXES:
+        raise VfikitError(
+            f"the frames have {bits} bits per channel but {suffix} holds 8, so it would lose them: "
+            f"write {' or '.join(DEEP_IMAGE_SUFFIXES[:2])} (e.g. --ext png for frame folders)"
+        )
 
 
 @dataclass(frozen=True)
@@ -125,8 +140,7 @@ def write_image(path: str | Path, image: torch.Tensor, *, bits: int = 8) -> None
     if image.dim() != 3 or image.shape[0] != 3:
         raise VfikitError(f"write_image expects a (3, H, W) tensor, got shape {tuple(image.shape)}")
     if bits == 16:
-        if path.suffix.lower() not in (".png", ".tif", ".tiff"):
-            raise VfikitError(f"16-bit output needs .png or .tif, got {path.name}")
+        check_image_depth(path, bits)
         import cv2
 
         if not cv2.imwrite(str(path), to_uint16(image)[..., ::-1]):

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vfikit.errors import VfikitError
+from vfikit.ops import backward_warp
 from vfikit.runtime import torch_load
 
 CHARBONNIER_EPS = 1e-6
@@ -127,7 +128,7 @@ def offset_smoothness(kernels: list | tuple, eps: float = CHARBONNIER_EPS) -> to
 
 def kernel_displacement(weight: torch.Tensor, offset_y: torch.Tensor, offset_x: torch.Tensor,
                         dilation: int = 1) -> torch.Tensor:
-    """Mean sampling displacement of AdaCoF taps in the clean convention: (B, 2, H, W) = (dy, dx).
+    """Mean sampling displacement of AdaCoF taps in the clean convention: (B, 2, H, W) = (x, y).
 
     ``sum_t weight_t * (tap_t + offset_t)`` with the centred tap grid ``tap_t = ((k - (F-1)/2) D,
     (l - (F-1)/2) D)`` for ``t = F*k + l``; inputs are (B, F*F, H, W).
@@ -140,12 +141,12 @@ def kernel_displacement(weight: torch.Tensor, offset_y: torch.Tensor, offset_x: 
     grid = (torch.arange(f, dtype=weight.dtype, device=weight.device) - (f - 1) / 2) * dilation
     tap_y = grid.repeat_interleave(f).view(1, taps, 1, 1)
     tap_x = grid.repeat(f).view(1, taps, 1, 1)
-    return torch.stack([(weight * (offset_y + tap_y)).sum(1), (weight * (offset_x + tap_x)).sum(1)], 1)
+    return torch.stack([(weight * (offset_x + tap_x)).sum(1), (weight * (offset_y + tap_y)).sum(1)], 1)
 
 
 def teacher_flow(source: torch.Tensor, dest: torch.Tensor, preset: str = "medium",
                  init_scale: int | None = None) -> torch.Tensor:
-    """OpenCV DIS flow from each ``source`` image to ``dest`` as (B, 2, H, W) = (dy, dx), no gradient:
+    """OpenCV DIS flow from each ``source`` image to ``dest`` as (B, 2, H, W) = (x, y), no gradient:
     ``source(p) ~ dest(p + flow(p))``. Inputs (B, 3, H, W) in [0, 1]. ``init_scale``: k starts the DIS
     pass from one at 1/2**k of the size, as the guide of the guided models does (None: one pass)."""
     import numpy as np
@@ -155,19 +156,9 @@ def teacher_flow(source: torch.Tensor, dest: torch.Tensor, preset: str = "medium
     cfg = FlowDISConfig(preset=preset, init_scale=init_scale, large_side=None)
     src = source.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     dst = dest.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-    flows = [dis_flow(cfg, gray_u8(a), gray_u8(b))[..., ::-1] for a, b in zip(src, dst)]
+    flows = [dis_flow(cfg, gray_u8(a), gray_u8(b)) for a, b in zip(src, dst)]
     out = torch.from_numpy(np.ascontiguousarray(np.stack(flows))).permute(0, 3, 1, 2)
     return out.to(device=source.device, dtype=source.dtype)
-
-
-def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """``out(p) = image(p + flow(p))``, bilinear, borders replicated. (B, C, H, W) image, (B, 2, H, W)
-    flow as (dy, dx) in pixels -> (B, C, H, W). AdaCoF's op with one tap of weight one (clean convention),
-    as the guided models warp."""
-    from vfikit.ops import adacof
-
-    one = torch.ones_like(flow[:, :1])
-    return adacof(image, one, flow[:, :1].contiguous(), flow[:, 1:].contiguous(), 1, convention="clean")
 
 
 def occlusion_smoothness(occlusion: torch.Tensor, eps: float = CHARBONNIER_EPS) -> torch.Tensor:
@@ -271,6 +262,8 @@ class LossInputs:
     t: torch.Tensor | None = None
     aux: dict | None = None
     pred_flipped: torch.Tensor | None = None
+    motion: torch.Tensor | None = None
+    motion_known: torch.Tensor | None = None
 
 
 class LossTerm(nn.Module):
@@ -409,6 +402,80 @@ class FlowHintTerm(LossTerm):
         return total
 
 
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` (B, C, H, W) over the pixels where ``mask`` (B, 1, H, W) is 1 (0 when there are none)."""
+    return (values * mask).sum() / (mask.sum() * values.shape[1]).clamp_min(1.0)
+
+
+class MotionTerm(LossTerm):
+    """Dense supervision of a model's motion at t: ``aux["flow_t0"]``, ``aux["flow_t1"]`` (B, 2, H, W) (x, y).
+
+    * Samples whose exact motion is known (``LossInputs.motion``, the synthetic scenes): the Charbonnier of the
+      flow error on the pixels visible in that frame, averaged over them; and, with weight ``blend``, the binary
+      cross-entropy of the blend weight ``aux["blend0"]`` where exactly one frame sees the pixel (1 where only
+      frame0 does, 0 where only frame1 does).
+    * Other samples (real clips): the DIS flow from the true frame to each input is the teacher, counted only
+      where frame j warped by it matches the target better, by ``margin`` (mean absolute colour difference in
+      [0, 1]), than warped by the model's flow (a teacher trusted everywhere also teaches DIS's mistakes).
+      The sum is divided by all pixels, so the term fades where the model is as good as the teacher.
+      ``preset`` and ``init_scale``: the teacher's DIS settings (the guide's own by default).
+    """
+
+    needs_aux = True
+
+    def __init__(self, margin: float = 0.01, preset: str = "medium", init_scale: int | None = 2,
+                 blend: float = 0.1, eps: float = CHARBONNIER_EPS) -> None:
+        super().__init__()
+        self.margin, self.preset, self.init_scale = float(margin), preset, init_scale
+        self.blend, self.eps = float(blend), eps
+
+    def forward(self, inputs: LossInputs) -> torch.Tensor:
+        aux = inputs.aux or {}
+        if "flow_t0" not in aux or "blend0" not in aux or inputs.frame0 is None or inputs.frame1 is None:
+            raise VfikitError("the motion loss needs a guided model's aux flows (flow_t0, flow_t1, blend0) "
+                              "and the input frames")
+        flows = (aux["flow_t0"].float(), aux["flow_t1"].float())
+        known = inputs.motion_known
+        if known is None:
+            known = torch.zeros(flows[0].shape[0], dtype=torch.bool, device=flows[0].device)
+        total = flows[0].new_zeros(())
+        if bool(known.any()):
+            total = total + self._exact(flows, aux["blend0"].float(), inputs.motion, known)
+        if not bool(known.all()):
+            total = total + self._taught(flows, inputs, ~known)
+        return total
+
+    def _exact(self, flows, blend0: torch.Tensor, motion: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Flow and blend errors against the exact motion of the ``known`` samples."""
+        motion = motion[known].float()
+        total = blend0.new_zeros(())
+        for j, flow in enumerate(flows):
+            visible = motion[:, 4 + j : 5 + j]
+            error = torch.sqrt((flow[known] - motion[:, 2 * j : 2 * j + 2]) ** 2 + self.eps)
+            total = total + _masked_mean(error, visible)
+        if self.blend > 0:
+            only0 = motion[:, 4:5] * (1 - motion[:, 5:6])
+            only1 = motion[:, 5:6] * (1 - motion[:, 4:5])
+            p = blend0[known].clamp(1e-4, 1 - 1e-4)
+            bce = -(only0 * torch.log(p) + only1 * torch.log(1 - p))
+            total = total + self.blend * bce.sum() / (only0 + only1).sum().clamp_min(1.0)
+        return total
+
+    def _taught(self, flows, inputs: LossInputs, rows: torch.Tensor) -> torch.Tensor:
+        """The masked teacher term on the samples ``rows`` (no exact motion)."""
+        target = inputs.target[rows].float()
+        total = target.new_zeros(())
+        for frame, flow in zip((inputs.frame0, inputs.frame1), flows):
+            source, flow = frame[rows].float(), flow[rows]
+            teacher = teacher_flow(target, source, self.preset, self.init_scale)
+            with torch.no_grad():
+                err_teacher, err_model = ((backward_warp(source, f) - target).abs().mean(1, keepdim=True)
+                                          for f in (teacher, flow))
+                better = (err_teacher + self.margin < err_model).float()
+            total = total + (better * torch.sqrt((flow - teacher) ** 2 + self.eps)).mean()
+        return total
+
+
 class VGGTerm(LossTerm):
     """MSE between VGG16 features (default conv4_3 before ReLU) of prediction and target.
 
@@ -454,6 +521,7 @@ TERMS: dict[str, Callable[..., LossTerm]] = {
     "g_spatial": SpatialTerm,
     "g_occlusion": OcclusionTerm,
     "flow_hint": FlowHintTerm,
+    "motion": MotionTerm,
     "vgg": VGGTerm,
 }
 

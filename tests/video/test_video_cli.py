@@ -251,7 +251,39 @@ def test_gray_rgba_and_16_bit_images(tmp_path, run, models):
     back = cv2.imread(str(tmp_path / "d" / "00000000.png"), cv2.IMREAD_UNCHANGED)
     assert back.dtype == np.uint16 and np.array_equal(back, frames16[0])
     code, err = run(deep, tmp_path / "j", *MODEL, "--ext", "jpg")
-    assert code == 2 and "truncate" in err
+    assert code == 2 and "16 bits" in err and not (tmp_path / "j").exists()
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp", ".webp"])
+def test_16_bit_pair_to_an_8_bit_image_format_is_refused(tmp_path, run, models, suffix):
+    """A 16-bit PNG pair written to mid.jpg gave an all-white image with exit 0 (issue 25, defect 2):
+    single images refuse 8-bit formats for deeper input, as folders of frames do."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    pair = []
+    for i in range(2):
+        path = tmp_path / f"{i}.png"
+        cv2.imwrite(str(path), rng.integers(0, 65536, size=(48, 64, 3)).astype(np.uint16))
+        pair.append(path)
+    code, err = run(*pair, tmp_path / f"mid{suffix}", *MODEL)
+    assert code == 2 and "16 bits" in err and ".png" in err, err
+    assert not (tmp_path / f"mid{suffix}").exists() and not list(tmp_path.glob(".*"))
+    assert run(*pair, tmp_path / "mid.png", *MODEL)[0] == 0
+    assert cv2.imread(str(tmp_path / "mid.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_image_writer_never_saturates_16_bit_frames_into_8_bits(tmp_path):
+    from vfikit.errors import VfikitError
+    from vfikit.video.threads import write_array_image
+
+    deep = np.full((8, 8, 3), 1000, np.uint16)  # about 1.5% grey: saturated to 8 bits it would be white
+    with pytest.raises(VfikitError, match="16 bits"):
+        write_array_image(tmp_path / "x.jpg", deep)
+    assert not list(tmp_path.iterdir())
+    write_array_image(tmp_path / "x.tif", deep)
+    write_array_image(tmp_path / "y.jpg", (deep // 257).astype(np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.tif", "y.jpg"]
 
 
 def test_folder_of_videos_and_torchrun_sharding(tmp_path, run, models, monkeypatch):

@@ -67,6 +67,34 @@ def test_truncated_video_is_refused_unless_allowed(tmp_path, run, models):
         assert c.streams.video[0].frames == 100 and "comment" not in c.metadata
 
 
+def test_truncated_matroska_with_audio_is_refused(tmp_path, run, models):
+    """Matroska states no stream duration; with audio the container's length is not the video's, so a
+    cut-off file was written short with exit 0 (issue 25, defect 1). The video's DURATION tag tells."""
+    suffix = ".mkv"
+    full = write_video(tmp_path / f"full{suffix}", pattern_frames(50), audio=True)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    err = expect_error(run, tmp_path, cut, tmp_path / "o.mp4", *MODEL, match=f"cut{suffix} is truncated")
+    assert "2.00s" in err and "--allow-truncated" in err
+    code, err = run(cut, tmp_path / "o.mp4", *MODEL, "--allow-truncated")
+    assert code == 0 and f"cut{suffix} is truncated" in err
+    code, err = run(full, tmp_path / "whole.mp4", *MODEL)
+    assert code == 0 and "is truncated" not in err
+    with av.open(str(tmp_path / "whole.mp4")) as c:
+        assert c.streams.video[0].frames == 100
+
+
+def test_truncated_webm_clip_from_the_shared_data_is_refused(tmp_path, run, models):
+    """The case of issue 25: half of a real WebM with Opus audio gave 72 of 188 frames and exit 0."""
+    clip = Path(__file__).resolve().parents[3] / "shared/data/clips/mdn_stream_of_water/stream-of-water.webm"
+    if not clip.is_file():
+        pytest.skip(f"needs the shared clip {clip}")
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    err = expect_error(run, tmp_path, cut, tmp_path / "o.mp4", *MODEL, match="cut.webm is truncated")
+    assert "states 3.00s" in err
+
+
 def test_truncation_is_found_by_frame_count_when_no_duration_is_stated(tmp_path):
     from dataclasses import replace
 
@@ -225,6 +253,54 @@ def test_force_never_replaces_an_unrelated_folder(tmp_path, run, models):
                  match="vfikit did not write")
 
 
+def test_force_keeps_files_the_user_added_to_a_frame_folder(tmp_path, run, models):
+    """Issue 25, defect 5: after `interpolate seq out/frames`, a photo copied into out/frames and a subfolder
+    added there were deleted by the same command with --force --factor 3. The marker now lists what vfikit
+    wrote, and --force removes only that."""
+    import json
+
+    import cv2
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i, frame in enumerate(pattern_frames(3)):
+        cv2.imwrite(str(seq / f"{i}.png"), frame)
+    out = tmp_path / "out" / "frames"
+    assert run(seq, out, *MODEL, "--factor", "4")[0] == 0  # 9 frames
+    manifest = json.loads((out / ".vfikit-output.json").read_text())
+    assert manifest["files"] == [f"{i:08d}.png" for i in range(9)]
+    (out / "photo.jpg").write_bytes(b"a photo")
+    (out / "mine").mkdir()
+    (out / "mine" / "notes.txt").write_text("notes")
+    code, err = run(seq, out, *MODEL, "--force", "--factor", "3")  # 7 frames: 00000007/8.png are stale
+    assert code == 0, err
+    assert (out / "photo.jpg").read_bytes() == b"a photo" and (out / "mine" / "notes.txt").read_text() == "notes"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".vfikit-output.json"] + [f"{i:08d}.png" for i in range(7)] + ["mine", "photo.jpg"]
+    assert json.loads((out / ".vfikit-output.json").read_text())["files"] == [f"{i:08d}.png" for i in range(7)]
+    assert "kept" in err and "photo.jpg" in err
+    assert sorted(p.name for p in out.parent.iterdir()) == ["frames"]  # no temporary folder left behind
+    # a file of the user's named like a frame would be overwritten: refused before any work
+    (out / "00000009.png").write_bytes(b"my own frame")
+    expect_error(run, tmp_path, seq, out, *MODEL, "--force", "--factor", "5", match="00000009.png")
+
+
+def test_force_keeps_user_files_of_a_frame_folder_written_before_the_marker_listed_files(tmp_path, run, models):
+    """Older markers hold no file list: vfikit's files are then its numbered frames, nothing else."""
+    import json
+
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    out = tmp_path / "frames"
+    assert run(src, out, *MODEL)[0] == 0
+    marker = out / ".vfikit-output.json"
+    record = json.loads(marker.read_text())
+    del record["files"]
+    marker.write_text(json.dumps(record))
+    (out / "photo.jpg").write_bytes(b"a photo")
+    assert run(src, out, *MODEL, "--force", "--factor", "3")[0] == 0
+    assert (out / "photo.jpg").read_bytes() == b"a photo" and len(list(out.glob("0*.png"))) == 9
+
+
 def test_output_equal_to_or_inside_input(tmp_path, run, models):
     src = write_video(tmp_path / "in.mp4", pattern_frames(3))
     expect_error(run, tmp_path, src, src, *MODEL, "--force", match="choose another path")
@@ -275,6 +351,59 @@ def test_disk_full_keeps_finished_work_and_no_output(tmp_path, run, models, monk
     assert run(src, out, *MODEL, "--segment-frames", "4", "--resume")[0] == 0
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 KB file system (tmpfs) to fill up; skipped where it cannot be mounted (needs root)."""
+    import os
+    import shutil
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a real full disk needs a small tmpfs, which only root can mount")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_real_full_disk_is_exit_status_2_with_the_disk_full_message(tmp_path, run, models, small_disk):
+    """Issue 25: a full disk ended with exit status 1 and libpng's or a raw OSError's words (docs: 2)."""
+    import os
+
+    import cv2
+
+    src = write_video(tmp_path / "in.mp4", pattern_frames(12, 320, 240))
+    code, err = run(src, small_disk / "frames", *MODEL)  # PNG frames: the disk fills up after a few
+    assert code == 2 and "disk full" in err and "--resume" in err, err
+    assert not (small_disk / "frames").exists()
+    for i, frame in enumerate(pattern_frames(2, 320, 240)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), frame)
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # now completely full: not even a job record fits
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    batch = tmp_path / "videos"
+    batch.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        write_video(batch / name, pattern_frames(3))
+    code, err = run(batch, small_disk / "out", *MODEL)  # a folder of videos stops at the first: all would fail
+    assert code == 2 and "disk full" in err and "--resume" in err and "b.mp4" not in err, err
+    for out in (small_disk / "mid.png", small_disk / "o.mp4", small_disk / "more"):
+        args = (tmp_path / "0.png", tmp_path / "1.png") if out.suffix == ".png" else (src,)
+        code, err = run(*args, out, *MODEL)
+        assert code == 2 and "disk full" in err, err
+        assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "match"),
     [
@@ -293,11 +422,27 @@ def test_disk_full_keeps_finished_work_and_no_output(tmp_path, run, models, monk
         (("--bisect-depth", "0"), "bisect depth"),
         (("--duration", "0"), "duration must be positive"),
         (("--max-frames", "0"), "max frames must be a positive integer"),
+        # issue 25, defect 7: --fps 1e9 planned two billion frames and hung, growing memory
+        (("--fps", "1e9"), "at most 1024 are made, so --fps at most 25600 here"),
+        (("--fps", "25601", "--slowmo", "4"), "--fps at most 25600"),
+        (("--factor", "5000"), "more than the 1024 output frames per source frame"),
+        (("--slowmo", "100000"), "more than the 1024 output frames per source frame"),
     ],
 )
 def test_bad_options(tmp_path, run, models, args, match):
     src = write_video(tmp_path / "in.mp4", pattern_frames(3))
     expect_error(run, tmp_path, src, tmp_path / "o.mp4", "--model", "video_test_blend", *args, match=match)
+
+
+def test_absurd_rate_for_images_is_refused(tmp_path, run, models):
+    import cv2
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i, frame in enumerate(pattern_frames(2)):
+        cv2.imwrite(str(folder / f"{i}.png"), frame)
+    expect_error(run, tmp_path, folder, tmp_path / "o", *MODEL, "--input-fps", "2", "--fps", "1e6",
+                 match="--fps at most 2048 here")
 
 
 def test_bad_paths(tmp_path, run, models):
@@ -310,6 +455,17 @@ def test_bad_paths(tmp_path, run, models):
     (mixed / "a.png").write_bytes(b"")
     (mixed / "b.mp4").write_bytes(b"")
     expect_error(run, tmp_path, mixed, tmp_path / "o", *MODEL, match="both images and videos")
+    # a folder output onto an existing file: was a raw "[Errno 20] Not a directory" (issue 25), and a leftover
+    (tmp_path / "notes").write_text("mine")
+    for force in ((), ("--force",), ("--resume",)):  # --resume took it for a finished output
+        err = expect_error(run, tmp_path, src, tmp_path / "notes", *MODEL, *force, match="is a file")
+        assert "Errno" not in err
+    batch = tmp_path / "videos"
+    batch.mkdir()
+    write_video(batch / "clip.mp4", pattern_frames(3))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "clip").write_text("mine")
+    expect_error(run, tmp_path, batch, tmp_path / "out", *MODEL, "--force", "--ext", ".png", match="is a file")
 
 
 def test_resolve_encoding_rules():
@@ -347,3 +503,40 @@ def test_training_clips_use_the_same_decoder_with_their_plain_conversion(tmp_pat
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(TruncatedVideoError):
         read_clip(Clip("cut", cut))
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_onnx_backend_and_export_without_the_extra_give_an_install_hint(tmp_path, run, models, monkeypatch, capsys,
+                                                                        missing):
+    """Without the [onnx] extra, --backend onnx and `vfikit export` ended in OnnxExporterError's traceback
+    (issue 25, defect 6); now a one-line hint, exit 2, nothing written."""
+    import sys
+
+    from vfikit import cli
+
+    monkeypatch.setitem(sys.modules, missing, None)  # `import onnx` now fails as if it were not installed
+    src = write_video(tmp_path / "in.mp4", pattern_frames(3))
+    err = expect_error(run, tmp_path, src, tmp_path / "o.mp4", "--model", "guided_adacof_k5.vfikit",
+                       "--device", "cpu", "--backend", "onnx", match='pip install "vfikit[onnx]"')
+    assert len(err.strip().splitlines()) == 1
+    if missing == "onnx":  # exporting needs only onnx
+        assert cli.main(["export", "guided_adacof_k5.vfikit", str(tmp_path / "net.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert 'pip install "vfikit[onnx]"' in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "net.onnx").exists()
+
+
+def test_a_folder_that_appears_while_a_job_runs_is_not_replaced(tmp_path):
+    """Checked before the job, the output did not exist; a folder of the user's made there meanwhile survives."""
+    from vfikit.video.workspace import MANIFEST, replace_into_place
+
+    new = tmp_path / ".frames.vfikit-partial"
+    new.mkdir()
+    (new / "00000000.png").write_bytes(b"frame")
+    (new / MANIFEST).write_text("{}")
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "photo.jpg").write_bytes(b"a photo")
+    with pytest.raises(VfikitError, match="vfikit did not write"):
+        replace_into_place(new, out)
+    assert (out / "photo.jpg").read_bytes() == b"a photo" and (new / "00000000.png").is_file()

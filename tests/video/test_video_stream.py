@@ -167,3 +167,55 @@ def test_a_failing_writer_stops_the_pipeline_at_once_even_when_the_decoder_is_do
     with pytest.raises(OSError, match="No space"):
         run_pipeline([(Fraction(0), None), (Fraction(1), None)], Renderer(), FailingSink(), queue_size=2)
     assert time.perf_counter() - started < 5  # it waited 30 s for the decoder before
+
+
+@pytest.mark.parametrize("tail", [False, True])
+def test_memory_stays_bounded_however_dense_the_plan(tail):
+    """--fps 1e9 planned every frame of an interval in a list before rendering any (issue 25, defect 7):
+    memory grew by 25 MB/s and nothing was written. Plans and the render window now stream."""
+    import time
+    import tracemalloc
+
+    def copy_left(f0, f1, t):  # a free stand-in model: the test measures the plan, not the model
+        return f0
+
+    spec = TimingSpec.make(fps=300_000)
+    renderer = Renderer(copy_left, ArrayFrames(8), spec, detector=None, batch_size=1)
+    source = [(Fraction(0), np.zeros((8, 8, 3), np.uint8)), (Fraction(1), np.ones((8, 8, 3), np.uint8))]
+    if tail:  # the holds after the last frame (1 s of them) stream as well
+        source = [source[0], (Fraction(1, 300_000), source[1][1])]
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        first = list(itertools.islice(renderer.run(iter(source), end=Fraction(2)), 2000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(first) == 2000 and first[-1][0].time == Fraction(1999, 300_000)
+    assert peak < 5_000_000, f"{peak / 1e6:.0f} MB for 2000 frames"
+    assert time.perf_counter() - started < 20
+
+
+def test_planner_streams_an_interval_frame_by_frame():
+    import time
+
+    from vfikit.timeline.timing import Planner
+
+    planner = Planner(TimingSpec.make(fps=10**6))
+    assert list(planner.add(Fraction(0))) == []
+    started = time.perf_counter()
+    frames = planner.add(Fraction(1))  # a million frames: only the ones asked for are made
+    assert [o.index for o in itertools.islice(frames, 3)] == [0, 1, 2]
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_pair_with_more_frames_than_the_window_is_rendered_in_pieces_exactly(blend):
+    frames = tensors(3)
+    out = list(interpolate_frames(blend, frames, factor=200, batch_size=2))  # 200 > the 128-frame window
+    assert [t for t, _ in out] == [Fraction(k, 200) for k in range(401)]
+    assert out[200][1] is frames[1] and out[400][1] is frames[2]
+    for k in (1, 150, 199, 333):
+        left, t = divmod(k, 200)
+        expected = (1 - t / 200) * frames[left] + t / 200 * frames[left + 1]
+        assert torch.allclose(out[k][1], expected, atol=1e-6)
+    assert sum(n for n, _ in blend.calls) == 398  # every in-between frame once

@@ -98,6 +98,8 @@ def test_slowmo_defaults_and_rates():
     ("kwargs", "message"),
     [
         ({"factor": 1}, "integer >= 2"),
+        ({"factor": 1025}, "more than the 1024"),
+        ({"slowmo": 2000}, "more than the 1024"),
         ({"factor": 2.5}, "integer >= 2"),
         ({"factor": 2, "fps": 60}, "not both"),
         ({"slowmo": 1}, "greater than 1"),

@@ -10,6 +10,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a guided model with weights, e.g. guided_adacof_k5.vfikit or a .vfikit file")
     parser.add_argument("out", help="the .onnx file to write")
     parser.add_argument("--format", default="onnx", choices=("onnx",), help="output format (onnx)")
+    parser.add_argument("--weights", help="weights file for MODEL (a vfikit file or a checkpoint), e.g. after training")
     parser.add_argument("--force", action="store_true", help="overwrite OUT")
     parser.add_argument("--allow-untrained", action="store_true", help="export a network without trained weights")
     parser.epilog = ("The file holds the U-Net and heads (input: the frames and the guide's fields stacked as "
@@ -23,13 +24,21 @@ def run(args: argparse.Namespace) -> int:
     from vfikit.models.base import require_trained
     from vfikit.models.onnx_network import export_onnx
     from vfikit.runtime import atomic_path
+    from vfikit.video.options import require_onnx
 
+    require_onnx("ONNX export", ("onnx",))
     out = Path(args.out)
+    if out.is_dir():
+        raise VfikitError(f"{out} is a folder; give the file to write, e.g. {out / 'network.onnx'}")
     if out.exists() and not args.force:
         raise VfikitError(f"{out} exists; pass --force to overwrite it")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise VfikitError(f"cannot write {out}: {out.parent} is not a folder")
     if not out.parent.is_dir():
         raise VfikitError(f"folder {out.parent} does not exist")
-    model = create_model(args.model).eval()
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise VfikitError(f"weights file not found: {args.weights}")
+    model = create_model(args.model, weights=args.weights).eval()
     require_trained(model, allow_untrained=args.allow_untrained)
     try:
         with atomic_path(out) as tmp:

@@ -33,11 +33,20 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def free_port(host: str) -> int:
-    """A port that is free on ``host`` right now."""
+    """A port that is free on ``host`` right now; a host that cannot be listened on is a VfikitError."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        raise VfikitError(f"--host {host} is not an IP address or a host name this computer knows "
+                          "(e.g. 127.0.0.1, or 0.0.0.0 for the network)") from None
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            return int(s.getsockname()[1])
+    except OSError as exc:
+        raise VfikitError(f"cannot listen on {host}: {exc.strerror or exc} (not an address of this computer?)") \
+            from None
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -53,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise VfikitError(f"--keep-jobs must be at least 1, got {args.keep_jobs}")
     if not 0 <= args.port < 65536:
         raise VfikitError(f"--port must be from 0 to 65535, got {args.port}")
+    free_port(args.host)  # an unusable --host is said before anything starts
     root = Path(tempfile.mkdtemp(prefix="vfikit-ui-"))  # mode 0700: private to this user
     # Gradio reads its upload folder from the environment when it is imported: keep uploads in ours.
     os.environ["GRADIO_TEMP_DIR"] = str(root / "uploads")

@@ -168,3 +168,12 @@ def stack_val(samples: list[Triplet], start: int, size: int) -> tuple[torch.Tens
         torch.stack([s.target for s in chunk]),
         torch.tensor([float(s.t) for s in chunk], dtype=torch.float32),
     )
+
+
+def sample_fingerprint(samples: Sequence[Triplet]) -> str:
+    """A short hash of which samples a list holds (keys, parts, t and sizes, in order): two validation sets with
+    the same fingerprint are the same set. The optional clips of a recipe change it when a machine lacks them."""
+    import hashlib
+
+    text = "\n".join(f"{s.key}|{s.part}|{float(s.t):.6f}|{tuple(s.frame0.shape)}" for s in samples)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -104,13 +104,19 @@ class StepBatchSampler(Sampler[list[int]]):
 
 @dataclass
 class Batch:
-    """A batch of triplets: frames (B, 3, H, W), ``t`` (B,) float32, ``keys`` B strings."""
+    """A batch of triplets: frames (B, 3, H, W), ``t`` (B,) float32, ``keys`` B strings.
+
+    ``motion``: (B, 6, H, W) the samples' exact motion (``Triplet.motion``), zeros (nothing visible) for samples
+    without it; None when no sample has it. ``motion_known``: (B,) bool, which samples have it.
+    """
 
     frame0: torch.Tensor
     frame1: torch.Tensor
     target: torch.Tensor
     t: torch.Tensor
     keys: list[str]
+    motion: torch.Tensor | None = None
+    motion_known: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False,
            memory_format: torch.memory_format = torch.contiguous_format) -> Batch:
@@ -118,12 +124,18 @@ class Batch:
         def move(x: torch.Tensor) -> torch.Tensor:
             return x.to(device, non_blocking=non_blocking).contiguous(memory_format=memory_format)
 
-        return Batch(move(self.frame0), move(self.frame1), move(self.target),
-                     self.t.to(device, non_blocking=non_blocking), self.keys)
+        def plain(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.to(device, non_blocking=non_blocking)
+
+        return Batch(move(self.frame0), move(self.frame1), move(self.target), plain(self.t), self.keys,
+                     plain(self.motion), plain(self.motion_known))
 
     def pin_memory(self) -> Batch:
-        return Batch(self.frame0.pin_memory(), self.frame1.pin_memory(), self.target.pin_memory(),
-                     self.t.pin_memory(), self.keys)
+        def pin(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.pin_memory()
+
+        return Batch(pin(self.frame0), pin(self.frame1), pin(self.target), pin(self.t), self.keys,
+                     pin(self.motion), pin(self.motion_known))
 
     def __len__(self) -> int:
         return self.frame0.shape[0]
@@ -134,10 +146,18 @@ def collate_triplets(samples: Sequence[Triplet]) -> Batch:
     shapes = {tuple(s.frame0.shape) for s in samples} | {tuple(s.target.shape) for s in samples}
     if len(shapes) != 1:
         raise VfikitError(f"cannot batch samples of different sizes {sorted(shapes)}; set data.crop")
+    known = [s.motion is not None for s in samples]
+    motion = motion_known = None
+    if any(known):
+        size = samples[0].frame0.shape[-2:]
+        motion = torch.stack([s.motion if s.motion is not None else torch.zeros(6, *size) for s in samples])
+        motion_known = torch.tensor(known)
     return Batch(
         torch.stack([s.frame0 for s in samples]),
         torch.stack([s.frame1 for s in samples]),
         torch.stack([s.target for s in samples]),
         torch.tensor([float(s.t) for s in samples], dtype=torch.float32),
         [s.key for s in samples],
+        motion,
+        motion_known,
     )

@@ -218,6 +218,68 @@ def _composite(scene: Scene, times: list[float]) -> torch.Tensor:
     return frames * exposure.view(n, 1, 1, 1)
 
 
+# ----------------------------------------------------------------------------------------------
+# exact motion at t
+
+VISIBLE_WEIGHT = 0.99  # a pixel belongs to one layer when that layer makes at least this share of its colour
+
+
+def _alphas(scene: Scene, t: float, points: torch.Tensor) -> list[torch.Tensor]:
+    """Each layer's opacity at time t at screen ``points`` (h, w, 3) (homogeneous, float64): (h, w) float32
+    each, back to front; the opaque background is 1 everywhere. The same coverage arithmetic as the renderer."""
+    h, w = points.shape[:2]
+    out = [torch.ones(h, w)]
+    for layer in scene.layers[1:]:
+        m = layer_matrix(layer, scene.camera, scene.size, t)
+        coverage = _sample_layer(layer, [np.linalg.inv(m)], points)[0, 3]
+        out.append((0.5 - (_EDGE_BAND - coverage) * _screen_scale(m)).clamp(0.0, 1.0))
+    return out
+
+
+def _layer_weights(alphas: list[torch.Tensor]) -> torch.Tensor:
+    """(L, h, w): each layer's share of the composited colour (front layers cover the ones behind)."""
+    remaining = torch.ones_like(alphas[0])
+    weights = [torch.empty(0)] * len(alphas)
+    for i in range(len(alphas) - 1, -1, -1):
+        weights[i] = alphas[i] * remaining
+        remaining = remaining * (1.0 - alphas[i])
+    return torch.stack(weights)
+
+
+def exact_motion(scene: Scene, t: float) -> torch.Tensor:
+    """The exact backward flows of the frame at ``t`` and where they hold. Returns (6, H, W) float32:
+
+    * 0-1: flow t->0 (x, y) in pixels: where each pixel of frame t was in frame 0;
+    * 2-3: flow t->1 (x, y);
+    * 4-5: visibility in frame 0 and frame 1 (1.0 or 0.0): the pixel's surface is seen there, inside the
+      frame, by the same layer (not covered by another, not on a soft outline) as at t.
+
+    Each pixel follows the layer that is visible at t (the front-most one carrying at least
+    ``VISIBLE_WEIGHT`` of its colour); pixels on a soft outline at t are not visible in either frame.
+    Flows are at the exposure's centre (motion blur is not modelled in the masks).
+    """
+    h, w = scene.size
+    grid = _base_grid(h, w)
+    weights_t = _layer_weights(_alphas(scene, t, grid))
+    share, owner = weights_t.max(dim=0)
+    out = torch.zeros(6, h, w)
+    for i, layer in enumerate(scene.layers):
+        mine = owner == i
+        if not bool(mine.any()):
+            continue
+        to_t = np.linalg.inv(layer_matrix(layer, scene.camera, scene.size, t))
+        for k, s in enumerate((0.0, 1.0)):
+            step = torch.from_numpy(layer_matrix(layer, scene.camera, scene.size, s) @ to_t)  # screen t -> screen s
+            points = torch.einsum("hwk,ck->hwc", grid, step)  # (h, w, 3), last column stays 1
+            flow = (points[..., :2] - grid[..., :2]).float().permute(2, 0, 1)
+            x, y = points[..., 0], points[..., 1]
+            inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+            seen = _layer_weights(_alphas(scene, s, points))[i] >= VISIBLE_WEIGHT
+            out[2 * k : 2 * k + 2] = torch.where(mine, flow, out[2 * k : 2 * k + 2])
+            out[4 + k] = torch.where(mine, (inside & seen & (share >= VISIBLE_WEIGHT)).float(), out[4 + k])
+    return out
+
+
 def _time_seed(seed: int, t: float) -> int:
     return (seed * 1_000_003 + round(float(t) * 1e9)) % (2**63 - 1)
 
@@ -592,11 +654,12 @@ class SyntheticGenerator:
         return float(ts[int(rng.integers(len(ts)))])
 
     def sample(self, seed: int) -> Triplet:
-        """One training sample: frames at 0 and 1 and the exact frame at t (drawn per the config)."""
+        """One training sample: frames at 0 and 1, the exact frame at t (drawn per the config) and its exact
+        motion (:func:`exact_motion`)."""
         t = self.draw_t(np.random.default_rng([seed, 1]))
         scene = self.scene(seed)
         frames = render(scene, (0.0, t, 1.0))
-        return Triplet(frames[0], frames[2], frames[1], t=t, key=f"synthetic/{seed}")
+        return Triplet(frames[0], frames[2], frames[1], t=t, key=f"synthetic/{seed}", motion=exact_motion(scene, t))
 
 
 class SyntheticDataset(torch.utils.data.Dataset):

@@ -30,7 +30,19 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
 
 
 def _apply(s: Triplet, fn: Callable[[torch.Tensor], torch.Tensor]) -> Triplet:
-    return replace(s, frame0=fn(s.frame0), frame1=fn(s.frame1), target=fn(s.target))
+    """``fn`` on the three frames and, when known, the motion channels (a spatial crop, not a flip)."""
+    motion = None if s.motion is None else fn(s.motion)
+    return replace(s, frame0=fn(s.frame0), frame1=fn(s.frame1), target=fn(s.target), motion=motion)
+
+
+def _flip(s: Triplet, dim: int) -> Triplet:
+    """Mirror along ``dim`` (-1: horizontal, -2: vertical); the flows' x (or y) components change sign."""
+    s = _apply(s, lambda f: f.flip(dim))
+    if s.motion is not None:
+        sign = torch.ones(s.motion.shape[0], 1, 1)
+        sign[[0, 2] if dim == -1 else [1, 3]] = -1
+        s = replace(s, motion=s.motion * sign)
+    return s
 
 
 class RandomCrop:
@@ -70,21 +82,23 @@ class RandomFlip:
 
     def __call__(self, s: Triplet, rng: np.random.Generator) -> Triplet:
         if rng.random() < self.horizontal:
-            s = _apply(s, lambda f: f.flip(-1))
+            s = _flip(s, -1)
         if rng.random() < self.vertical:
-            s = _apply(s, lambda f: f.flip(-2))
+            s = _flip(s, -2)
         return s
 
 
 class TemporalSwap:
-    """With probability ``p`` swap the inputs and map t to 1 - t (the target stays)."""
+    """With probability ``p`` swap the inputs and map t to 1 - t (the target stays; so do its flows, which trade
+    places with their visibilities)."""
 
     def __init__(self, p: float = 0.5) -> None:
         self.p = p
 
     def __call__(self, s: Triplet, rng: np.random.Generator) -> Triplet:
         if rng.random() < self.p:
-            return replace(s, frame0=s.frame1, frame1=s.frame0, t=1.0 - float(s.t))
+            motion = None if s.motion is None else s.motion[[2, 3, 0, 1, 5, 4]]
+            return replace(s, frame0=s.frame1, frame1=s.frame0, t=1.0 - float(s.t), motion=motion)
         return s
 
 
@@ -93,7 +107,8 @@ class ToFloat:
 
     def __call__(self, s: Triplet, rng: np.random.Generator | None = None) -> Triplet:
         if s.frame0.dtype == torch.uint8:
-            return _apply(s, lambda f: f.float().div_(255.0))
+            return replace(s, frame0=s.frame0.float().div_(255.0), frame1=s.frame1.float().div_(255.0),
+                           target=s.target.float().div_(255.0))
         return s
 
 

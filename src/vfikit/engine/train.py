@@ -119,7 +119,20 @@ def build_model(cfg: TrainConfig) -> nn.Module:
         if not hasattr(model, "warm_start"):
             raise VfikitError(f"model.warm_start: {cfg.model.arch!r} cannot start from another model")
         model.warm_start(create_model(cfg.model.warm_start))
+    if cfg.model.train_only is not None:
+        _freeze_all_but(model, cfg.model.train_only)
     return model
+
+
+def _freeze_all_but(model: nn.Module, names: list[str]) -> None:
+    """Only the parameters of the submodules ``names`` (e.g. ``motion``) keep ``requires_grad``."""
+    children = dict(model.named_children())
+    missing = [n for n in names if children.get(n) is None]
+    if missing or not names:
+        raise VfikitError(f"model.train_only: {type(model).__name__} has no submodules {missing or names}; "
+                          f"it has {sorted(k for k, v in children.items() if v is not None)}")
+    for key, param in model.named_parameters():
+        param.requires_grad_(key.split(".", 1)[0] in names)
 
 
 def zero_head_outputs(model: nn.Module) -> None:
@@ -542,6 +555,7 @@ def _optimizer_step(batch, model: nn.Module, loss_fn: CompositeLoss, optimizer, 
     inputs = LossInputs(
         pred=pred.float(), target=batch.target, frame0=batch.frame0, frame1=batch.frame1, t=batch.t,
         aux=aux, pred_flipped=pred_flipped.float() if pred_flipped is not None else None,
+        motion=batch.motion, motion_known=batch.motion_known,
     )
     loss, terms = loss_fn(inputs)
     optimizer.zero_grad(set_to_none=True)

@@ -48,9 +48,10 @@ from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.cdfi import GridNet
 from vfikit.models.classical import FlowDIS, FlowDISConfig
 from vfikit.models.kernel_model import KernelVFIModel
+from vfikit.models.motion import MotionRefiner
 from vfikit.ops import adacof as adacof_op
+from vfikit.ops import backward_warp, resolve_backend
 from vfikit.ops import dsepconv as dsepconv_op
-from vfikit.ops import resolve_backend
 
 FLOW_SCALE = 1.0 / 16.0  # flows enter the U-Net in units of 16 px
 # frame0, frame1, warp0, warp1 (RGB each), F_t0, F_t1 (x, y each), visibility of both, sin and cos of
@@ -90,6 +91,8 @@ class _GuidedBase(KernelVFIModel, ABC):
     ``net_downscale``: 1 runs the U-Net at the frame's resolution; 2 runs it on the frames and fields
     downsampled by 2 and upsamples the heads' outputs (about 4x fewer multiply-adds; the guide's flows
     and the sampling stay at full resolution).
+    ``motion``: settings of a :class:`vfikit.models.motion.MotionRefiner` (``{}`` for its defaults) that
+    corrects the guide's flows and blend weight at t before the U-Net sees them; None: the guide's as they are.
     """
 
     family = "guided"
@@ -101,7 +104,8 @@ class _GuidedBase(KernelVFIModel, ABC):
 
     def __init__(self, *, kernel_size: int, dilation: int = 1, channels: Mapping[str, Any] | None = None,
                  flow: Mapping[str, Any] | None = None, time_input: bool = False, net_downscale: int = 1,
-                 convention: str = "clean", channel_order: str = "rgb") -> None:
+                 motion: Mapping[str, Any] | None = None, convention: str = "clean",
+                 channel_order: str = "rgb") -> None:
         super().__init__(convention=convention, channel_order=channel_order)
         name = self.arch_name
         if convention != "clean" or channel_order != "rgb":
@@ -127,6 +131,15 @@ class _GuidedBase(KernelVFIModel, ABC):
         if net_downscale != 1:
             self.model_args["net_downscale"] = net_downscale
         self.guide = FlowDIS(**flow_settings)
+        self.motion = None
+        if motion is not None:
+            if not isinstance(motion, Mapping):
+                raise VfikitError(f"{name}: motion must be a mapping of MotionRefiner settings, got {motion!r}")
+            try:
+                self.motion = MotionRefiner(**motion)
+            except TypeError as exc:
+                raise VfikitError(f"{name}: motion settings {dict(motion)} do not fit MotionRefiner: {exc}") from None
+            self.model_args["motion"] = self.motion.settings
         self.unet = KernelUNet(widths, in_channels=IN_CHANNELS + int(time_input), order="interleaved")
         c = self.unet.out_channels
         self.heads = nn.ModuleDict({key: head(c, widths[key], cout)
@@ -139,6 +152,22 @@ class _GuidedBase(KernelVFIModel, ABC):
     @abstractmethod
     def head_channels(kernel_size: int) -> dict[str, int]:
         """Head name -> output channels."""
+
+    @torch.no_grad()
+    def warm_start(self, source: nn.Module) -> list[str]:
+        """Copy every tensor of a trained guided model that this one has under the same name and shape (e.g. a
+        shipped model into the same architecture with a motion refiner, which keeps its zero start). Returns
+        the names of the copied tensors; refuses a source that shares none."""
+        if not isinstance(source, _GuidedBase):
+            raise VfikitError(f"warm start needs a guided model, got {type(source).__name__}")
+        own, copied = self.state_dict(), []
+        for key, value in source.state_dict().items():
+            if key in own and own[key].shape == value.shape:
+                own[key].copy_(value)
+                copied.append(key)
+        if not copied:
+            raise VfikitError(f"warm start: {type(source).__name__} shares no tensor with {type(self).__name__}")
+        return copied
 
     @torch.no_grad()
     def reset_heads(self) -> None:
@@ -164,18 +193,16 @@ class _GuidedBase(KernelVFIModel, ABC):
         b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), (1 - tt).expand_as(den))
         return ft0, ft1, vis, b0.clamp(1e-3, 1 - 1e-3)
 
-    def _trunk_outputs(self, x0, x1, f0, f1, vis, tt, full_size: bool = True
+    def _trunk_outputs(self, x0, x1, flow0, flow1, vis, tt, full_size: bool = True
                        ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
         """The heads' outputs (B, C, Hp, Wp), contiguous (NCHW), and the U-Net's five encoder outputs (what
         CDFI's feature pyramid reads). With ``net_downscale`` 2 the heads run at (Hp/2, Wp/2) and are
         upsampled (bilinear) to the padded frame size. ``full_size`` False: the heads as the network
         returns them (reduced resolution, any memory layout)."""
-        one = torch.ones_like(vis[:, :1])
-        warp0 = adacof_op(x0, one, f0[:, 1:], f0[:, :1], 1, convention="clean")
-        warp1 = adacof_op(x1, one, f1[:, 1:], f1[:, :1], 1, convention="clean")
+        warp0, warp1 = backward_warp(x0, flow0), backward_warp(x1, flow1)
         mean = self.rgb_mean.to(x0.dtype)
-        phase = 2 * torch.pi * torch.cat([f0, f1], 1)
-        parts = [x0 - mean, x1 - mean, warp0 - mean, warp1 - mean, f0 * FLOW_SCALE, f1 * FLOW_SCALE,
+        phase = 2 * torch.pi * torch.cat([flow0, flow1], 1)
+        parts = [x0 - mean, x1 - mean, warp0 - mean, warp1 - mean, flow0 * FLOW_SCALE, flow1 * FLOW_SCALE,
                  vis, torch.sin(phase), torch.cos(phase)]
         if self.time_input:
             parts.append(tt.view(-1, 1, 1, 1).to(x0.dtype).expand_as(vis[:, :1]))
@@ -208,14 +235,14 @@ class _GuidedBase(KernelVFIModel, ABC):
         return (self.fused and not return_aux and not torch.is_grad_enabled() and x.device.type == "cpu"
                 and x.dtype == torch.float32 and resolve_backend(None, x.device) == "numba")
 
-    def _fused_frame(self, x0, x1, f0, f1, b0, outs) -> torch.Tensor:
+    def _fused_frame(self, x0, x1, flow0, flow1, b0, outs) -> torch.Tensor:
         """The blended frame (B, 3, Hp, Wp) from padded frames, flows, blend weight and the heads as
         ``_trunk_outputs(..., full_size=False)`` returns them (float32 or bf16, any layout), in one compiled
         pass that also forms the signed taps (``_tap_weights``) from the raw weight heads."""
         from vfikit.ops.guided_synthesis import guided_adacof_synthesis  # numba compiles lazily
 
         kernels = [(outs[f"weight{k}"], outs[f"offset_y{k}"], outs[f"offset_x{k}"]) for k in (1, 2)]
-        return guided_adacof_synthesis(x0, x1, *kernels, outs["occlusion"], f0, f1, b0, self.dilation,
+        return guided_adacof_synthesis(x0, x1, *kernels, outs["occlusion"], flow0, flow1, b0, self.dilation,
                                        signed_taps=True)
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float | torch.Tensor | None = None,
@@ -234,15 +261,20 @@ class _GuidedBase(KernelVFIModel, ABC):
             return F.pad(x.contiguous(), pad, mode="replicate") if any(pad) else x.contiguous()
 
         x0, x1 = padded(frame0), padded(frame1)
-        f0, f1, vis_p, b0_p = padded(ft0), padded(ft1), padded(vis), padded(b0)
+        flow0, flow1, vis_p, b0_p = padded(ft0), padded(ft1), padded(vis), padded(b0)
+        if self.motion is not None:  # the learned correction of the guide's motion at t
+            flow0, flow1, logit = self.motion(x0, x1, flow0, flow1, torch.logit(b0_p), tt)
+            b0_p = torch.sigmoid(logit).clamp(1e-3, 1 - 1e-3)
+            ft0, ft1 = flow0[..., :h, :w], flow1[..., :h, :w]
         if self._use_fused(x0, return_aux):  # the same frame, fused; the unfused path below is its twin
-            outs, _ = self._trunk_outputs(x0, x1, f0, f1, vis_p, tt, full_size=False)
-            return self._fused_frame(x0, x1, f0, f1, b0_p, outs)[..., :h, :w]
-        outs, encoder = self._trunk_outputs(x0, x1, f0, f1, vis_p, tt)
+            outs, _ = self._trunk_outputs(x0, x1, flow0, flow1, vis_p, tt, full_size=False)
+            return self._fused_frame(x0, x1, flow0, flow1, b0_p, outs)[..., :h, :w]
+        outs, encoder = self._trunk_outputs(x0, x1, flow0, flow1, vis_p, tt)
         occlusion = torch.sigmoid(torch.logit(b0_p) + outs["occlusion"])
-        out0, out1, kernels = self._synthesise(x0, x1, f0, f1, outs)
+        out0, out1, kernels = self._synthesise(x0, x1, flow0, flow1, outs)
         out = occlusion * out0 + (1 - occlusion) * out1
-        aux = {"kernels": kernels, "occlusion": occlusion, "flow_t0": ft0, "flow_t1": ft1, "visibility": vis}
+        aux = {"kernels": kernels, "occlusion": occlusion, "flow_t0": ft0, "flow_t1": ft1, "visibility": vis,
+               "blend0": b0_p[..., :h, :w]}
         out = self._refine(out, out0, out1, kernels, encoder, aux)[..., :h, :w]
         return (out, aux) if return_aux else out
 
@@ -251,7 +283,7 @@ class _GuidedBase(KernelVFIModel, ABC):
         return out
 
     @abstractmethod
-    def _synthesise(self, x0, x1, f0, f1, outs):
+    def _synthesise(self, x0, x1, flow0, flow1, outs):
         """Each frame's kernel-sampled prediction (B, 3, Hp, Wp) and the kernels (aux)."""
 
 
@@ -285,10 +317,10 @@ class GuidedAdaCoF(_GuidedBase):
 
     _tap_weights = _GuidedBase._signed_taps  # (B, F*F, H, W) head output -> signed taps summing to one
 
-    def _synthesise(self, x0, x1, f0, f1, outs):
+    def _synthesise(self, x0, x1, flow0, flow1, outs):
         # offsets are relative to each tap's own grid position (the op adds the grid)
-        k0 = (self._tap_weights(outs["weight1"]), f0[:, 1:] + outs["offset_y1"], f0[:, :1] + outs["offset_x1"])
-        k1 = (self._tap_weights(outs["weight2"]), f1[:, 1:] + outs["offset_y2"], f1[:, :1] + outs["offset_x2"])
+        k0 = (self._tap_weights(outs["weight1"]), flow0[:, 1:] + outs["offset_y1"], flow0[:, :1] + outs["offset_x1"])
+        k1 = (self._tap_weights(outs["weight2"]), flow1[:, 1:] + outs["offset_y2"], flow1[:, :1] + outs["offset_x2"])
         out0 = adacof_op(x0, *k0, self.dilation, convention="clean")
         out1 = adacof_op(x1, *k1, self.dilation, convention="clean")
         return out0, out1, [k0, k1]
@@ -326,9 +358,9 @@ class GuidedDSepConv(_GuidedBase):
         sizes = {"vertical": n, "horizontal": n, "offset_y": n * n, "offset_x": n * n, "mask": n * n}
         return {name: 1 if name == "occlusion" else sizes[name[:-1]] for name in DSEP_HEADS}
 
-    def _synthesise(self, x0, x1, f0, f1, outs):
+    def _synthesise(self, x0, x1, flow0, flow1, outs):
         kernels, preds = [], []
-        for k, (x, f) in enumerate(((x0, f0), (x1, f1)), start=1):
+        for k, (x, f) in enumerate(((x0, flow0), (x1, flow1)), start=1):
             kern = (self._signed_taps(outs[f"vertical{k}"]), self._signed_taps(outs[f"horizontal{k}"]),
                     f[:, 1:] + outs[f"offset_y{k}"], f[:, :1] + outs[f"offset_x{k}"],
                     2 * torch.sigmoid(outs[f"mask{k}"]))
@@ -466,10 +498,10 @@ def guided_adacof_k5(**kwargs) -> GuidedAdaCoF:
     "guided_adacof_k5_fast",
     family="guided",
     params=2_097_479,
-    weights=(_shipped("guided_adacof_k5_fast", 35.430, 0.9576,
-                      "recipe vfikit_guided_adacof_k5_fast, 2,400 steps from guided_adacof_k5.vfikit"),),
+    weights=(_shipped("guided_adacof_k5_fast", 35.546, 0.9581,
+                      "run E2: 17,400 steps in five runs from guided_adacof_k5.vfikit, the last mostly on clips"),),
     description="guided_adacof_k5 with its U-Net and heads at half resolution (net_downscale=2, about 4x fewer "
-                "multiply-adds; guide and sampling at full resolution), the CPU speed option (vfikit's own)",
+                "multiply-adds; guide and sampling at full resolution), the default model (vfikit's own)",
 )
 def guided_adacof_k5_fast(**kwargs) -> GuidedAdaCoF:
     """Flow-guided AdaCoF, F=5, D=1, network at half resolution."""

@@ -4,6 +4,6 @@
 explicit ``convention`` (``"official"`` or ``"clean"``) and backend choice. See docs/ops.md.
 """
 
-from vfikit.ops.functional import BACKENDS, adacof, dsepconv, resolve_backend, sepconv
+from vfikit.ops.functional import BACKENDS, adacof, backward_warp, dsepconv, resolve_backend, sepconv
 
-__all__ = ["BACKENDS", "adacof", "dsepconv", "resolve_backend", "sepconv"]
+__all__ = ["BACKENDS", "adacof", "backward_warp", "dsepconv", "resolve_backend", "sepconv"]

@@ -277,3 +277,15 @@ def sepconv(
             return reference.sepconv(*args, base)
         x, kv, kh = (a.contiguous() for a in args)
         return _SepFn.apply(x, kv, kh, base, _kernels(name))
+
+
+def backward_warp(image: torch.Tensor, flow: torch.Tensor, backend: str | None = None) -> torch.Tensor:
+    """``out(p) = image(p + flow(p))``: bilinear, borders replicated, exact gradients for both inputs.
+
+    ``image`` (B, C, H, W); ``flow`` (B, 2, H, W) as (x, y) in pixels (the order of every flow in vfikit).
+    It is :func:`adacof` with one tap of weight one in the clean convention, so a warp and a kernel tap
+    sample identically. Returns (B, C, H, W).
+    """
+    one = torch.ones_like(flow[:, :1])
+    return adacof(image, one, flow[:, 1:2].contiguous(), flow[:, :1].contiguous(), 1, convention="clean",
+                  backend=backend)

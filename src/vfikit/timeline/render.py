@@ -13,8 +13,9 @@ decides what to do:
 Model calls are batched: up to ``batch_size`` frames that share a time are stacked (for
 midpoint-only models with ``interp_many``: up to ``batch_size`` pairs that need the same set of
 times, all in one call that shares the bisection tree). The window of pending frames is flushed as
-soon as one key has a full batch (or 8 batches are pending), so memory does not grow with the
-length of the input.
+soon as one key has a full batch (or 8 batches are pending, or 64 frames per batch are held), and
+plans are made frame by frame, so memory grows neither with the length of the input nor with the
+density of the plan (a pair with more frames than that is rendered in pieces).
 
 :func:`interpolate_frames` is the public generator over float tensors (also attached to
 ``vfikit.Interpolator`` as ``frames``).
@@ -75,6 +76,31 @@ class _Slot:
     computed: bool = False
 
 
+WINDOW_FRAMES = 64  # times the batch size: the most output frames the renderer holds at once (about)
+
+
+@dataclass
+class _Window:
+    """Output frames waiting to be handed on, in order, and the model work among them."""
+
+    slots: list[_Slot] = field(default_factory=list)
+    units: list[tuple[tuple[float, ...], list[_Slot]]] = field(default_factory=list)  # (times, slots of a pair)
+    counts: dict[tuple[float, ...], int] = field(default_factory=dict)  # units per set of times
+
+    def add(self, slots: list[_Slot], units: list[tuple[tuple[float, ...], list[_Slot]]]) -> None:
+        self.slots += slots
+        for unit in units:
+            self.units.append(unit)
+            self.counts[unit[0]] = self.counts.get(unit[0], 0) + 1
+
+    def ready(self, batch_size: int, max_slots: int) -> bool:
+        """A full batch for some set of times, a bounded number of model units when sets rarely
+        repeat, or a bounded number of frames (long stretches of copies)."""
+        if len(self.slots) >= max_slots:
+            return True
+        return bool(self.units) and (max(self.counts.values()) >= batch_size or len(self.units) >= 8 * batch_size)
+
+
 def _reachable(interpolator: Any) -> Callable[[float], float]:
     fn = getattr(interpolator, "reachable_t", None)
     if fn is None:
@@ -120,6 +146,8 @@ class Renderer:
         self.share_pairs = hasattr(interpolator, "interp_many") and not getattr(interpolator, "arbitrary_t", True)
         self.stats = RenderStats()
         self.size: tuple[int, int] | None = None
+        # output frames held before they are handed on: bounds memory however dense the plan
+        self.max_window = WINDOW_FRAMES * batch_size
 
     def run(
         self, frames: Iterable[tuple], end: Fraction | Callable[[], Fraction | None] | None = None
@@ -131,9 +159,7 @@ class Renderer:
         duration only then).
         """
         planner = Planner(self.spec)
-        window: list[_Slot] = []
-        units: list[tuple[tuple[float, ...], list[_Slot]]] = []  # model work: (times, slots of one pair)
-        counts: dict[tuple[float, ...], int] = {}
+        window = _Window()
         prev: _Source | None = None
         for index, item in enumerate(frames):
             when, frame = item[0], item[1]
@@ -150,22 +176,28 @@ class Renderer:
                     self.stats.cuts.append(when)
                 elif kind is PairKind.DUPLICATE:
                     self.stats.duplicates += 1
-            slots = [self._decide(out, prev, cur, kind) for out in planner.add(when)]
-            window += slots
-            for unit in self._units([s for s in slots if s.job is not None]):
-                units.append(unit)
-                counts[unit[0]] = counts.get(unit[0], 0) + 1
+            pair: list[_Slot] = []  # the output frames between prev and cur (a very dense plan: in pieces)
+            for out in planner.add(when):
+                pair.append(self._decide(out, prev, cur, kind))
+                if len(pair) >= self.max_window:
+                    window.add(pair, self._units([s for s in pair if s.job is not None]))
+                    pair = []
+                    yield from self._flush(window)
+                    window = _Window()
+            window.add(pair, self._units([s for s in pair if s.job is not None]))
             prev = cur
-            # a full batch for some key, or a bounded window when keys rarely repeat
-            if units and (max(counts.values()) >= self.batch_size or len(units) >= 8 * self.batch_size):
-                yield from self._flush(window, units)
-                window, units, counts = [], [], {}
+            if window.ready(self.batch_size, self.max_window):
+                yield from self._flush(window)
+                window = _Window()
         if prev is None or self.stats.source_frames < 2:
             raise VfikitError(f"interpolation needs at least two frames, got {self.stats.source_frames}")
         end_time = end() if callable(end) else end
-        for out in planner.finish(end_time):
-            window.append(self._decide(out, prev, None, PairKind.MOTION))
-        yield from self._flush(window, units)
+        for out in planner.finish(end_time):  # holds: copies of the last frame
+            window.add([self._decide(out, prev, None, PairKind.MOTION)], [])
+            if len(window.slots) >= self.max_window:
+                yield from self._flush(window)
+                window = _Window()
+        yield from self._flush(window)
 
     # -- internals -------------------------------------------------------------------------
     def _check_size(self, frame: Any, index: int) -> None:
@@ -205,11 +237,9 @@ class Renderer:
             return [(tuple(s.job[2] for s in jobs), jobs)]
         return [((s.job[2],), [s]) for s in jobs]
 
-    def _flush(
-        self, window: list[_Slot], units: list[tuple[tuple[float, ...], list[_Slot]]]
-    ) -> Iterator[tuple[OutputFrame, Any]]:
+    def _flush(self, window: _Window) -> Iterator[tuple[OutputFrame, Any]]:
         groups: dict[tuple[float, ...], list[list[_Slot]]] = {}
-        for key, slots in units:
+        for key, slots in window.units:
             groups.setdefault(key, []).append(slots)
         for times, members in groups.items():
             for i in range(0, len(members), self.batch_size):
@@ -229,7 +259,7 @@ class Renderer:
                     for slots, frame in zip(chunk, self.kind.from_model(result)):
                         slots[k].frame, slots[k].job, slots[k].computed = frame, None, True
                 self.stats.interpolated += len(chunk) * len(times)
-        for slot in window:
+        for slot in window.slots:
             self.stats.output_frames += 1
             if slot.out.index < self.skip_before:
                 self.stats.skipped += 1
@@ -293,6 +323,7 @@ def interpolate_frames(
     """
     spec = TimingSpec.make(factor=factor, fps=fps)
     rate = Fraction(1) if input_fps is None else parse_rate(input_fps, what="input frame rate")
+    spec.check_density(None if input_fps is None else rate, "the input")
 
     def timed() -> Iterator[tuple[Fraction, torch.Tensor]]:
         for i, item in enumerate(frames):

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
 from vfikit.errors import VfikitError
 
 _TIMECODE = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
+MAX_DENSITY = 1024  # output frames per source frame (--factor, or --fps over the input's rate) at most
 
 
 def parse_rate(value: str | int | float | Fraction, *, what: str = "frame rate") -> Fraction:
@@ -141,6 +143,9 @@ class TimingSpec:
         if factor is not None:
             if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
                 raise VfikitError(f"--factor must be an integer >= 2, got {factor!r}")
+            if factor > MAX_DENSITY:
+                raise VfikitError(f"--factor {factor} is more than the {MAX_DENSITY} output frames per source frame "
+                                  "vfikit makes; choose a smaller factor")
             return cls(factor=factor, slowmo=slow)
         if fps is not None:
             return cls(fps=parse_rate(fps, what="target frame rate"), slowmo=slow)
@@ -150,8 +155,22 @@ class TimingSpec:
                     f"--slowmo {slowmo} is not an integer; also give --factor N or --fps F "
                     "to say how many frames to make"
                 )
-            return cls(factor=int(slow), slowmo=slow)
+            return cls.make(factor=int(slow), slowmo=slow)
         return cls(factor=2)
+
+    def check_density(self, source_rate: Fraction | None, source: str) -> None:
+        """Refuse an ``fps`` that makes more than :data:`MAX_DENSITY` output frames per source frame.
+
+        ``source_rate``: the input's (average) frame rate, None when unknown (nothing to check). A
+        target like ``--fps 1e9`` would otherwise run for days and never finish a segment.
+        """
+        if self.fps is None or not source_rate or self.fps <= source_rate * MAX_DENSITY:
+            return
+        raise VfikitError(
+            f"--fps {float(self.fps):g} makes {float(self.fps / source_rate):.0f} output frames per frame of "
+            f"{source} ({float(source_rate):g} fps); at most {MAX_DENSITY} are made, so --fps at most "
+            f"{float(source_rate * MAX_DENSITY):g} here"
+        )
 
     def describe(self) -> str:
         base = f"factor {self.factor}" if self.factor else f"{fraction_text(self.fps)} fps"
@@ -198,7 +217,9 @@ class Planner:
     """Streams output frames for a sequence of source timestamps.
 
     Call :meth:`add` with each source frame's time (strictly increasing), then :meth:`finish`.
-    Each call returns the output frames that lie before the newest source time.
+    Each call returns an iterator over the output frames that lie before the newest source time;
+    it makes them one at a time (an interval may hold millions at a dense ``fps``), and must be
+    used up before the next call.
     """
 
     def __init__(self, spec: TimingSpec) -> None:
@@ -214,13 +235,13 @@ class Planner:
     def first_time(self) -> Fraction | None:
         return self._t0
 
-    def add(self, time: Fraction) -> list[OutputFrame]:
+    def add(self, time: Fraction) -> Iterator[OutputFrame]:
         """Register source frame ``time``; returns output frames in [previous time, time)."""
         if self._t0 is None:
             self._t0 = time
             self._times = [time]
             self._count = 1
-            return []
+            return iter(())
         prev = self._times[-1]
         if time <= prev:
             raise VfikitError(f"source timestamps must increase: {float(time):.6f}s follows {float(prev):.6f}s")
@@ -230,46 +251,44 @@ class Planner:
         self._count += 1
         return out
 
-    def finish(self, end: Fraction | None = None) -> list[OutputFrame]:
+    def finish(self, end: Fraction | None = None) -> Iterator[OutputFrame]:
         """Frames from the last source frame on: up to ``end`` (exclusive, holds) or just the last frame."""
         if self._t0 is None:
-            return []
+            return iter(())
         last = self._times[-1]
         left = self._count - 1
         if end is None:
             if self.spec.factor is not None:
-                return [self._emit(last, left, Fraction(0), self._last_duration, hold=False)]
+                return iter([self._emit(last, left, Fraction(0), self._last_duration, hold=False)])
             grid = self._grid(self._next_j)
             if grid == last:
                 self._next_j += 1
-                return [self._emit(last, left, Fraction(0), 1 / self.spec.fps, hold=False)]
-            return []
+                return iter([self._emit(last, left, Fraction(0), 1 / self.spec.fps, hold=False)])
+            return iter(())
         if end <= last:
             raise VfikitError(f"end time {float(end):.6f}s is not after the last frame at {float(last):.6f}s")
-        out = self._between(last, end, left, hold=True)
-        return out
+        return self._between(last, end, left, hold=True)
 
     # -- internals -------------------------------------------------------------------------
     def _grid(self, j: int) -> Fraction:
         return self._t0 + Fraction(j) / self.spec.fps
 
-    def _between(self, start: Fraction, stop: Fraction, left: int, *, hold: bool) -> list[OutputFrame]:
+    def _between(self, start: Fraction, stop: Fraction, left: int, *, hold: bool) -> Iterator[OutputFrame]:
+        """The frames in [start, stop), made one at a time as they are asked for."""
         span = stop - start
-        out = []
         if self.spec.factor is not None:
             n = self.spec.factor
             for k in range(n):
                 t = Fraction(k, n)
                 frame_t = Fraction(0) if hold else t
-                out.append(self._emit(start + span * t, left, frame_t, span / n, hold=hold and k > 0))
-            return out
+                yield self._emit(start + span * t, left, frame_t, span / n, hold=hold and k > 0)
+            return
         step = 1 / self.spec.fps
         while (when := self._grid(self._next_j)) < stop:
+            self._next_j += 1
             if when >= start:  # always true after the first frame; kept for clarity
                 t = Fraction(0) if hold else (when - start) / span
-                out.append(self._emit(when, left, t, step, hold=hold and when > start))
-            self._next_j += 1
-        return out
+                yield self._emit(when, left, t, step, hold=hold and when > start)
 
     def _emit(self, when: Fraction, left: int, t: Fraction, duration: Fraction, *, hold: bool) -> OutputFrame:
         frame = OutputFrame(self._next_index, when, left, t, duration, hold)
@@ -286,4 +305,4 @@ def plan_times(
     out: list[OutputFrame] = []
     for when in source_times:
         out += planner.add(Fraction(when))
-    return out + planner.finish(end)
+    return out + list(planner.finish(end))

@@ -32,8 +32,9 @@ from vfikit.timeline.timing import TimingSpec, parse_rate, parse_time
 from vfikit.video.defaults import build_interpolator, describe_interpolator
 from vfikit.video.encode import CONTAINERS, EncodeOptions
 from vfikit.video.jobs import JobSettings, VideoJobResult, output_kind, run_one
-from vfikit.video.options import InterpolateOptions
+from vfikit.video.options import InterpolateOptions, require_onnx
 from vfikit.video.sources import VIDEO_SUFFIXES, note
+from vfikit.video.threads import check_error
 from vfikit.video.workspace import (
     check_output_free,
     check_replaceable,
@@ -79,6 +80,8 @@ def interpolate_video(
         if world > 1:
             note(f"rank {rank} of {world}: {len(jobs)} video(s) of this folder")
     if interpolator is None:
+        if opts.backend == "onnx":
+            require_onnx("--backend onnx")
         dev = str(resolve_device(opts.device))
         check_precision(opts.precision, dev)
         interpolator = build_interpolator(
@@ -87,7 +90,11 @@ def interpolate_video(
         )
     settings = _with_model(settings, interpolator, opts.model, opts.weights, opts.bisect_depth)
     if kind != "batch":
-        return run_one(kind, inputs, jobs[0][1], settings, interpolator)
+        try:
+            return run_one(kind, inputs, jobs[0][1], settings, interpolator)
+        except OSError as exc:  # a full disk anywhere (the job record too) is a user error, said plainly
+            check_error(exc)
+            raise
     return _run_batch(jobs, settings, interpolator)
 
 
@@ -129,7 +136,8 @@ def _job_settings(opts: InterpolateOptions) -> JobSettings:
 
 
 def _run_batch(jobs: list[tuple[Path, Path]], settings: JobSettings, interpolator: Any) -> list[VideoJobResult]:
-    """Each video of a folder in turn; one that fails is reported and the others still run."""
+    """Each video of a folder in turn; one that fails is reported and the others still run (but a full
+    disk stops the batch: the others would fail the same way; --resume continues it)."""
     results = []
     for number, (src, dst) in enumerate(jobs, 1):
         if settings.progress:
@@ -137,6 +145,7 @@ def _run_batch(jobs: list[tuple[Path, Path]], settings: JobSettings, interpolato
         try:
             results.append(run_one("video", [src], dst, settings, interpolator))
         except (VfikitError, OSError) as exc:
+            check_error(exc)
             note(f"{src.name}: error: {exc}")
             results.append(VideoJobResult(src, dst, RenderStats(), 0.0, error=str(exc)))
     failed = [r for r in results if r.error]
@@ -234,7 +243,7 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
                 "(or --resume to skip finished ones)"
             )
         for dst in taken:
-            check_replaceable(dst)
+            check_replaceable(dst, folder=dst.suffix.lower() not in CONTAINERS)
         check_writable_dir(output)
         return jobs
     out_kind = output_kind(output)
@@ -252,9 +261,12 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
         raise VfikitError("writing images to a video needs --input-fps (the frame rate of the images)")
     if kind in ("pair", "frames") and settings.spec.fps is not None and settings.input_fps is None:
         raise VfikitError("--fps with a folder of images needs --input-fps (their frame rate)")
+    folder = out_kind == "folder"
+    if folder and output.is_file():  # a file of the user's: never "already complete", never replaced
+        check_replaceable(output, folder=True)
     if settings.resume and output.exists() and not partial_dir(output).exists():
         return [(inputs[0], output)]  # already complete: _run_one reports it
-    check_output_free(output, force=settings.force, resume=settings.resume)
+    check_output_free(output, force=settings.force, resume=settings.resume, folder=folder)
     check_writable_dir(output.parent)
     return [(inputs[0], output)]
 

@@ -2,20 +2,20 @@
 
 The default is a model whose trained weights ship inside the package (``vfikit/weights/``):
 
-* on CPU, ``guided_adacof_k5`` (AdaCoF kernels placed by DIS flow; under 2 s per 640x480 frame on
-  two cores), then ``compressed_adacof_k5_d1``, then ``cdfi``;
-* on GPU, ``cdfi`` (the most accurate kernel-based model of the papers), then ``guided_adacof_k5``,
+* on CPU, ``guided_adacof_k5_fast`` (AdaCoF kernels placed by DIS flow, its network at half
+  resolution), then ``guided_adacof_k5``, then ``compressed_adacof_k5_d1``, then ``cdfi``;
+* on GPU, ``cdfi`` (the most accurate kernel-based model of the papers), then the two guided models,
   then the compressed AdaCoF.
 
-On frames whose shorter side is 720 px or more the CPU/GPU default ``guided_adacof_k5`` hands over to
-``guided_adacof_k5_fast`` (its speed option, when it ships): on full-size 720p held-out footage the default's
-weights score no better than their own DIS guide, while the speed option's gain 0.07 to 0.23 dB and run
-25% faster (docs/benchmarks.md). Smaller frames (and Middlebury, where the default is 0.10 dB ahead) keep
-``guided_adacof_k5``. The choice is per frame size, made on the whole frame before any tiling.
+``guided_adacof_k5_fast`` serves every frame size: its shipped weights (run E2, docs/weights.md) are
+ahead of ``guided_adacof_k5.vfikit`` on every part of the validation set and on Middlebury, and faster.
+The earlier rule that handed frames of 720 px and more to the fast model is gone with it.
 
-Only files present in ``vfikit/weights/`` count; ``--model`` always overrides the choice. A vfikit
-file given with ``--weights`` and no ``--model`` names its own architecture; any other weights file
-needs ``--model`` (it is refused, never ignored).
+Only files present in ``vfikit/weights/`` count; ``--model`` always overrides the choice. A model named
+without a tag (``--model guided_adacof_k5``) whose weights ship runs with them, as the README's names
+suggest; ``--allow-untrained`` keeps the untrained network. A vfikit file given with ``--weights`` and no
+``--model`` names its own architecture; any other weights file needs ``--model`` (it is refused, never
+ignored).
 
 When no weights ship (a development checkout) there is no sensible default: an untrained
 network produces garbage, so :func:`default_model` raises and asks for ``--model``.
@@ -31,11 +31,9 @@ from vfikit.runtime import packaged_weights
 
 # architectures (packaged file: ``<arch>.vfikit``) in order of preference per device type
 _PREFERENCE = {
-    "cpu": ["guided_adacof_k5", "compressed_adacof_k5_d1", "cdfi"],
-    "gpu": ["cdfi", "guided_adacof_k5", "compressed_adacof_k5_d1"],
+    "cpu": ["guided_adacof_k5_fast", "guided_adacof_k5", "compressed_adacof_k5_d1", "cdfi"],
+    "gpu": ["cdfi", "guided_adacof_k5_fast", "guided_adacof_k5", "compressed_adacof_k5_d1"],
 }
-# default architecture -> (shorter side in px from which, the architecture that serves those frames)
-LARGE_FRAMES = {"guided_adacof_k5": (720, "guided_adacof_k5_fast")}
 BACKENDS = ("torch", "onnx")
 DEFAULT_BISECT_DEPTH = 3
 
@@ -78,34 +76,29 @@ def build_interpolator(
 
     if weights is not None and not Path(weights).is_file():
         raise VfikitError(f"weights file not found: {weights}")
-    large = None  # (min side, architecture) of the default's model for large frames
     if model is None and weights is not None:
         name = weights_model(weights)
     elif model is None:  # the default's weights are a packaged file: load it by path
         arch = split_name(default_model(device))[0]
         name, weights = arch, packaged_weights(f"{arch}.vfikit")
-        if arch in LARGE_FRAMES and packaged_weights(f"{LARGE_FRAMES[arch][1]}.vfikit") is not None:
-            large = LARGE_FRAMES[arch]
     else:
         name = model
+        if weights is None and not allow_untrained and split_name(model)[1] is None:
+            weights = packaged_weights(f"{model}.vfikit")  # a bare name runs the weights that ship for it
     if backend not in BACKENDS:
         raise VfikitError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "onnx" and (not str(device).startswith("cpu") or precision not in ("fp32", "auto")):
         raise VfikitError("--backend onnx runs on the CPU in fp32 (give --device cpu, no --fp16/--bf16)")
-    nets = [create_model(name, weights=weights)]
-    if large is not None:
-        nets.append(create_model(large[1], weights=packaged_weights(f"{large[1]}.vfikit")))
+    net = create_model(name, weights=weights)
     if backend == "onnx":  # (an untrained network is refused by the Interpolator below)
         from vfikit.models.onnx_network import use_onnx_runtime
 
-        for net in nets:
-            use_onnx_runtime(net)
+        use_onnx_runtime(net)
         precision = "fp32"  # ONNX Runtime runs the network in float32
     from vfikit.inference import Interpolator
 
-    return Interpolator(nets[0], device=device, precision=precision, tile=tile, max_depth=max_depth,
-                        allow_untrained=allow_untrained,
-                        large_frames=None if large is None else (large[0], nets[1]))
+    return Interpolator(net, device=device, precision=precision, tile=tile, max_depth=max_depth,
+                        allow_untrained=allow_untrained)
 
 
 def weights_model(weights: str | Path) -> str:

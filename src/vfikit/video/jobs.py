@@ -14,7 +14,7 @@ from typing import Any
 
 from vfikit import __version__
 from vfikit.errors import VfikitError
-from vfikit.image_files import IMAGE_SUFFIXES
+from vfikit.image_files import IMAGE_SUFFIXES, check_image_depth
 from vfikit.timeline.frames import ArrayFrames
 from vfikit.timeline.render import Renderer, RenderStats
 from vfikit.timeline.scenes import SceneDetector
@@ -149,6 +149,7 @@ def run_one(kind: str, inputs: list[Path], output: Path, settings: JobSettings, 
         if settings.start is not None and info.duration is not None and settings.start >= info.duration:
             raise VfikitError(f"--start {float(settings.start):g}s lies beyond the end of {inputs[0].name} "
                               f"(it lasts {float(info.duration):.2f}s)")
+        settings.spec.check_density(info.average_rate, inputs[0].name)
         source = VideoReader(info, start=settings.start, duration=settings.duration, max_frames=settings.max_frames,
                              allow_truncated=settings.allow_truncated)
         bits, size = info.frame_bits, (info.width, info.height)
@@ -159,6 +160,7 @@ def run_one(kind: str, inputs: list[Path], output: Path, settings: JobSettings, 
             note(text)
         info = images
         rate = settings.input_fps or Fraction(1)
+        settings.spec.check_density(settings.input_fps, "the images")
         source = ImageReader(images, rate=rate, drop_alpha=settings.drop_alpha, max_frames=settings.max_frames)
         bits, size = images.bits, (images.width, images.height)
     _check_model_size(interpolator, size)
@@ -238,6 +240,7 @@ def _estimate(info: VideoInfo | ImagesInfo, settings: JobSettings, tail: bool) -
 
 
 def _run_pair_image(job: _Job) -> VideoJobResult:
+    check_image_depth(job.output, job.bits)
     renderer = _renderer(job.settings, job.interpolator, job.bits)
     frames = list(renderer.run(iter(job.source)))
     if renderer.stats.cuts:
@@ -261,8 +264,7 @@ def _run_to_folder(job: _Job) -> VideoJobResult:
     suffix = job.settings.frame_suffix or ".png"
     if suffix not in IMAGE_SUFFIXES:
         raise VfikitError(f"frames can be written as {', '.join(IMAGE_SUFFIXES)}, not {suffix}")
-    if job.bits == 16 and suffix not in (".png", ".tif", ".tiff"):
-        raise VfikitError(f"the input has more than 8 bits per channel; {suffix} would truncate them: use --ext png")
+    check_image_depth(suffix, job.bits)
     if job.kind == "video" and job.info.carried and (job.settings.audio or job.settings.subtitles):
         note(f"{len(job.info.carried)} audio/subtitle stream(s) are not written to a folder of frames")
     record = _job_record(job.settings, job.inputs, "folder", None)

@@ -6,8 +6,24 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from vfikit.errors import MissingDependencyError
 from vfikit.timeline.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
 from vfikit.video.defaults import DEFAULT_BISECT_DEPTH
+
+ONNX_HINT = 'pip install "vfikit[onnx]"'
+
+
+def require_onnx(what: str, modules: tuple[str, ...] = ("onnx", "onnxruntime")) -> None:
+    """Check up front that the ``[onnx]`` extra is installed for ``what`` (``--backend onnx``, ONNX export).
+
+    Without it, torch's exporter ends in a traceback (``OnnxExporterError``) after the model was loaded;
+    this says in one line what to install, before any work.
+    """
+    for name in modules:
+        try:
+            __import__(name)
+        except ImportError:
+            raise MissingDependencyError(f"{what} needs the {name} package (not installed): {ONNX_HINT}") from None
 
 
 @dataclass

@@ -114,6 +114,23 @@ def _fraction(value) -> Fraction | None:
     return frac if frac > 0 else None
 
 
+_DURATION_TAG = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
+
+
+def _tagged_duration(metadata: dict) -> Fraction | None:
+    """A stream's own ``DURATION`` tag (``00:00:03.003000000``), as Matroska/WebM muxers write it.
+
+    Matroska has no per-stream duration field, and with audio the container's length is the longest
+    stream's, so this tag is what tells how long the video is (and so whether a copy was cut off).
+    """
+    match = _DURATION_TAG.match(str(metadata.get("DURATION", "")).strip())
+    if match is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    value = Fraction(int(hours) * 3600 + int(minutes) * 60) + Fraction(seconds)
+    return value if value > 0 else None
+
+
 def probe_video(path: str | Path, *, drop_alpha: bool = False) -> VideoInfo:
     """Open ``path`` and describe its first video stream; raises VfikitError for unusable files."""
     av = import_av()
@@ -141,7 +158,7 @@ def probe_video(path: str | Path, *, drop_alpha: bool = False) -> VideoInfo:
             )
         tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
         rate = _fraction(stream.average_rate) or _fraction(stream.guessed_rate) or _fraction(stream.base_rate)
-        duration = Fraction(stream.duration) * tb if stream.duration else None
+        duration = Fraction(stream.duration) * tb if stream.duration else _tagged_duration(stream.metadata)
         video_duration = duration
         if duration is None and container.duration:
             duration = Fraction(container.duration, 1_000_000)

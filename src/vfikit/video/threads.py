@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vfikit.errors import VfikitError
+from vfikit.image_files import check_image_depth
 from vfikit.runtime import atomic_path
 from vfikit.timeline.render import Renderer, RenderStats
 from vfikit.timeline.timing import OutputFrame
@@ -99,13 +100,18 @@ def done_frames(folder: Path, names: Callable[[int], str]) -> int:
 
 
 def write_array_image(path: Path, frame: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8/uint16 array; PNG/TIFF keep 16 bits. Temporary name, then rename."""
+    """Write an (H, W, 3) uint8/uint16 array; PNG/TIFF keep 16 bits, other formats refuse uint16.
+    Temporary name, then rename."""
     import cv2
 
+    check_image_depth(path, 16 if frame.dtype == np.uint16 else 8)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    ok, data = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(frame[..., ::-1]), params)
+    if not ok:
+        raise VfikitError(f"cannot encode a frame as {path.suffix}")
+    # written by Python, not by cv2.imwrite: a full disk is then an OSError that says so (ENOSPC), not False
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), np.ascontiguousarray(frame[..., ::-1]), params):
-            raise OSError(f"cannot write {path} (disk full or unwritable?)")
+        tmp.write_bytes(data.tobytes())
 
 
 def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:

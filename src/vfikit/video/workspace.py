@@ -13,14 +13,18 @@ to a temporary name and renamed when complete, so a killed job leaves only whole
   otherwise it says what differs.
 * When the work is complete the result is moved into place with ``os.replace`` (atomic on one
   file system); an existing output replaced under ``--force`` disappears only at that moment.
-* A finished folder output holds ``.vfikit-output.json`` (the job record): ``--force`` replaces only
-  folders that hold it, never a folder the tool did not write (a folder of the user's photos).
+* A finished folder output holds ``.vfikit-output.json`` (the job record and, under ``files``, the
+  names of the files vfikit wrote): ``--force`` replaces only folders that hold it, never a folder the
+  tool did not write (a folder of the user's photos), and even then removes only the files it lists;
+  anything the user added there (a photo, a subfolder) is moved into the new output. A user's file
+  named like a frame (``00000009.png``) would be overwritten, so ``--force`` refuses it up front.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +32,11 @@ from typing import Any
 
 from vfikit.errors import VfikitError
 from vfikit.runtime import write_text_atomic
+from vfikit.video.sources import note
 
 JOB_FILE = "job.json"
 MANIFEST = ".vfikit-output.json"  # marks a folder written by vfikit: only such folders are replaced
+FRAME_NAME = re.compile(r"^\d{8}\.[A-Za-z]+$")  # the numbered frames of a folder output (00000000.png)
 
 
 def partial_dir(output: Path) -> Path:
@@ -61,24 +67,62 @@ def check_writable_dir(folder: Path) -> None:
         raise VfikitError(f"no permission to write into {probe}")
 
 
-def check_output_free(output: Path, *, force: bool, resume: bool) -> None:
+def check_output_free(output: Path, *, force: bool, resume: bool, folder: bool = False) -> None:
     """Refuse an existing output unless ``force``; even then, see :func:`check_replaceable`."""
+    if folder and output.exists() and not output.is_dir():
+        raise _file_in_the_way(output)  # before "pass --force": --force would not help
     if output.exists() and not force:
         hint = "it is already complete; " if resume else ""
         raise VfikitError(f"output {output} already exists; {hint}pass --force to replace it")
-    check_replaceable(output)
+    check_replaceable(output, folder=folder)
 
 
-def check_replaceable(output: Path) -> None:
+def check_replaceable(output: Path, *, folder: bool = False) -> None:
     """An existing folder is replaced only when vfikit wrote it (it holds :data:`MANIFEST`).
 
-    ``--force`` must never wipe a folder given by mistake, such as a folder of photos.
+    ``--force`` must never wipe a folder given by mistake, such as a folder of photos. A ``folder``
+    output never replaces a file (a file named without a suffix is not an earlier output).
     """
-    if output.is_dir() and not output.is_symlink() and not (output / MANIFEST).is_file():
+    if folder and output.exists() and not output.is_dir():
+        raise _file_in_the_way(output)
+    if not output.is_dir() or output.is_symlink():
+        return
+    if not (output / MANIFEST).is_file():
         raise VfikitError(
             f"{output} is a folder that vfikit did not write (it has no {MANIFEST}); "
             "it will not be replaced, even with --force: choose a new output folder"
         )
+    clash = [p.name for p in user_entries(output) if FRAME_NAME.match(p.name)]
+    if clash:
+        raise VfikitError(
+            f"{output / clash[0]} was not written by vfikit (its {MANIFEST} does not list it) but is named like "
+            "an output frame, so --force would overwrite it: move it away or choose a new output folder"
+        )
+
+
+def _file_in_the_way(output: Path) -> VfikitError:
+    return VfikitError(f"{output} is a file, and a folder of frames cannot replace it, even with --force: "
+                       "choose a new output folder")
+
+
+def written_files(folder: Path) -> set[str]:
+    """Names of the files vfikit wrote into the output ``folder``, as its :data:`MANIFEST` lists them.
+
+    Markers written before the list existed (or unreadable ones) count the numbered frames only.
+    """
+    try:
+        files = json.loads((folder / MANIFEST).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        files = None
+    if not isinstance(files, list):
+        return {p.name for p in folder.iterdir() if FRAME_NAME.match(p.name) and p.is_file()}
+    return {str(name) for name in files}
+
+
+def user_entries(folder: Path) -> list[Path]:
+    """What the user added to a vfikit output ``folder``: every entry neither listed nor the marker."""
+    ours = written_files(folder) | {MANIFEST}
+    return sorted(p for p in folder.iterdir() if p.name not in ours)
 
 
 def write_manifest(folder: Path, record: dict[str, Any]) -> None:
@@ -129,23 +173,54 @@ class Workspace:
 
         The manifest holds the job record plus ``extra`` (e.g. a note that the input was truncated).
         """
-        record = {**(_read_job(self.path) or {}), **(extra or {})}
+        files = sorted(p.name for p in self.path.iterdir() if p.name != JOB_FILE)
+        record = {**(_read_job(self.path) or {}), **(extra or {}), "files": files}
+        kept = user_entries(self.output) if self.output.is_dir() and not self.output.is_symlink() else []
+        clash = [p.name for p in kept if (self.path / p.name).exists()]
+        if clash:  # (added since the check before the job started; the finished work stays, for --resume)
+            raise VfikitError(f"{self.output / clash[0]} was not written by vfikit and a new output file has its "
+                              "name: move it away and rerun with --resume")
         write_manifest(self.path, record)
         (self.path / JOB_FILE).unlink()
         replace_into_place(self.path, self.output)
+        if kept:
+            names = ", ".join(p.name for p in kept[:3]) + (", ..." if len(kept) > 3 else "")
+            note(f"kept {len(kept)} file(s) in {self.output} that vfikit did not write: {names}")
 
 
 def replace_into_place(tmp: Path, output: Path) -> None:
-    """Move a finished file or folder to ``output``, replacing what is there only now."""
-    if output.is_dir() and not output.is_symlink():
-        old = output.with_name(f".{output.name}.vfikit-old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(output, old)
+    """Move a finished file or folder to ``output``, replacing what is there only now.
+
+    An output folder's files that vfikit did not write (see :func:`user_entries`) move into the new
+    folder; only what vfikit wrote is deleted. A file never replaces a folder holding such files.
+    """
+    if not output.is_dir() or output.is_symlink():
         os.replace(tmp, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, output)
+        return
+    check_replaceable(output)  # (a folder that appeared while the job ran is not ours either)
+    kept = user_entries(output)
+    if kept and not tmp.is_dir():
+        raise VfikitError(f"{output} holds files vfikit did not write (e.g. {kept[0].name}); "
+                          "it will not be replaced by a file: choose another output")
+    old = output.with_name(f".{output.name}.vfikit-old")
+    if old.exists():
+        _remove_written(old)
+    os.replace(output, old)
+    os.replace(tmp, output)
+    for entry in kept:
+        os.replace(old / entry.name, output / entry.name)
+    _remove_written(old)
+
+
+def _remove_written(folder: Path) -> None:
+    """Delete an old output folder that holds only what vfikit wrote. When files of the user's are still
+    in it (a replacement interrupted between its renames), nothing is deleted and an error says where."""
+    left = user_entries(folder) if (folder / MANIFEST).is_file() else sorted(folder.iterdir())
+    if not left:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    raise VfikitError(f"{folder} holds files vfikit did not write (e.g. {left[0].name}), left by an interrupted "
+                      "replacement: move them where they belong and delete the folder")
 
 
 def _read_job(path: Path) -> dict[str, Any] | None:

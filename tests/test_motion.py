@@ -1,0 +1,127 @@
+"""The motion refiner at t: it starts exactly at the guide, takes any t, learns, saves and loads, and its loss
+counts only the pixels it should."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vfikit.errors import VfikitError
+from vfikit.hub import create_model, save_vfikit
+from vfikit.models.motion import MotionRefiner
+
+
+def _frames(h: int = 64, w: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // 4 + 4, w // 4 + 4, generator=g)
+    big = torch.nn.functional.interpolate(coarse, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    return big[..., 8 : 8 + h, 8 : 8 + w].contiguous(), big[..., 5 : 5 + h, 11 : 11 + w].contiguous()
+
+
+def _pair_of_models(**args):
+    torch.manual_seed(0)
+    plain = create_model("guided_adacof_k5", **args).eval()
+    refined = create_model("guided_adacof_k5", motion={}, **args).eval()
+    assert refined.warm_start(plain)  # the same network; the refiner keeps its zero start
+    return plain, refined
+
+
+def test_an_untrained_refiner_returns_the_guide_exactly():
+    refiner = MotionRefiner()
+    x0, x1 = _frames()
+    g = torch.Generator().manual_seed(1)
+    f0, f1, logit = (torch.randn(2, c, 64, 96, generator=g) * 3 for c in (2, 2, 1))
+    out = refiner(x0.expand(2, -1, -1, -1), x1.expand(2, -1, -1, -1), f0, f1, logit, torch.tensor([0.3, 0.5]))
+    assert torch.equal(out[0], f0) and torch.equal(out[1], f1) and torch.equal(out[2], logit)
+
+
+def test_a_guided_model_with_an_untrained_refiner_computes_what_it_computes_without():
+    plain, refined = _pair_of_models()
+    x0, x1 = _frames()
+    with torch.no_grad():
+        a, aux_a = plain(x0, x1, return_aux=True)
+        b, aux_b = refined(x0, x1, return_aux=True)
+        fused = refined(x0, x1)  # the inference path
+    assert torch.equal(aux_a["flow_t0"], aux_b["flow_t0"]) and torch.equal(aux_a["flow_t1"], aux_b["flow_t1"])
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)  # the blend weight goes through logit and sigmoid
+    torch.testing.assert_close(fused, b, atol=1e-4, rtol=0)
+    assert refined.model_args["motion"] == {"levels": [8, 4, 2], "widths": [64, 48, 32], "depth": 3}
+
+
+def test_the_refiner_changes_the_flows_with_t_and_learns_from_the_motion_loss():
+    from vfikit.losses import LossInputs, MotionTerm
+
+    _, model = _pair_of_models(time_input=False)
+    model.train()
+    x0, x1 = _frames()
+    torch.manual_seed(2)
+    for block in model.motion.blocks:  # a refiner that has learned something
+        torch.nn.init.normal_(block.out.weight, std=0.01)
+    with torch.no_grad():
+        f_a = model.motion(x0, x1, torch.zeros(1, 2, 64, 96), torch.zeros(1, 2, 64, 96), torch.zeros(1, 1, 64, 96),
+                           torch.tensor([0.25]))[0]
+        f_b = model.motion(x0, x1, torch.zeros(1, 2, 64, 96), torch.zeros(1, 2, 64, 96), torch.zeros(1, 1, 64, 96),
+                           torch.tensor([0.75]))[0]
+    assert (f_a - f_b).abs().max() > 1e-4  # t is an input: any t
+    motion = torch.zeros(1, 6, 64, 96)
+    motion[:, 0], motion[:, 1], motion[:, 2], motion[:, 3] = 3.0, -1.0, -3.0, 1.0
+    motion[:, 4:] = 1.0
+    pred, aux = model(x0, x1, return_aux=True)
+    inputs = LossInputs(pred=pred, target=x0, frame0=x0, frame1=x1, aux=aux, motion=motion,
+                        motion_known=torch.tensor([True]))
+    loss = MotionTerm()(inputs)
+    loss.backward()
+    grads = [p.grad for p in model.motion.parameters()]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in model.guide.parameters())
+
+
+def test_a_model_with_a_refiner_saves_and_loads_through_its_file(tmp_path):
+    _, model = _pair_of_models()
+    with torch.no_grad():
+        model.motion.blocks[0].out.bias.fill_(0.5)
+    path = tmp_path / "m.vfikit"
+    save_vfikit(model, path, {"note": "test"}, arch="guided_adacof_k5")
+    loaded = create_model("guided_adacof_k5", weights=path)
+    assert loaded.motion is not None and loaded.model_args["motion"] == model.model_args["motion"]
+    assert torch.equal(loaded.motion.blocks[0].out.bias, model.motion.blocks[0].out.bias)
+
+
+def test_bad_refiner_settings_are_refused_clearly():
+    with pytest.raises(VfikitError, match="coarse to fine"):
+        MotionRefiner(levels=(2, 4), widths=(8, 8))
+    with pytest.raises(VfikitError, match="equally long"):
+        MotionRefiner(levels=(8, 4), widths=(8,))
+    with pytest.raises(VfikitError, match="do not fit"):
+        create_model("guided_adacof_k5", motion={"layers": 3})
+    with pytest.raises(VfikitError, match="divisible by 16"):
+        MotionRefiner()(*(torch.zeros(1, c, 20, 20) for c in (3, 3, 2, 2, 1)), torch.tensor([0.5]))
+
+
+def test_motion_loss_counts_visible_pixels_of_exact_motion_and_only_better_teacher_pixels():
+    from vfikit.losses import LossInputs, MotionTerm
+
+    x0, x1 = _frames()
+    target = x0  # frame0 is the target itself: flow t->0 is zero
+    flow0, flow1 = torch.zeros(1, 2, 64, 96), torch.zeros(1, 2, 64, 96)
+    flow1[:, 0], flow1[:, 1] = -3.0, 3.0  # x1 = big[5:, 11:] = x0 moved: target(p) = x1(p + (-3, 3))
+    aux = {"flow_t0": flow0, "flow_t1": flow1, "blend0": torch.full((1, 1, 64, 96), 0.5)}
+    exact = torch.cat([flow0, flow1, torch.ones(1, 2, 64, 96)], 1)
+    term = MotionTerm(blend=0.0)
+
+    def value(motion, known, flows=None):
+        a = dict(aux, **(flows or {}))
+        return float(term(LossInputs(pred=target, target=target, frame0=x0, frame1=x1, aux=a, motion=motion,
+                                     motion_known=torch.tensor([known]))))
+
+    assert value(exact, True) < 0.01  # at the exact motion: only Charbonnier's epsilon
+    wrong = {"flow_t1": torch.zeros(1, 2, 64, 96)}
+    assert value(exact, True, wrong) > 3.0  # 3 px off in x and y
+    hidden = exact.clone()
+    hidden[:, 5] = 0  # frame1 sees nothing: its flow error does not count
+    assert value(hidden, True, wrong) < 0.01
+    # no exact motion: the DIS teacher counts where it warps better than the model's flow
+    assert value(None, False) < 0.05  # the model's flows are right: the teacher is rarely better
+    assert value(None, False, wrong) > 2.0
+    with pytest.raises(VfikitError, match="aux flows"):
+        term(LossInputs(pred=target, target=target, frame0=x0, frame1=x1, aux={}))
