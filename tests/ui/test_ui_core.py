@@ -132,7 +132,7 @@ def test_plan_says_what_a_run_will_make_before_it_starts(tmp_path: Path, clip: P
 
 def test_model_menu_puts_the_default_first_then_weight_free_models() -> None:
     choices = model_choices("cpu")
-    assert choices[0].name is None and choices[0].label.startswith("guided_adacof_k5 (default")
+    assert choices[0].name is None and choices[0].label.startswith("guided_adacof_k5_fast (default")
     names = [c.name for c in choices]
     assert "overlay" in names and "flow_dis" in names
     assert all(c.trained for c in choices if c.name is None)

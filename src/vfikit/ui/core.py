@@ -36,8 +36,10 @@ DEFAULT_PAIR_FPS = "2"  # two images become a clip: the time between them is 1/2
 # -- models ----------------------------------------------------------------------------------
 # What each model is for, in one line (the menu's legend); others show their catalog description.
 PURPOSES = {
-    "guided_adacof_k5": "the best quality here (vfikit's own training); about 1 s per 640x480 frame on 2 CPU cores",
-    "guided_adacof_k5_fast": "the default at half the network's resolution: about 1.2x faster, a little softer",
+    "guided_adacof_k5_fast": "vfikit's own trained model: the best quality here, and the quicker of the two "
+                             "trained ones",
+    "guided_adacof_k5": "the earlier trained model, its network at full resolution: slower and a little behind "
+                        "guided_adacof_k5_fast",
     "flow_dis": "classical optical flow, no training: fast; good on slow, smooth motion, tears on fast motion",
     "overlay": "a cross-fade of the two frames, no model: the baseline to compare the others against",
 }
