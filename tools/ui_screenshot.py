@@ -60,7 +60,7 @@ def main() -> None:
             page.wait_for_function("document.querySelectorAll('#vfikit-preview img').length == 2")
             page.click("#vfikit-run")
             page.wait_for_selector("#vfikit-progress [data-state=done]")
-            page.wait_for_selector("#vfikit-download a[href]")
+            page.wait_for_selector("#vfikit-download", state="visible")
             page.wait_for_timeout(1000)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.out), full_page=True)

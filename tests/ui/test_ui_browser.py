@@ -1,6 +1,7 @@
 """`vfikit ui` in a real browser (Debian's chromium driven by Playwright; no browser download).
 
-One server (started as ``python -m vfikit ui``, as a user would) serves every test of this module.
+One server (started as ``python -m vfikit ui --keep-jobs 1``, as a user would) serves every test of this
+module; each job's result replaces the previous one's, so pruning is tried as a side effect.
 Skipped with the reason when Gradio, Playwright or chromium is missing. Set VFIKIT_UI_SCREENSHOTS to a
 folder to keep the screenshots (they always go to the test's tmp folder).
 """
@@ -16,7 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +45,8 @@ class Server:
 
     def __init__(self) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-        self.process = subprocess.Popen([sys.executable, "-m", "vfikit", "ui"], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=env)
+        command = [sys.executable, "-m", "vfikit", "ui", "--keep-jobs", "1"]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
         self.errors: list[str] = []
         threading.Thread(target=self._read, args=(self.process.stderr, self.errors), daemon=True).start()
@@ -83,6 +86,7 @@ def server() -> Iterator[Server]:
     assert srv.stop() == 0, "".join(srv.errors)
     assert not srv.folder.exists(), "the private upload folder must be deleted on exit"
     assert "Traceback" not in "".join(srv.errors), "".join(srv.errors)
+    assert "leaked semaphore" not in "".join(srv.errors), "".join(srv.errors)  # a cancelled job cleans up
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +101,18 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def page(browser, server: Server):
-    context = browser.new_context(viewport={"width": 1200, "height": 1500})
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    page = open_page(context, server)
+    yield page
+    context.close()
+
+
+def open_page(context, server: Server):
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(server.url)
     page.wait_for_selector("#vfikit-upload input[type=file]", state="attached")
-    yield page
-    context.close()
+    return page
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +121,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     a, b = write_pair(folder)
     bad = folder / "broken.mp4"
     bad.write_bytes(b"\x00this is not a video" * 64)
-    return {"clip": write_clip(folder / "clip.mp4"), "a": a, "b": b, "bad": bad}
+    slow = write_clip(folder / "slow.mp4", n=24, width=640, height=360)  # 8x: seconds of work even for flow_dis
+    return {"clip": write_clip(folder / "clip.mp4"), "slow": slow, "a": a, "b": b, "bad": bad}
 
 
 def shoot(page, name: str, tmp_path: Path) -> None:
@@ -140,74 +150,142 @@ def wait_state(page, states: str) -> str:
     return page.get_attribute("#vfikit-progress [data-state]", "data-state")
 
 
-def fetch_result(page, folder: Path) -> Path:
-    """Download the result through the page's download link."""
-    href = page.locator("#vfikit-download a[href]").first.get_attribute("href")
-    path = folder / "downloaded.mp4"
-    with urllib.request.urlopen(href, timeout=30) as response:  # the server is on 127.0.0.1
-        path.write_bytes(response.read())
-    return path
+def download(page, folder: Path) -> tuple[Path, str]:
+    """Click the page's download button; the file (under the name the browser was given) and its URL."""
+    with page.expect_download() as info:
+        page.click("#vfikit-download")
+    path = folder / info.value.suggested_filename
+    info.value.save_as(path)
+    return path, info.value.url
 
 
-def test_video_preview_run_and_download(page, inputs, tmp_path: Path) -> None:
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # the server is on 127.0.0.1
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def text(page, selector: str) -> str:
+    return page.inner_text(selector).strip()
+
+
+def wait_text(page, selector: str, part: str) -> None:
+    page.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)", arg=[selector, part])
+
+
+def test_video_form_says_what_run_will_do_then_runs(page, inputs, tmp_path: Path) -> None:
+    assert page.is_disabled("#vfikit-cancel")  # no job yet: nothing to cancel
+    assert not page.is_visible("#vfikit-target-value") and not page.is_visible("#vfikit-pair-fps")
+    assert len(text(page, "#vfikit-models").splitlines()) >= 4  # one line per model
+    assert "Use via API" not in page.inner_text("body")
     upload(page, inputs["clip"])
-    page.wait_for_function("document.querySelector('#vfikit-info').innerText.includes('12 frames')")
+    wait_text(page, "#vfikit-plan", "12 fps, 12 frames \u2192 24 fps, 24 frames, 1.00 s; press Preview")
+    assert not page.is_visible("#vfikit-pair-fps")  # only for two images
     choose_model(page, "flow_dis (no weights)")
     page.click("#vfikit-preview-button")
     page.wait_for_function("document.querySelectorAll('#vfikit-preview img').length == 2")
     assert "flow_dis" in page.inner_text("#vfikit-preview-caption")
+    wait_text(page, "#vfikit-plan", "here")  # the estimate from the preview's time
+    page.get_by_label("slow motion").check()
+    page.locator("#vfikit-target-value textarea, #vfikit-target-value input").first.fill("2.5")
+    wait_text(page, "#vfikit-plan", "how many times slower")
+    assert "24000/1001" not in text(page, "#vfikit-plan")
+    page.get_by_label("2x").check()
+    page.wait_for_selector("#vfikit-target-value", state="hidden")
     page.click("#vfikit-run")
     assert wait_state(page, "done failed cancelled") == "done", page.inner_text("#vfikit-progress")
     assert "12 source frames -> 24 output frames" in page.inner_text("#vfikit-progress")
     page.wait_for_selector("#vfikit-result video")
+    page.wait_for_function("document.querySelector('#vfikit-cancel button, button#vfikit-cancel').disabled")
     shoot(page, "ui-video.png", tmp_path)
-    assert video_facts(fetch_result(page, tmp_path)) == (24, pytest.approx(1.0))  # 12 frames at 12 fps, 2x
-    assert page.inner_text("#vfikit-error").strip() == ""
+    path, _ = download(page, tmp_path)
+    assert path.name == "clip-2x.mp4"  # named after the input and the target
+    assert video_facts(path) == (24, pytest.approx(1.0))  # 12 frames at 12 fps, 2x
+    assert text(page, "#vfikit-error") == ""
 
 
-def test_image_pair_preview_and_4x(page, inputs, tmp_path: Path) -> None:
+def test_image_pair_gives_png_frames_and_a_loop(page, inputs, tmp_path: Path) -> None:
+    from PIL import Image
+
     upload(page, inputs["b"], inputs["a"])
-    page.wait_for_function("document.querySelector('#vfikit-info').innerText.includes('two images')")
-    assert "a.png then b.png" in page.inner_text("#vfikit-info")
+    wait_text(page, "#vfikit-info", "a.png then b.png")
+    page.wait_for_selector("#vfikit-pair-fps", state="visible")  # only for two images
     choose_model(page, "overlay (no weights)")
-    page.click("#vfikit-preview-button")
-    page.wait_for_function("document.querySelectorAll('#vfikit-preview img').length == 2")
     page.get_by_label("4x").check()
+    wait_text(page, "#vfikit-plan", "3 in-between frame(s), a zip of PNGs")
     page.click("#vfikit-run")
     assert wait_state(page, "done failed cancelled") == "done", page.inner_text("#vfikit-progress")
-    page.wait_for_selector("#vfikit-download a[href]")
+    page.wait_for_selector("#vfikit-animation img")
+    wait_text(page, "#vfikit-download", "in-between frames as PNG")
     shoot(page, "ui-pair.png", tmp_path)
-    # two images 1/2 s apart (2 fps), 4x: 5 frames at 8 fps
-    assert video_facts(fetch_result(page, tmp_path)) == (5, pytest.approx(5 / 8))
+    zipped, zip_url = download(page, tmp_path)
+    assert zipped.name == "a-b-4x.zip"
+    with zipfile.ZipFile(zipped) as archive:
+        assert archive.namelist() == ["a-b-4x-1.png", "a-b-4x-2.png", "a-b-4x-3.png"]
+    loop = tmp_path / "loop.png"
+    with urllib.request.urlopen(page.get_attribute("#vfikit-animation img", "src"), timeout=30) as response:
+        loop.write_bytes(response.read())
+    with Image.open(loop) as animation:
+        assert animation.n_frames == 8  # a, 3 frames, b, and back
+    assert http_status(zip_url) == 200
+    page.get_by_label("2x").check()
+    page.click("#vfikit-run")
+    wait_text(page, "#vfikit-download", "a-b-2x.png")
+    single, _ = download(page, tmp_path)
+    assert single.name == "a-b-2x.png" and Image.open(single).size == (64, 48)
+    assert http_status(zip_url) in (403, 404)  # --keep-jobs 1: the older result is gone, Gradio's copy too
 
 
-def test_corrupt_file_shows_the_cli_message(page, inputs, tmp_path: Path) -> None:
+def test_refused_upload_then_run_then_a_new_upload_replaces_it(page, inputs, tmp_path: Path) -> None:
     upload(page, inputs["bad"])
     # Gradio overlays its timer ("processing | 0.1/0.1s") on the element while the event finishes: wait it out
     page.wait_for_function("(() => { const t = document.querySelector('#vfikit-error').innerText;"
                            " return t.includes('broken.mp4') && !/processing \\| [0-9.]+/.test(t); })()")
-    text = page.inner_text("#vfikit-error")
-    assert text.startswith("cannot read broken.mp4 as a video"), text
-    assert "Traceback" not in text and "vfikit-ui-" not in text  # no stack trace, no private path
+    message = text(page, "#vfikit-error")
+    assert message.startswith("cannot read broken.mp4 as a video"), message
+    assert "Traceback" not in message and "vfikit-ui-" not in message and "Errno" not in message
     shoot(page, "ui-error.png", tmp_path)
-    page.click("#vfikit-run")  # nothing valid was uploaded: a message, not a job
-    page.wait_for_function("document.querySelector('#vfikit-error').innerText.includes('first')")
+    page.click("#vfikit-run")  # nothing valid was uploaded: a message saying what to do, not a job
+    wait_text(page, "#vfikit-error", "Nothing to run yet: drop a video, or two images")
+    upload(page, inputs["clip"])  # replaces the refused file instead of adding to it
+    wait_text(page, "#vfikit-info", "12 frames")
+    page.wait_for_function("document.querySelector('#vfikit-error').innerText.trim() == ''")
+    assert page.locator("#vfikit-upload").inner_text().count(".mp4") == 1
 
 
-def test_reload_picks_up_the_running_job_and_cancel_stops_one(page, inputs, tmp_path: Path) -> None:
+def test_reload_restores_the_job_and_cancel_works_queued_and_running(browser, server, page, inputs) -> None:
     upload(page, inputs["clip"])
-    page.wait_for_function("document.querySelector('#vfikit-info').innerText.includes('12 frames')")
+    wait_text(page, "#vfikit-info", "12 frames")
     choose_model(page, "flow_dis (no weights)")
     page.get_by_label("8x").check()
     page.click("#vfikit-run")
     wait_state(page, "queued running")
-    page.reload()  # the job lives on the server: the fresh page finds it and shows its result
+    page.reload()  # the job lives on the server: the fresh page finds it, with its input, model and target
+    wait_text(page, "#vfikit-progress", "clip.mp4 \u2192 8x with flow_dis")
+    page.wait_for_function("document.querySelector('#vfikit-model input').value.startsWith('flow_dis')")
+    assert page.get_by_label("8x").is_checked()
     assert wait_state(page, "done failed cancelled") == "done", page.inner_text("#vfikit-progress")
     assert "96 output frames" in page.inner_text("#vfikit-progress")
-    page.wait_for_selector("#vfikit-download a[href]")
-    upload(page, inputs["clip"])
-    page.wait_for_function("document.querySelector('#vfikit-info').innerText.includes('12 frames')")
-    page.click("#vfikit-run")
-    wait_state(page, "queued running")
+    upload(page, inputs["slow"])
+    wait_text(page, "#vfikit-info", "24 frames")
+    page.click("#vfikit-run")  # a long job (flow_dis and 8x are still chosen) ...
+    wait_state(page, "running")
+    page.click("#vfikit-run")  # ... and one queued behind it
+    wait_text(page, "#vfikit-progress", "queued: 1 job(s) ahead")  # the running job counts
     page.click("#vfikit-cancel")
-    assert wait_state(page, "done failed cancelled") == "cancelled"
+    assert wait_state(page, "done failed cancelled") == "cancelled"  # the queued job, at once
+    other = open_page(page.context.browser.new_context(), server)  # a new tab shows the running job
+    other.wait_for_function("Number(document.querySelector('#vfikit-progress [data-done]')?.dataset.done) > 0")
+    other.click("#vfikit-cancel")  # once frames come out (the module's teardown checks nothing leaked)
+    assert wait_state(other, "done failed cancelled") == "cancelled"
+    other.context.close()
+
+
+def test_phone_width_has_no_sideways_scrolling(browser, server) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    phone = open_page(context, server)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert phone.is_visible("#vfikit-run")
+    context.close()

@@ -23,13 +23,13 @@ def frames(n: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
     return out
 
 
-def write_clip(path: Path, n: int = 12, fps: int = 12) -> Path:
+def write_clip(path: Path, n: int = 12, fps: int = 12, width: int = 64, height: int = 48) -> Path:
     """An H.264 clip of ``n`` frames at ``fps``."""
     container = av.open(str(path), "w")
     stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.options = {"crf": "10", "preset": "ultrafast"}
-    for frame in frames(n):
+    for frame in frames(n, width, height):
         container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
     container.mux(stream.encode())
     container.close()

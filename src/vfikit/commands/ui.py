@@ -88,7 +88,8 @@ def _serve(args: argparse.Namespace, root: Path) -> int:
     try:
         demo.queue(default_concurrency_limit=1)
         demo.launch(server_name=args.host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False,
-                    max_file_size=max_bytes, inbrowser=args.open, ssr_mode=False, css=CSS)
+                    max_file_size=max_bytes, inbrowser=args.open, ssr_mode=False, css=CSS,
+                    footer_links=["gradio", "settings"])  # no "Use via API": the page offers no API
     except OSError as exc:
         manager.close()
         raise VfikitError(f"cannot listen on {args.host}:{port}: {exc}") from None

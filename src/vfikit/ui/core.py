@@ -8,7 +8,9 @@ into a private folder under names chosen here: a name sent by the browser is sho
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -32,6 +34,17 @@ DEFAULT_PAIR_FPS = "2"  # two images become a clip: the time between them is 1/2
 
 
 # -- models ----------------------------------------------------------------------------------
+# What each model is for, in one line (the menu's legend); others show their catalog description.
+PURPOSES = {
+    "guided_adacof_k5_fast": "vfikit's own trained model: the best quality here, and the quicker of the two "
+                             "trained ones",
+    "guided_adacof_k5": "the earlier trained model, its network at full resolution: slower and a little behind "
+                        "guided_adacof_k5_fast",
+    "flow_dis": "classical optical flow, no training: fast; good on slow, smooth motion, tears on fast motion",
+    "overlay": "a cross-fade of the two frames, no model: the baseline to compare the others against",
+}
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     """One entry of the model menu; ``name`` None means the default model (as the CLI without --model)."""
@@ -39,6 +52,7 @@ class ModelChoice:
     label: str
     name: str | None
     trained: bool
+    purpose: str = ""
 
 
 def model_choices(device: str = "cpu") -> list[ModelChoice]:
@@ -51,23 +65,32 @@ def model_choices(device: str = "cpu") -> list[ModelChoice]:
     from vfikit.runtime import packaged_weights
     from vfikit.video.defaults import default_model
 
+    def purpose(name: str) -> str:
+        arch = split_name(name)[0]
+        return PURPOSES.get(Path(arch).stem if arch.endswith(".vfikit") else arch, get_entry(arch).description)
+
     choices = []
     try:
         default = default_model(device)
     except VfikitError:  # a development checkout without packaged weights
         default = None
     if default is not None:
-        choices.append(ModelChoice(f"{split_name(default)[0]} (default, trained)", None, True))
+        choices.append(ModelChoice(f"{split_name(default)[0]} (default, trained)", None, True, purpose(default)))
     for name in list_models(pretrained=True):
         arch, tag = split_name(name)
         spec = get_entry(arch).weights[tag or ""]
         if name == default or not spec.filename or packaged_weights(spec.filename) is None:
             continue
-        choices.append(ModelChoice(f"{name} (trained)", name, True))
+        choices.append(ModelChoice(f"{name} (trained)", name, True, purpose(name)))
     for arch in list_models():
         if get_entry(arch).family == "classical":
-            choices.append(ModelChoice(f"{arch} (no weights)", arch, False))
+            choices.append(ModelChoice(f"{arch} (no weights)", arch, False, purpose(arch)))
     return choices
+
+
+def model_legend(choices: Sequence[ModelChoice]) -> str:
+    """One Markdown line per model: its menu name and what it is for."""
+    return "\n".join(f"- **{c.label.split(' (')[0]}**: {c.purpose}" for c in choices)
 
 
 def find_choice(label: str | None, choices: Sequence[ModelChoice]) -> ModelChoice:
@@ -116,11 +139,18 @@ class StagedInput:
             parts.append(f"{self.duration:.2f} s")
         return ", ".join(parts)
 
+    @property
+    def stem(self) -> str:
+        """The start of download names: the video's name, or both images' names, without suffixes."""
+        stems = [Path(name).stem for name in self.names]
+        text = "-".join(stems) if self.kind == "pair" else stems[0]
+        return re.sub(r"[^\w.-]+", "_", text).strip("._") or "result"
+
     def clean(self, message: str) -> str:
-        """``message`` with the private paths replaced by the uploaded names."""
+        """``message`` with the private paths replaced by the uploaded names (and no raw ``[Errno N]``)."""
         for path, name in zip(self.paths, self.names):
             message = message.replace(str(path), name).replace(path.name, name)
-        return message.replace(str(self.folder), "upload")
+        return clean_message(message.replace(str(self.folder), "upload"))
 
     def copy_to(self, folder: Path) -> StagedInput:
         """The same input in another private folder (hard links where possible)."""
@@ -134,6 +164,11 @@ class StagedInput:
     def remove(self) -> None:
         """Delete the private copy."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def clean_message(message: str) -> str:
+    """A library message without the operating system's error numbers (``[Errno 1094995529] ``)."""
+    return re.sub(r"\[Errno -?\d+\]\s*", "", message)
 
 
 def _link_or_copy(src: Path, dst: Path) -> Path:
@@ -238,7 +273,7 @@ def _probe(staged: StagedInput) -> StagedInput:
 # -- timing ----------------------------------------------------------------------------------
 def timing_kwargs(target: str, value: str | float | None = None) -> dict[str, Any]:
     """``interpolate_video`` timing arguments for a page choice: ``2x``/``4x``/``8x``, ``frame rate``
-    (value: e.g. ``60`` or ``24000/1001``) or ``slow motion`` (value: the slow-down factor).
+    (value: e.g. ``60`` or ``24000/1001``) or ``slow motion`` (value: how many times slower, a whole number).
 
     Checked with the CLI's own rules (``TimingSpec.make``), so the messages match.
     """
@@ -252,13 +287,82 @@ def timing_kwargs(target: str, value: str | float | None = None) -> dict[str, An
             raise VfikitError("enter the target frame rate, e.g. 60, 25 or 24000/1001")
         kwargs = {"fps": text}
     elif target == "slow motion":
-        if not text:
-            raise VfikitError("enter the slow-motion factor, e.g. 4")
-        kwargs = {"slowmo": text}
+        kwargs = {"slowmo": str(slowmo_factor(text))}
     else:
         raise VfikitError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     TimingSpec.make(**kwargs)
     return kwargs
+
+
+def slowmo_factor(text: str) -> int:
+    """The slow-motion field: how many times slower, a whole number from 2."""
+    hint = "enter how many times slower, a whole number such as 2, 4 or 8"
+    if not text:
+        raise VfikitError(f"slow motion: {hint}")
+    if not re.fullmatch(r"\d+", text) or int(text) < 2:
+        raise VfikitError(f"invalid slow-motion factor {text!r}: {hint}")
+    return int(text)
+
+
+def target_suffix(timing: dict[str, Any]) -> str:
+    """The target in download names: ``2x``, ``60fps``, ``23.976fps``, ``slowmo4``."""
+    if "factor" in timing:
+        return f"{timing['factor']}x"
+    from vfikit.timeline.timing import parse_rate
+
+    if "slowmo" in timing:
+        return f"slowmo{timing['slowmo']}"
+    rate = parse_rate(timing["fps"])
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".") + "fps"
+
+
+def plan_text(staged: StagedInput, timing: dict[str, Any], pair_fps: str, seconds_per_frame: float | None) -> str:
+    """What a run will make, before it starts: frames and rates in and out, and a time estimate.
+
+    ``seconds_per_frame``: the model's time for one frame of this input (from a preview), or None.
+    """
+    from vfikit.timeline.timing import TimingSpec, parse_rate
+
+    spec = TimingSpec.make(**timing)
+    if staged.kind == "pair":
+        rate = parse_rate(pair_fps or DEFAULT_PAIR_FPS, what="frame rate of the two images")
+        count = spec.estimate_count(2, 1 / rate, tail=False) or 2
+        made = max(0, count - 2) if spec.factor else max(0, count - 1)
+        if not made:
+            return f"no frame falls between two images {fraction_seconds(1 / rate)} apart at this target"
+        what = "a PNG" if made == 1 else "a zip of PNGs"
+        text = f"two images {fraction_seconds(1 / rate)} apart: {made} in-between frame(s), {what}"
+    else:
+        rate, frames = staged.fps, staged.frames or 0
+        span = Fraction(staged.duration).limit_denominator(10**6) if staged.duration else None
+        count = spec.estimate_count(frames, span, tail=True) if frames else None
+        out_rate = spec.output_rate(rate)
+        if not (rate and count and out_rate):
+            return "the output's length is unknown until the run (the video does not say its frame count)"
+        made = max(0, count - frames) if spec.factor else count
+        text = (f"{rate_text(rate)} fps, {frames} frames \u2192 {rate_text(out_rate)} fps, {count} frames, "
+                f"{float(count / out_rate):.2f} s")
+    if seconds_per_frame is None:
+        return text + "; press Preview to estimate the time"
+    return text + f"; about {estimate_text(made * seconds_per_frame)} here"
+
+
+def rate_text(rate: Fraction) -> str:
+    """``25``, ``29.97``."""
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".")
+
+
+def fraction_seconds(seconds: Fraction) -> str:
+    """``0.5 s``."""
+    return f"{float(seconds):.3g} s"
+
+
+def estimate_text(seconds: float) -> str:
+    """A rough duration: ``5 s``, ``40 s``, ``3 min``, ``2 h 10 min``."""
+    if seconds < 60:
+        return f"{max(1, math.ceil(seconds))} s"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
 
 
 # -- preview ---------------------------------------------------------------------------------
@@ -326,9 +430,9 @@ class Previewer:
         with self._lock:
             try:
                 a, b = read_pair(staged, index)
-                began = time.perf_counter()
                 interp = self.interpolator(name)
                 f0, f1 = _to_tensor(a), _to_tensor(b)
+                began = time.perf_counter()  # the model's time for one frame, without loading it
                 middle = interp(f0, f1, 0.5)
                 seconds = time.perf_counter() - began
             except VfikitError as exc:

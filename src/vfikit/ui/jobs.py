@@ -20,17 +20,17 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vfikit.errors import VfikitError
-from vfikit.ui.core import DEFAULT_PAIR_FPS, StagedInput
+from vfikit.ui.core import DEFAULT_PAIR_FPS, StagedInput, target_suffix
 from vfikit.video.options import InterpolateOptions
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
-OUTPUT_NAME = "result.mp4"  # H.264 in MP4: plays in every browser
 
 # tqdm's line: "name:  50%|#####     | 6/12 [00:01<00:01,  5.00frame/s]" (no total: "name: 6frame [00:01, ...]")
 _BAR = re.compile(r"(?:\|\s*(\d+)/(\d+)|:\s*(\d+)frames?)\s*\[")
@@ -39,7 +39,10 @@ _NOTE = "vfikit: note: "
 
 @dataclass
 class JobRequest:
-    """What to run: the input, the model (None: the default) and ``interpolate_video`` timing arguments."""
+    """What to run: the input, the model (None: the default) and ``interpolate_video`` timing arguments.
+
+    ``target``/``target_value``: the page's choice as shown (to put it back after a reload).
+    """
 
     input: StagedInput
     model: str | None
@@ -47,10 +50,21 @@ class JobRequest:
     timing: dict[str, Any]
     scene_detect: bool = True
     pair_fps: str = DEFAULT_PAIR_FPS
+    target: str = "2x"
+    target_value: str = ""
 
     def source(self) -> str | list[str]:
         """The input as :func:`vfikit.interpolate_video` takes it: a video path or the image paths."""
         return str(self.input.paths[0]) if self.input.kind == "video" else [str(p) for p in self.input.paths]
+
+    def download_name(self) -> str:
+        """The result's name without suffix, after the input: ``car-turn-2x``, ``a-b-4x``."""
+        return f"{self.input.stem}-{target_suffix(self.timing)}"
+
+    def describe(self) -> str:
+        """One line: input, target, model."""
+        target = self.target + (f" {self.target_value}" if self.target_value else "")
+        return f"{', '.join(self.input.names)} \u2192 {target} with {self.model_label}"
 
     def options(self) -> InterpolateOptions:
         """The job's options: the CLI's defaults, with this request's model and timing."""
@@ -76,9 +90,16 @@ class JobStatus:
     total: int | None
     eta: float | None  # seconds, once frames are coming out
     elapsed: float
-    ahead: int  # queued jobs before this one
+    ahead: int  # jobs before this one: the running one and those queued earlier
     message: str  # the error, or the summary line
-    output: Path | None
+    output: Path | None  # the download: an MP4, or for two images a PNG or a zip of PNGs
+    request: JobRequest | None = None
+    animation: Path | None = None  # two images: the looping animated PNG
+
+    @property
+    def key(self) -> str:
+        """Changes whenever the page must redraw more than the progress bar."""
+        return f"{self.id}:{self.state}:{self.output is not None}"
 
     @property
     def fraction(self) -> float:
@@ -89,7 +110,7 @@ class JobStatus:
     def text(self) -> str:
         """One line: state, frames, ETA."""
         if self.state == "queued":
-            return f"queued ({self.ahead} job(s) ahead)" if self.ahead else "queued"
+            return f"queued: {self.ahead} job(s) ahead" if self.ahead else "queued"
         if self.state == "running":
             if not self.done:
                 return f"starting (loading the model)... {self.elapsed:.0f} s"
@@ -128,6 +149,7 @@ class Job:
     message: str = ""
     notes: list[str] = field(default_factory=list)
     output: Path | None = None
+    animation: Path | None = None
     cancel_requested: bool = False
 
     def eta(self, now: float) -> float | None:
@@ -143,6 +165,8 @@ class Job:
 
 class _EventStream(io.TextIOBase):
     """The child's stderr: tqdm updates become ("progress", done, total), other lines ("note", text)."""
+
+    progress_interval = 0.25  # seconds: the library's progress bar refreshes this often for the page
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -179,16 +203,31 @@ class _EventStream(io.TextIOBase):
         pass
 
 
-def _child_main(source: str | list[str], output: str, options: InterpolateOptions, conn: Any) -> None:
-    """Runs in the job's process: ``interpolate_video(source, output, options)``, reporting through ``conn``."""
+def _child_main(request: JobRequest, folder: Path, conn: Any) -> None:
+    """Runs in the job's process: ``interpolate_video`` for the request, reporting through ``conn``.
+
+    A video becomes ``NAME.mp4``; two images become frames that :func:`pair_downloads` packages.
+    """
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())  # not tqdm's default process lock: a cancelled job would leak its semaphore
     stream = _EventStream(conn)
     sys.stderr = stream
     try:
+        from vfikit.ui.results import pair_downloads
         from vfikit.video.api import interpolate_video
 
-        result = interpolate_video(source, output, options)
+        name = request.download_name()
+        if request.input.kind == "video":
+            output, animation = folder / f"{name}.mp4", None
+            result = interpolate_video(request.source(), str(output), request.options())
+        else:
+            frames = folder / "frames"
+            result = interpolate_video(request.source(), f"{frames}/", request.options())
+            output, animation = pair_downloads(frames, request.input.paths, folder, name, result.stats.interpolated)
         stream.write("\n")
-        conn.send(("done", result.stats.summary(), result.stats.output_frames))
+        conn.send(("done", result.stats.summary(), result.stats.output_frames, str(output),
+                   str(animation) if animation else None))
     except (VfikitError, OSError) as exc:  # the CLI prints these as "error: <message>"
         conn.send(("error", str(exc)))
     except BaseException as exc:  # reported to the page as one line; the traceback goes to the console
@@ -205,10 +244,12 @@ class JobManager:
     child process starts ("spawn": a clean interpreter, safe next to the web server's threads).
     """
 
-    def __init__(self, root: Path, *, keep: int = 3, start_method: str = "spawn", poll: float = 0.1) -> None:
+    def __init__(self, root: Path, *, keep: int = 3, start_method: str = "spawn", poll: float = 0.1,
+                 on_delete: Callable[[Path], None] | None = None) -> None:
         self.root = Path(root)
         self.keep = keep
         self.poll = poll
+        self.on_delete = on_delete  # told of each result file just before it is deleted (the page's copies go too)
         self._ctx = multiprocessing.get_context(start_method)
         self._jobs: dict[str, Job] = {}
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -226,7 +267,8 @@ class JobManager:
         folder.mkdir(mode=0o700, parents=True)
         staged = request.input.copy_to(folder / "input")
         job = Job(job_id, JobRequest(staged, request.model, request.model_label, dict(request.timing),
-                                     request.scene_detect, request.pair_fps), folder)
+                                     request.scene_detect, request.pair_fps, request.target, request.target_value),
+                  folder)
         with self._lock:
             self._jobs[job_id] = job
             if self._worker is None:
@@ -256,7 +298,8 @@ class JobManager:
             return None
         now = time.monotonic()
         with self._lock:
-            ahead = sum(1 for j in self._jobs.values() if j.state == "queued" and j.created < job.created)
+            ahead = sum(1 for j in self._jobs.values()
+                        if j.state == "running" or (j.state == "queued" and j.created < job.created))
         end = job.finished or now
         return JobStatus(
             id=job.id,
@@ -268,14 +311,31 @@ class JobManager:
             ahead=ahead if job.state == "queued" else 0,
             message=job.message,
             output=job.output if job.state == "done" else None,
+            request=job.request,
+            animation=job.animation if job.state == "done" else None,
         )
 
+    def outputs(self) -> list[Path]:
+        """The result files of finished jobs that are still kept."""
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.state == "done"]
+        return [p for j in jobs for p in (j.output, j.animation) if p is not None]
+
     def cancel(self, job_id: str | None) -> bool:
-        """Ask a queued or running job to stop; False when there is nothing to cancel."""
+        """Stop a job: a queued one is cancelled at once, a running one as soon as its process ends.
+
+        False when there is nothing to cancel.
+        """
         job = self.get(job_id)
-        if job is None or job.state not in ACTIVE:
-            return False
-        job.cancel_requested = True
+        with self._lock:
+            if job is None or job.state not in ACTIVE:
+                return False
+            job.cancel_requested = True
+            queued = job.state == "queued"
+            if queued:
+                job.state = "cancelled"  # the worker skips it
+        if queued:
+            self._finish(job, "cancelled")
         return True
 
     def wait(self, job_id: str, timeout: float) -> JobStatus | None:
@@ -306,9 +366,10 @@ class JobManager:
             job = self._queue.get()
             if job is None:
                 return
-            if job.cancel_requested:
-                self._finish(job, "cancelled")
-                continue
+            with self._lock:
+                if job.state != "queued":  # cancelled while it waited
+                    continue
+                job.state, job.started = "running", time.monotonic()
             try:
                 self._run(job)
             except Exception as exc:  # never let the worker die: the next jobs still run
@@ -316,12 +377,8 @@ class JobManager:
                 self._finish(job, "failed", f"internal error ({type(exc).__name__}: {exc})")
 
     def _run(self, job: Job) -> None:
-        output = job.folder / OUTPUT_NAME
         receiver, sender = self._ctx.Pipe(duplex=False)
-        args = (job.request.source(), str(output), job.request.options(), sender)
-        process = self._ctx.Process(target=_child_main, args=args, daemon=True)
-        job.started = time.monotonic()
-        job.state = "running"
+        process = self._ctx.Process(target=_child_main, args=(job.request, job.folder, sender), daemon=True)
         process.start()
         sender.close()
         outcome: tuple[str, str] | None = None
@@ -339,14 +396,14 @@ class JobManager:
                     outcome = ("failed", f"the job stopped unexpectedly (exit code {process.exitcode})")
                     break
                 if event is not None:
-                    outcome = self._event(job, event, output)
+                    outcome = self._event(job, event)
         finally:
             receiver.close()
             if process.is_alive():
                 _stop(process)
         self._finish(job, *outcome)
 
-    def _event(self, job: Job, event: tuple, output: Path) -> tuple[str, str] | None:
+    def _event(self, job: Job, event: tuple) -> tuple[str, str] | None:
         kind = event[0]
         if kind == "progress":
             job.done, job.total = event[1], event[2]
@@ -356,8 +413,9 @@ class JobManager:
             job.notes.append(job.request.input.clean(str(event[1]).replace(str(job.folder) + "/", "")))
         elif kind == "done":
             job.done = job.total = event[2]
+            output, animation = Path(event[3]), (Path(event[4]) if event[4] else None)
             if output.is_file():
-                job.output = output
+                job.output, job.animation = output, animation
                 return ("done", event[1])
             return ("failed", "the job finished without writing its output")
         elif kind == "error":
@@ -365,21 +423,28 @@ class JobManager:
         return None
 
     def _finish(self, job: Job, state: str, message: str = "") -> None:
-        job.state, job.message, job.finished = state, message, time.monotonic()
+        job.message, job.finished = message, time.monotonic()
         job.request.input.remove()  # the input copy is not needed any more
         if state != "done":
-            job.output = None
+            job.output = job.animation = None
             shutil.rmtree(job.folder, ignore_errors=True)
-        self._prune()
+        self._prune(job if state == "done" else None)
+        job.state = state  # last: whoever sees this job done sees the older results already pruned
 
-    def _prune(self) -> None:
-        """Delete the outputs of all but the ``keep`` newest finished jobs."""
+    def _prune(self, newest: Job | None) -> None:
+        """Delete the outputs of all but the ``keep`` newest finished jobs (and, by ``on_delete``, their copies)."""
         with self._lock:
-            finished = sorted((j for j in self._jobs.values() if j.state == "done" and j.output is not None),
-                              key=lambda j: j.finished or 0.0)
-        for job in finished[: max(0, len(finished) - self.keep)]:
-            job.output = None
-            job.message += " (the output was deleted to make room for newer jobs)"
+            done = [j for j in self._jobs.values() if j.state == "done" and j.output is not None and j is not newest]
+            finished = sorted(done + ([newest] if newest else []), key=lambda j: j.finished or 0.0)
+            pruned = finished[: max(0, len(finished) - self.keep)]
+            files = [p for j in pruned for p in (j.output, j.animation) if p is not None]
+            for job in pruned:
+                job.output = job.animation = None
+                job.message += " (the result was deleted to make room for newer jobs)"
+        for path in files:
+            if self.on_delete is not None:
+                self.on_delete(path)
+        for job in pruned:
             shutil.rmtree(job.folder, ignore_errors=True)
 
 

@@ -219,15 +219,29 @@ def progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
     """A tqdm bar on stderr (frames done, frames/s, ETA), or None when disabled.
 
     When stderr is not a terminal (a log file, a pipe) every refresh is a new line, so the bar
-    refreshes every ``LOG_INTERVAL`` seconds there instead of ten times a second.
+    shows the first frame as soon as it is out, then refreshes every ``LOG_INTERVAL`` seconds there
+    instead of ten times a second. A stream that reads the bar live (the web page's) asks for its own
+    interval with a ``progress_interval`` attribute (seconds).
     """
     if not enabled:
         return None
     from tqdm import tqdm
 
-    interval = 0.1 if _is_terminal(sys.stderr) else LOG_INTERVAL
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
-                mininterval=interval)
+    class Bar(tqdm):
+        def update(self, n: float | None = 1) -> bool | None:
+            if self.n:
+                return super().update(n)
+            interval, self.mininterval = self.mininterval, 0  # the first frame out is shown at once
+            try:
+                return super().update(n)
+            finally:
+                self.mininterval = interval
+
+    interval = getattr(sys.stderr, "progress_interval", None)
+    if interval is None:
+        interval = 0.1 if _is_terminal(sys.stderr) else LOG_INTERVAL
+    return Bar(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
+               mininterval=interval, delay=1e-6)  # a positive delay: no empty "0 frames" line before it
 
 
 def _is_terminal(stream: Any) -> bool:
