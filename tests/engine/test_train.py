@@ -326,6 +326,22 @@ def test_resume_mismatch_names_what_differs(tmp_path):
     assert "\n" not in str(info.value)
 
 
+def test_resume_on_another_validation_set_is_refused_and_the_set_is_recorded(tmp_path):
+    """Issue 23: a recipe's optional clips change its validation set; a best PSNR from another set must not be
+    compared with this one's."""
+    from vfikit.engine.checkpoint import latest_checkpoint, load_checkpoint
+
+    lines: list[str] = []
+    train(config_from_dict(_raw(tmp_path, steps=2, ckpt_every=2, val_every=2)), log=lines.append)
+    state = load_checkpoint(latest_checkpoint(tmp_path / "run"))
+    assert state["val_set"] and any(f"validation set {state['val_set']} (4 samples)" in line for line in lines)
+    train(config_from_dict(_raw(tmp_path, steps=4, ckpt_every=2, val_every=2)), resume="auto", log=_quiet)  # same set
+    other = _raw(tmp_path, steps=6, ckpt_every=2, val_every=2)
+    other["data"]["val_samples"] = 3  # as when a machine lacks some of the recipe's clips
+    with pytest.raises(VfikitError, match="validation set differs from the resumed run's"):
+        train(config_from_dict(other), resume="auto", log=_quiet)
+
+
 def test_tensorboard_logs_without_tensorboard_ask_for_the_train_extra(tmp_path, monkeypatch):
     import sys
 

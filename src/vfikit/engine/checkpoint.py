@@ -8,7 +8,7 @@ beside it (``torch.save``, loadable with ``weights_only=True``)::
      "config_args": dict, "optimizer": ..., "scheduler": ..., "scaler": ..., "step": int, "config": dict,
      "vfikit_version": str,
      "rng": {"ranks": [per-rank {"python", "numpy", "torch", "cuda"}], "sampler": {"seed", "next_sample"}},
-     "best_val": float | None, "ema": AveragedModel state dict | None}
+     "best_val": float | None, "ema": AveragedModel state dict | None, "val_set": str | None}
 
 Files in the run folder: ``step_000001000.pt`` (the newest ``keep_last`` are kept; the newest is
 the resume point) and ``best.pt`` (:data:`BEST_KEYS`: the weights with the best validation PSNR, with
@@ -16,7 +16,9 @@ the resume point) and ``best.pt`` (:data:`BEST_KEYS`: the weights with the best 
 (its own record, :func:`vfikit.engine.train.build_args`: a model started from ``model.init`` weights may
 have other widths than the config says); ``config_args`` are the config's ``model.args``, which a resume
 must match; ``best_val`` is the best selection PSNR so far; ``ema`` the weight average
-(``train.ema_decay``), whose weights ``create_model`` loads when present.
+(``train.ema_decay``), whose weights ``create_model`` loads when present; ``val_set`` the fingerprint of the
+validation samples ``best_val`` was measured on (``vfikit.data.factory.sample_fingerprint``): a resume on
+another set is refused, since the recipes' optional clips change it.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from vfikit.hub import TRAINED_WEIGHTS_KEYS
 from vfikit.runtime import atomic_path, torch_load
 
 CHECKPOINT_KEYS = (*TRAINED_WEIGHTS_KEYS, "config_args", "optimizer", "scheduler", "scaler", "step", "config",
-                   "vfikit_version", "rng", "best_val", "ema")
-LATER_KEYS = ("config_args", "best_val", "ema")  # checkpoints of older versions may lack these
+                   "vfikit_version", "rng", "best_val", "ema", "val_set")
+LATER_KEYS = ("config_args", "best_val", "ema", "val_set")  # checkpoints of older versions may lack these
 BEST_KEYS = (*TRAINED_WEIGHTS_KEYS, "config_args", "step", "metrics", "config", "vfikit_version")
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 

@@ -33,7 +33,13 @@ from torch.utils.data import DataLoader
 
 from vfikit import __version__
 from vfikit.config import ScheduleConfig, TrainConfig, dump_yaml, to_dict
-from vfikit.data.factory import build_train_stream, stack_val, t_values_fixed, validation_samples
+from vfikit.data.factory import (
+    build_train_stream,
+    sample_fingerprint,
+    stack_val,
+    t_values_fixed,
+    validation_samples,
+)
 from vfikit.data.mixing import Batch, StepBatchSampler, collate_triplets
 from vfikit.data.triplet import Triplet
 from vfikit.engine import distributed
@@ -337,6 +343,7 @@ class TrainRun:
     step: int = 0
     best_val: float | None = None
     val_samples: list[Triplet] = field(default_factory=list)
+    val_set: str | None = None  # sample_fingerprint of val_samples (a resumed run's: the checkpoint's)
     selection_key: str = "val_psnr"
     logs: _RunLogs | None = None
 
@@ -524,6 +531,7 @@ def _choose_validation(run: TrainRun) -> None:
     if not run.primary:
         return
     run.val_samples = validation_samples(cfg, seed=cfg.train.seed, log=run.say)
+    _check_validation_set(run, sample_fingerprint(run.val_samples) if run.val_samples else None)
     if cfg.train.select_on is not None:
         run.selection_key = f"val_psnr/{cfg.train.select_on}"
         parts = {s.part for s in run.val_samples}
@@ -532,6 +540,21 @@ def _choose_validation(run: TrainRun) -> None:
                               f"(parts: {sorted(parts)})")
     if not cfg.data.val:
         run.say("note: no data.val given: no validation and no best checkpoint")
+
+
+def _check_validation_set(run: TrainRun, found: str | None) -> None:
+    """Record which validation set the run selects on; refuse to go on selecting against a resumed run's best
+    when the set differs (a recipe's optional clips are missing here): the two PSNRs are not comparable."""
+    held = run.val_set
+    run.val_set = found
+    if found is not None:
+        run.say(f"validation set {found} ({len(run.val_samples)} samples)")
+    if held is not None and found != held and run.best_val is not None:
+        raise VfikitError(
+            f"the validation set differs from the resumed run's ({found} here, {held} in the checkpoint): its best "
+            f"PSNR {run.best_val:.3f} dB was measured on other samples, usually because optional clips of "
+            "the recipe are missing on this machine; install them (see the recipe's optional_paths) or start a "
+            "new run in another train.out_dir")
 
 
 def _loader(run: TrainRun, end: int) -> DataLoader:
@@ -699,7 +722,7 @@ def _checkpoint(run: TrainRun) -> None:
         scaler=run.scaler.state_dict() if run.scaler.is_enabled() else {}, step=run.step, config=to_dict(cfg),
         vfikit_version=__version__,
         rng={"ranks": ranks, "sampler": {"seed": cfg.train.seed, "next_sample": run.step * cfg.data.batch_size}},
-        best_val=run.best_val, ema=run.ema.state_dict() if run.ema is not None else None,
+        best_val=run.best_val, ema=run.ema.state_dict() if run.ema is not None else None, val_set=run.val_set,
     )
     run.result.last_checkpoint = save_checkpoint(run.out_dir / step_filename(run.step), state)
     prune_checkpoints(run.out_dir, cfg.train.keep_last)
@@ -716,6 +739,7 @@ def _resume_from(run: TrainRun, ckpt_path: Path) -> None:
         run.scaler.load_state_dict(state["scaler"])
     run.step = int(state["step"])
     run.best_val = state.get("best_val")
+    run.val_set = state.get("val_set")
     if run.ema is not None:
         if state.get("ema"):
             run.ema.load_state_dict(state["ema"])
