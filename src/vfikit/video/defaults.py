@@ -74,9 +74,7 @@ def build_interpolator(
     from vfikit.hub import create_model
     from vfikit.models.catalog import split_name
 
-    if weights is not None and not Path(weights).is_file():
-        raise VfikitError(f"weights file not found: {weights}")
-    if model is None and weights is not None:
+    if model is None and weights is not None:  # (a missing file: create_model and architecture_of say so)
         name = weights_model(weights)
     elif model is None:  # the default's weights are a packaged file: load it by path
         arch = split_name(default_model(device))[0]
