@@ -16,9 +16,7 @@ agree.
 
 from __future__ import annotations
 
-import itertools
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -26,6 +24,7 @@ from numba import njit
 
 from vfikit.errors import VfikitError
 from vfikit.ops._geometry import expand_taps, tap_bases
+from vfikit.ops._threads import run_rows
 
 
 def upsample_index(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,7 +40,7 @@ def upsample_index(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray,
 _FLAGS = {"contract"}  # fused multiply-add only: no reassociation, NaN and infinity rules kept
 # Every kernel below is a plain ``nogil`` function (no ``parallel=True``, no IR-level inlining): each compiles
 # in about a second on first use, where the former single parallel kernel took 15-40 s. Rows are spread
-# over threads by ``_run_rows`` instead.
+# over threads by :func:`vfikit.ops._threads.run_rows` instead.
 
 
 @njit(nogil=True, cache=True, fastmath=_FLAGS)
@@ -207,7 +206,6 @@ def _guided_rows(lo, hi, frames, heads, occ, flows, b0, by, bx, ry0, ry1, lys, c
                 out[n, c, i, j] = v * acc[0, c, j] + (1.0 - v) * acc[1, c, j]
 
 
-_POOL: list = []  # [ThreadPoolExecutor, its worker count]
 _SCRATCH = threading.local()  # per thread: the scratch arrays of the last call, reused while shapes match
 
 
@@ -229,23 +227,6 @@ def _one_layout(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     if len({(a.flags.c_contiguous, a.flags.f_contiguous) for a in arrays}) > 1:
         return tuple(np.ascontiguousarray(a) for a in arrays)
     return arrays
-
-
-def _run_rows(rows: int, call) -> None:
-    """``call(lo, hi)`` over [0, rows) in chunks, on ``torch.get_num_threads()`` threads (the kernels release
-    the GIL); a few chunks per thread so that a thread slowed by other load does not hold up the rest."""
-    threads = max(1, min(torch.get_num_threads(), rows))
-    if threads == 1:
-        call(0, rows)
-        return
-    if not _POOL or _POOL[1] != threads:
-        if _POOL:
-            _POOL[0].shutdown(wait=False)
-        _POOL[:] = [ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vfikit-synthesis"), threads]
-    chunks = min(rows, threads * 4)
-    bounds = [(k * rows) // chunks for k in range(chunks + 1)]
-    for future in [_POOL[0].submit(call, lo, hi) for lo, hi in itertools.pairwise(bounds)]:
-        future.result()
 
 
 def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
@@ -324,5 +305,5 @@ def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
             _guided_rows(lo, hi, frames, head_arrays, occ, flows, blend, by32, bx32, ry0, ry1, ly, cx0, cx1, lx,
                          lh == h, signed_taps, head_dtype == torch.bfloat16, *_scratch(taps, lw, w), out)
 
-        _run_rows(n * h, rows)
+        run_rows(n * h, rows)
     return torch.from_numpy(out)
