@@ -4,12 +4,13 @@ whose compilation takes many seconds per kernel on first use)."""
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-_POOL: list = []  # [ThreadPoolExecutor, its worker count]
+_POOL: list = []  # [ThreadPoolExecutor, its worker count, the process id that made it]
 
 
 def run_rows(rows: int, call: Callable[[int, int], None]) -> None:
@@ -19,10 +20,10 @@ def run_rows(rows: int, call: Callable[[int, int], None]) -> None:
     if threads == 1:
         call(0, rows)
         return
-    if not _POOL or _POOL[1] != threads:
-        if _POOL:
+    if not _POOL or _POOL[1] != threads or _POOL[2] != os.getpid():  # a forked child has none of the threads
+        if _POOL and _POOL[2] == os.getpid():
             _POOL[0].shutdown(wait=False)
-        _POOL[:] = [ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vfikit-ops"), threads]
+        _POOL[:] = [ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vfikit-ops"), threads, os.getpid()]
     chunks = min(rows, threads * 4)
     bounds = [(k * rows) // chunks for k in range(chunks + 1)]
     for future in [_POOL[0].submit(call, lo, hi) for lo, hi in itertools.pairwise(bounds)]:
