@@ -4,9 +4,11 @@ The reference path of ``guided_adacof`` (``GuidedAdaCoF._synthesise`` and the bl
 upsamples every head output to the frame size when the network runs at reduced resolution
 (201 channels at 640x480: ~250 MB written and read again), adds the guide's flow to 2 x 25 offset
 maps, samples each frame with :func:`vfikit.ops.adacof` and blends the two predictions with the
-occlusion map. :func:`guided_adacof_synthesis` does all of that per output row in one compiled loop:
-the row's tap weights and offsets are bilinearly upsampled into a row buffer (PyTorch's
-``align_corners=False`` rule), the flow is added, each frame is sampled with the clean convention's rule
+occlusion map. :func:`guided_adacof_synthesis` does all of that per output row in one compiled loop,
+over chunks of rows on several threads: the heads' low-resolution rows are upsampled along the row once
+per chunk into a two-row cache and each output row lerps between its two cached rows (PyTorch's
+``align_corners=False`` rule; at the network's full size the rows are read as they are), the flow is
+added, each frame is sampled with the clean convention's rule
 (position clamped to the image, then bilinear) in float32 over planar channels, and the two predictions
 are blended. The heads are read where the network left them: channels-last or NCHW, float32 or the
 bits of bfloat16 (the bf16 network's output needs no conversion pass). Inference only (no gradients);
