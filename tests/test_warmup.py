@@ -32,3 +32,16 @@ def test_warmup_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("VFIKIT_WARMUP", "0")
     monkeypatch.setattr(warmup, "_THREAD", [])
     assert warmup.start() is None
+
+
+def test_warmup_starts_only_where_a_kernel_is_not_cached(monkeypatch):
+    warmup.compile_default_kernels()
+    assert warmup._compiled_before()  # every kernel is in numba's cache now: nothing to warm
+    monkeypatch.setattr(warmup, "_THREAD", [])
+    monkeypatch.delenv("VFIKIT_WARMUP", raising=False)
+    assert warmup.start() is None
+    monkeypatch.setattr(warmup, "_compiled_before", lambda: False)  # a fresh install
+    thread = warmup.start()
+    assert thread is not None
+    thread.join(600)
+    assert not thread.is_alive()
