@@ -1,4 +1,5 @@
-"""The background warm-up compiles exactly the kernels (and signatures) the default model then calls."""
+"""Compiling ahead (``python -m vfikit.ops.warmup``) covers exactly the kernels (and signatures) the default
+model then calls."""
 
 from __future__ import annotations
 
@@ -26,22 +27,3 @@ def test_warmup_covers_every_kernel_signature_of_the_default(precision):
     ip(frame0, frame1)
     after = _signatures()
     assert all(after[name] == before[name] for name in before), {n: after[n] - before[n] for n in before}
-
-
-def test_warmup_can_be_turned_off(monkeypatch):
-    monkeypatch.setenv("VFIKIT_WARMUP", "0")
-    monkeypatch.setattr(warmup, "_THREAD", [])
-    assert warmup.start() is None
-
-
-def test_warmup_starts_only_where_a_kernel_is_not_cached(monkeypatch):
-    warmup.compile_default_kernels()
-    assert warmup._compiled_before()  # every kernel is in numba's cache now: nothing to warm
-    monkeypatch.setattr(warmup, "_THREAD", [])
-    monkeypatch.delenv("VFIKIT_WARMUP", raising=False)
-    assert warmup.start() is None
-    monkeypatch.setattr(warmup, "_compiled_before", lambda: False)  # a fresh install
-    thread = warmup.start()
-    assert thread is not None
-    thread.join(600)
-    assert not thread.is_alive()

@@ -51,10 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv else 2
     name = argv[0]
-    if name == "interpolate" and not {"-h", "--help"} & set(argv):
-        from vfikit.ops.warmup import start  # compiles the default's kernels while the job starts
-
-        start()
     module = importlib.import_module(COMMANDS[name][0])
     parser = argparse.ArgumentParser(prog=f"vfikit {name}", description=COMMANDS[name][1])
     module.configure(parser)

@@ -1,59 +1,23 @@
-"""Compile the default model's CPU kernels on a background thread, so that a fresh install does not stall.
+"""Compile the default model's CPU kernels ahead of the first interpolation: ``python -m vfikit.ops.warmup``.
 
-numba compiles a kernel on its first call (then loads it from its cache, ``NUMBA_CACHE_DIR``): on a fresh
-install the first interpolation waited for every kernel of the default model in turn. :func:`start` compiles
-them (or loads them from the cache) on a daemon thread with tiny inputs of the same types as the real calls,
-while the main thread imports, reads the input, loads the weights and runs the parts that need no kernel
-(OpenCV's flow, the network's convolutions); a real call that arrives first waits for numba's compiler lock
-and then finds its kernel ready. It starts only where the cache lacks a kernel (a first run, or the first
-after an upgrade); ``VFIKIT_WARMUP=0`` turns it off. A warm-up never fails a job: an error in it is ignored
-(the real call then compiles and reports it).
+numba compiles a kernel on its first call and then loads it from its cache (``NUMBA_CACHE_DIR``, by
+default ``__pycache__`` beside the sources), so the first interpolation of a fresh install pays for the
+compiling. Running this module once after installing (for instance while building a container image) puts
+every kernel of the flow-guided default into the cache, for float32 and bfloat16 network heads.
+
+Compiling on a background thread while a job starts was measured as well (issue 24,
+``benchmarks/results/first_run_cpu.md``): on two cores it did not shorten the first run (the compiler
+holds the GIL and the job's own work already fills both cores) and on warm runs it slowed the network, so
+``vfikit interpolate`` does not do it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
-
-_THREAD: list[threading.Thread] = []
-
-
-def start(bf16_heads: bool | None = None) -> threading.Thread | None:
-    """Start the warm-up once per process (returns its thread; None when off or already started).
-    ``bf16_heads``: warm the synthesis for a bfloat16 network's heads (None: where this CPU has native
-    bfloat16, as precision ``auto`` chooses for the default model)."""
-    if _THREAD or os.environ.get("VFIKIT_WARMUP", "1") == "0" or _compiled_before():
-        return None
-    thread = threading.Thread(target=_warm, args=(bf16_heads,), name="vfikit-warmup", daemon=True)
-    _THREAD.append(thread)
-    thread.start()
-    return thread
-
-
-def _compiled_before() -> bool:
-    """True where numba's cache already holds a fresh compilation of every kernel (any signature): then
-    there is nothing to hide, and loading the cache on a second thread would only compete with the network
-    for the cores (measured: the convolutions 0.45 s slower at 640x480 on 2 cores). Reads numba's cache
-    index (private API: any surprise counts as not compiled)."""
-    try:
-        from vfikit.ops import guided_synthesis, numba_cpu, splat
-
-        kernels = (splat._consistency_loop, splat._splat_motion_loop, numba_cpu._deform_fwd,
-                   guided_synthesis._guided_rows)
-        return all(bool(kernel._cache._cache_file._load_index()) for kernel in kernels)
-    except Exception:
-        return False
-
-
-def _warm(bf16_heads: bool | None) -> None:
-    with contextlib.suppress(Exception):  # see the module docstring
-        compile_default_kernels(bf16_heads)
-
 
 def compile_default_kernels(bf16_heads: bool | None = None) -> None:
     """Call each kernel of the flow-guided default once on tiny inputs typed as the model's calls are:
-    the guide's consistency and splatting, the one-tap warp and the fused synthesis."""
+    the guide's consistency and splatting, the one-tap warp and the fused synthesis (heads channels-last,
+    bfloat16 where ``bf16_heads``; None: where this CPU has native bfloat16, as precision ``auto`` chooses)."""
     import numpy as np
     import torch
 
@@ -80,3 +44,14 @@ def compile_default_kernels(bf16_heads: bool | None = None) -> None:
         kernel = (head(25), head(25), head(25))
         guided_adacof_synthesis(frame, frame, kernel, kernel, head(1), flows, flows,
                                 torch.full((1, 1, 2 * h, 2 * w), 0.5), 1, signed_taps=True)
+
+
+def main() -> int:
+    """Compile for both head dtypes (float32 and bfloat16 networks)."""
+    for bf16 in (False, True):
+        compile_default_kernels(bf16_heads=bf16)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
