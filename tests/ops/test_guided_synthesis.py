@@ -76,6 +76,27 @@ def test_fused_synthesis_matches_the_unfused_twin(scale, dilation, layout):
     assert (guided_adacof_synthesis(x0, x1, k0, k1, occ, f0, f1, b0, dilation) - fast).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("scale", [1, 2])
+def test_fused_synthesis_agrees_with_the_twin_at_each_head_dtype(dtype, scale):
+    """Heads as a float32 or a bfloat16 network leaves them (channels-last, several threads' row chunks, two
+    images): the fused pass equals the unfused twin computed in float32 from the same head values."""
+    torch.manual_seed(7 + scale)
+    n, h, w = 2, 40, 52
+    x0, x1 = torch.rand(n, 3, h, w), torch.rand(n, 3, h, w)
+    f0, f1 = torch.randn(n, 2, h, w) * 3, torch.randn(n, 2, h, w) * 3
+    b0 = torch.rand(n, 1, h, w) * 0.98 + 0.01
+
+    def head(channels, std):
+        v = torch.randn(n, channels, h // scale, w // scale) * std
+        return v.to(dtype).contiguous(memory_format=torch.channels_last)
+
+    k0, k1 = ((head(25, 0.2), head(25, 1.0), head(25, 1.0)) for _ in range(2))
+    occ = head(1, 1.0)
+    ref = unfused(x0, x1, tuple(v.float() for v in k0), tuple(v.float() for v in k1), occ.float(), f0, f1, b0, 1)
+    torch.testing.assert_close(guided_adacof_synthesis(x0, x1, k0, k1, occ, f0, f1, b0), ref, rtol=0, atol=2e-5)
+
+
 def test_fused_synthesis_refuses_what_it_cannot_compute():
     x = torch.rand(1, 3, 8, 8)
     k = (torch.rand(1, 25, 4, 4),) * 3

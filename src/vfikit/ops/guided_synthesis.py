@@ -4,9 +4,11 @@ The reference path of ``guided_adacof`` (``GuidedAdaCoF._synthesise`` and the bl
 upsamples every head output to the frame size when the network runs at reduced resolution
 (201 channels at 640x480: ~250 MB written and read again), adds the guide's flow to 2 x 25 offset
 maps, samples each frame with :func:`vfikit.ops.adacof` and blends the two predictions with the
-occlusion map. :func:`guided_adacof_synthesis` does all of that per output row in one compiled loop:
-the row's tap weights and offsets are bilinearly upsampled into a row buffer (PyTorch's
-``align_corners=False`` rule), the flow is added, each frame is sampled with the clean convention's rule
+occlusion map. :func:`guided_adacof_synthesis` does all of that per output row in one compiled loop,
+over chunks of rows on several threads: the heads' low-resolution rows are upsampled along the row once
+per chunk into a two-row cache and each output row lerps between its two cached rows (PyTorch's
+``align_corners=False`` rule; at the network's full size the rows are read as they are), the flow is
+added, each frame is sampled with the clean convention's rule
 (position clamped to the image, then bilinear) in float32 over planar channels, and the two predictions
 are blended. The heads are read where the network left them: channels-last or NCHW, float32 or the
 bits of bfloat16 (the bf16 network's output needs no conversion pass). Inference only (no gradients);
@@ -16,12 +18,15 @@ agree.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 
 from vfikit.errors import VfikitError
 from vfikit.ops._geometry import expand_taps, tap_bases
+from vfikit.ops._threads import run_rows
 
 
 def upsample_index(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,48 +40,69 @@ def upsample_index(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray,
 
 
 _FLAGS = {"contract"}  # fused multiply-add only: no reassociation, NaN and infinity rules kept
+# Every kernel below is a plain ``nogil`` function (no ``parallel=True``, no IR-level inlining): each compiles
+# in about a second on first use, where the former single parallel kernel took 15-40 s. Rows are spread
+# over threads by :func:`vfikit.ops._threads.run_rows` instead.
 
 
-@njit(inline="always")
-def _load_row(a, n, row, bf16_bits, out):
-    """out[k, j] = a[n, k, row, j] as float32: ``a`` is float32, or (``bf16_bits``) the int16 bits of
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _load_low(a, n, y, bf16_bits, low):
+    """low[k, x] = a[n, k, y, x] as float32 (K, w): ``a`` is float32, or (``bf16_bits``) the int16 bits of
     bfloat16 values (a bfloat16 is the upper half of the float32 with the same value)."""
-    bits = out.view(np.uint32)
-    for k in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            if bf16_bits:
-                bits[k, j] = np.uint32(np.uint16(a[n, k, row, j])) << np.uint32(16)
-            else:
-                out[k, j] = a[n, k, row, j]
-
-
-@njit(inline="always")
-def _interp_cols(top, bottom, ly, cx0, cx1, lx, out):
-    """out[k, j]: bilinear between low-resolution rows ``top`` and ``bottom`` (weight ``ly`` on bottom) at
-    columns (cx0, cx1, lx)."""
-    for k in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            hx0 = 1.0 - lx[j]
-            out[k, j] = ((1.0 - ly) * (hx0 * top[k, cx0[j]] + lx[j] * top[k, cx1[j]])
-                         + ly * (hx0 * bottom[k, cx0[j]] + lx[j] * bottom[k, cx1[j]]))
-
-
-@njit(inline="always")
-def _head_rows(a, n, i, y0, y1, ly, cx0, cx1, lx, direct, bf16_bits, top, bottom, out):
-    """out (K, W): head ``a`` (N, K, h, w) at full-resolution row i (upsampled unless ``direct``)."""
-    if direct:
-        _load_row(a, n, i, bf16_bits, out)
+    if bf16_bits:
+        bits = low.view(np.uint32)
+        for k in range(low.shape[0]):
+            for x in range(low.shape[1]):
+                bits[k, x] = np.uint32(np.uint16(a[n, k, y, x])) << np.uint32(16)
     else:
-        _load_row(a, n, y0, bf16_bits, top)
-        _load_row(a, n, y1, bf16_bits, bottom)
-        _interp_cols(top, bottom, ly, cx0, cx1, lx, out)
+        for k in range(low.shape[0]):
+            for x in range(low.shape[1]):
+                low[k, x] = a[n, k, y, x]
 
 
-@njit(inline="always")
-def _signed_taps(buf):
-    """buf[:, j] <- buf[:, j] - mean(buf[:, j]) + onehot(centre), for every column j (in place)."""
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _widen(low, cx0, cx1, lx, dst):
+    """dst[k, j] (K, W) = low[k] (K, w) upsampled along the row: (1 - lx_j) low[k, cx0_j] + lx_j low[k, cx1_j]."""
+    one = np.float32(1.0)
+    for k in range(dst.shape[0]):
+        src, row = low[k], dst[k]
+        for j in range(row.shape[0]):
+            row[j] = (one - lx[j]) * src[cx0[j]] + lx[j] * src[cx1[j]]
+
+
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _fill_slot(heads, occ, n, y, direct, bf16_bits, cx0, cx1, lx, low, low1, wide, wocc, s):
+    """Slot ``s`` of the row cache <- low-resolution row y of the six kernel heads and the occlusion head,
+    upsampled along the row (``direct``: copied, the heads have the frames' size)."""
+    for h in range(6):
+        a = heads[h]
+        if direct:
+            _load_low(a, n, y, bf16_bits, wide[s, h])
+        else:
+            _load_low(a, n, y, bf16_bits, low)
+            _widen(low, cx0, cx1, lx, wide[s, h])
+    if direct:
+        _load_low(occ, n, y, bf16_bits, wocc[s])
+    else:
+        _load_low(occ, n, y, bf16_bits, low1)
+        _widen(low1, cx0, cx1, lx, wocc[s])
+
+
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _lerp(top, bottom, ly, out):
+    """out = (1 - ly) top + ly bottom, (K, W) each: the upsampling between the two cached rows."""
+    hy = np.float32(1.0) - ly
+    for k in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[k, j] = hy * top[k, j] + ly * bottom[k, j]
+
+
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _signed_taps(buf, mean):
+    """buf[:, j] <- buf[:, j] - mean(buf[:, j]) + onehot(centre), for every column j (in place); ``mean``
+    is (W,) scratch."""
     taps, wd = buf.shape
-    mean = np.zeros(wd, dtype=np.float32)
+    mean[:] = 0.0
     for t in range(taps):
         for j in range(wd):
             mean[j] += buf[t, j]
@@ -88,7 +114,7 @@ def _signed_taps(buf):
         buf[taps // 2, j] += 1
 
 
-@njit(inline="always")
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
 def _clamp_position(p, hi):
     """The clean rule's position: NaN and anything below 0 -> 0, above ``hi`` -> ``hi``."""
     if not p > 0.0:
@@ -98,12 +124,13 @@ def _clamp_position(p, hi):
     return p
 
 
-@njit(inline="always")
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
 def _sample_row(x, n, i, w, oy, ox, fy, fx, by, bx, acc):
-    """acc[c, j] += sum_t w[t, j] * bilinear(x[n, c], i + by_t + fy_j + oy[t, j], j + bx_t + fx_j + ox[t, j])."""
+    """acc[c, j] = sum_t w[t, j] * bilinear(x[n, c], i + by_t + fy_j + oy[t, j], j + bx_t + fx_j + ox[t, j])."""
     h, wd = x.shape[2], x.shape[3]
     hy, hx, one = np.float32(h - 1), np.float32(wd - 1), np.float32(1.0)  # float32 throughout
     p0, p1, p2 = x[n, 0], x[n, 1], x[n, 2]
+    acc[:] = 0.0
     for t in range(w.shape[0]):
         wr, oyr, oxr = w[t], oy[t], ox[t]
         row, col = np.float32(i + by[t]), np.float32(bx[t])
@@ -124,38 +151,84 @@ def _sample_row(x, n, i, w, oy, ox, fy, fx, by, bx, acc):
             acc[2, j] += c00 * p2[y0, x0] + c10 * p2[y1, x0] + c01 * p2[y0, x1] + c11 * p2[y1, x1]
 
 
-@njit(parallel=True, cache=True, fastmath=_FLAGS)
-def _guided_adacof_fwd(x0, x1, w0, oy0, ox0, w1, oy1, ox1, occ, f0, f1, b0, by, bx,
-                       ry0, ry1, lys, cx0, cx1, lxs, direct, signed, bf16_bits, out):
-    n_img, _, h, wd = x0.shape
-    taps, lw = w0.shape[1], w0.shape[3]
-    for r in prange(n_img * h):
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _cached_slots(tags, tag_a, tag_b):
+    """The cache slots (0 or 1) holding tags ``tag_a`` and ``tag_b``, and the slots that must be (re)filled
+    (-1: none): ``tags`` (2,) is updated to the tags the slots will hold."""
+    fill_a = fill_b = -1
+    for which in range(2):
+        tag = tag_a if which == 0 else tag_b
+        if tags[0] != tag and tags[1] != tag:
+            s = 0 if (tags[0] != tag_a and tags[0] != tag_b) else 1
+            tags[s] = tag
+            if which == 0:
+                fill_a = s
+            else:
+                fill_b = s
+    return (0 if tags[0] == tag_a else 1), (0 if tags[0] == tag_b else 1), fill_a, fill_b
+
+
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _guided_rows(lo, hi, frames, heads, occ, flows, b0, by, bx, ry0, ry1, lys, cx0, cx1, lxs, direct, signed,
+                 bf16_bits, wide, wocc, low, low1, rowbuf, acc, mean, out):
+    """Output rows r in [lo, hi) of the flattened (B * H) rows. Scratch: ``wide`` (2, 6, K, W) and ``wocc``
+    (2, 1, W) the row cache (two upsampled low-resolution rows, reused by consecutive output rows), ``low``
+    (K, w), ``low1`` (1, w), ``rowbuf`` (3, K, W), ``acc`` (2, 3, W), ``mean`` (W,)."""
+    h, lh = out.shape[2], heads[0].shape[2]
+    tags = np.full(2, -1, dtype=np.int64)
+    for r in range(lo, hi):
         n = r // h
         i = r - n * h
-        acc0 = np.zeros((3, wd), dtype=np.float32)
-        acc1 = np.zeros((3, wd), dtype=np.float32)
-        occ_row = np.empty((1, wd), dtype=np.float32)
-        bw = np.empty((taps, wd), dtype=np.float32)  # contiguous rows: the sampling loop vectorises
-        boy = np.empty((taps, wd), dtype=np.float32)
-        box = np.empty((taps, wd), dtype=np.float32)
-        top = np.empty((taps, lw), dtype=np.float32)  # the two low-resolution rows of an upsampled head
-        bottom = np.empty((taps, lw), dtype=np.float32)
-        top1 = np.empty((1, lw), dtype=np.float32)
-        bottom1 = np.empty((1, lw), dtype=np.float32)
         y0, y1, ly = ry0[i], ry1[i], lys[i]
-        for x, w, oy, ox, f, acc in ((x0, w0, oy0, ox0, f0, acc0), (x1, w1, oy1, ox1, f1, acc1)):
-            _head_rows(w, n, i, y0, y1, ly, cx0, cx1, lxs, direct, bf16_bits, top, bottom, bw)
-            _head_rows(oy, n, i, y0, y1, ly, cx0, cx1, lxs, direct, bf16_bits, top, bottom, boy)
-            _head_rows(ox, n, i, y0, y1, ly, cx0, cx1, lxs, direct, bf16_bits, top, bottom, box)
+        sa, sb, fa, fb = _cached_slots(tags, n * lh + y0, n * lh + y1)
+        if fa >= 0:
+            _fill_slot(heads, occ, n, y0, direct, bf16_bits, cx0, cx1, lxs, low, low1, wide, wocc, fa)
+        if fb >= 0:
+            _fill_slot(heads, occ, n, y1, direct, bf16_bits, cx0, cx1, lxs, low, low1, wide, wocc, fb)
+        for f in range(2):
+            if direct:  # the cached row is this row (used once): read and changed in place
+                kw, koy, kox = wide[sa, 3 * f], wide[sa, 3 * f + 1], wide[sa, 3 * f + 2]
+            else:
+                kw, koy, kox = rowbuf[0], rowbuf[1], rowbuf[2]
+                for q in range(3):  # weight, offset_y, offset_x of frame f at row i
+                    _lerp(wide[sa, 3 * f + q], wide[sb, 3 * f + q], ly, rowbuf[q])
             if signed:  # raw head outputs -> signed taps summing to one: r - mean(r) + onehot(centre)
-                _signed_taps(bw)
-            _sample_row(x, n, i, bw, boy, box, f[n, 1, i], f[n, 0, i], by, bx, acc)
-        _head_rows(occ, n, i, y0, y1, ly, cx0, cx1, lxs, direct, bf16_bits, top1, bottom1, occ_row)
-        for j in range(wd):
+                _signed_taps(kw, mean)
+            flow = flows[f]
+            _sample_row(frames[f], n, i, kw, koy, kox, flow[n, 1, i], flow[n, 0, i], by, bx, acc[f])
+        if direct:
+            occ_row = wocc[sa, 0]
+        else:
+            _lerp(wocc[sa], wocc[sb], ly, rowbuf[0, :1])
+            occ_row = rowbuf[0, 0]
+        for j in range(out.shape[3]):
             b = b0[n, 0, i, j]
-            v = 1.0 / (1.0 + np.exp(-(np.log(b / (1.0 - b)) + occ_row[0, j])))
+            v = 1.0 / (1.0 + np.exp(-(np.log(b / (1.0 - b)) + occ_row[j])))
             for c in range(3):
-                out[n, c, i, j] = v * acc0[c, j] + (1.0 - v) * acc1[c, j]
+                out[n, c, i, j] = v * acc[0, c, j] + (1.0 - v) * acc[1, c, j]
+
+
+_SCRATCH = threading.local()  # per thread: the scratch arrays of the last call, reused while shapes match
+
+
+def _scratch(taps: int, lw: int, wd: int) -> tuple[np.ndarray, ...]:
+    """This thread's scratch of ``_guided_rows``, allocated once per (taps, low width, width)."""
+    key = (taps, lw, wd)
+    if getattr(_SCRATCH, "key", None) != key:
+        f32 = np.float32
+        _SCRATCH.key = key
+        _SCRATCH.arrays = (np.empty((2, 6, taps, wd), f32), np.empty((2, 1, wd), f32), np.empty((taps, lw), f32),
+                           np.empty((1, lw), f32), np.empty((3, taps, wd), f32), np.empty((2, 3, wd), f32),
+                           np.empty(wd, f32))
+    return _SCRATCH.arrays
+
+
+def _one_layout(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays as one tuple the compiled loop can index: all in the same layout (as a network leaves them:
+    they are returned as they are) or, for a mix of layouts, all copied to C order."""
+    if len({(a.flags.c_contiguous, a.flags.f_contiguous) for a in arrays}) > 1:
+        return tuple(np.ascontiguousarray(a) for a in arrays)
+    return arrays
 
 
 def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
@@ -215,6 +288,8 @@ def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
         raise VfikitError(f"guided_adacof_synthesis: dilation must be an integer >= 1, got {dilation!r}")
     by, bx = expand_taps(tap_bases(size, dilation, "clean", "adacof"), size)
     ry0, ry1, ly = upsample_index(h, lh)
+    if lh == h:  # heads at the frames' size: each output row reads its own row only (ly is 0)
+        ry1 = ry0
     cx0, cx1, lx = upsample_index(w, lw)
 
     def arr(t: torch.Tensor) -> np.ndarray:  # a view in the tensor's own layout (NCHW or channels-last)
@@ -223,8 +298,14 @@ def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
 
     out = np.empty((n, c, h, w), np.float32)
     if out.size:
-        _guided_adacof_fwd(arr(frame0), arr(frame1), *(arr(v) for v in kernel0), *(arr(v) for v in kernel1),
-                           arr(occlusion), arr(flow0), arr(flow1), arr(blend0), np.asarray(by, np.float32),
-                           np.asarray(bx, np.float32), ry0, ry1, ly, cx0, cx1, lx, lh == h, signed_taps,
-                           head_dtype == torch.bfloat16, out)
+        frames, flows = _one_layout(arr(frame0), arr(frame1)), _one_layout(arr(flow0), arr(flow1))
+        head_arrays, occ = _one_layout(*(arr(v) for v in heads[:6])), arr(occlusion)
+        by32, bx32 = np.asarray(by, np.float32), np.asarray(bx, np.float32)
+        blend = arr(blend0)
+
+        def rows(lo: int, hi: int) -> None:
+            _guided_rows(lo, hi, frames, head_arrays, occ, flows, blend, by32, bx32, ry0, ry1, ly, cx0, cx1, lx,
+                         lh == h, signed_taps, head_dtype == torch.bfloat16, *_scratch(taps, lw, w), out)
+
+        run_rows(n * h, rows)
     return torch.from_numpy(out)

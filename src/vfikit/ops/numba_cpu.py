@@ -1,4 +1,4 @@
-"""Compiled CPU kernels (numba, parallel over output rows). The default path on CPU.
+"""Compiled CPU kernels (numba). The default path on CPU.
 
 Same contract as :mod:`vfikit.ops.torch_backend`: values only, autograd lives in ``functional.py``.
 Inputs are copied once to channels-last so that the inner loop over channels is contiguous.
@@ -18,9 +18,10 @@ from numba import njit, prange
 
 from vfikit.ops._geometry import RULE_ADACOF, RULE_DSEP
 from vfikit.ops._sampling import BIG
+from vfikit.ops._threads import run_rows
 
 
-@njit(inline="always")
+@njit
 def _clampi(v, hi):
     if v < 0:
         return 0
@@ -29,7 +30,7 @@ def _clampi(v, hi):
     return v
 
 
-@njit(inline="always")
+@njit
 def _sanitize(v):
     if not v > -BIG:  # also catches NaN
         return -BIG
@@ -38,7 +39,7 @@ def _sanitize(v):
     return v
 
 
-@njit(inline="always")
+@njit
 def _axis(off, base, length, rule):
     """(i0, i1, w0, w1, active) of one sample; see ``vfikit.ops._sampling.axis_weights``."""
     hi = length - 1
@@ -69,7 +70,7 @@ def _axis(off, base, length, rule):
     return i0, i1, 1.0 - w1, w1, act
 
 
-@njit(inline="always")
+@njit
 def _tap_weight(w, kv, kh, m, sep, n, t, ti, tj, i, j):
     """AdaCoF: the tap's weight; DSepConv: vertical[ti] * horizontal[tj] * mask[t]."""
     if sep:
@@ -77,16 +78,20 @@ def _tap_weight(w, kv, kh, m, sep, n, t, ti, tj, i, j):
     return w[n, t, i, j]
 
 
-@njit(parallel=True, cache=True)
-def _deform_fwd(x, w, kv, kh, m, oy, ox, by, bx, rule, sep, out):
-    n_img, hin, win, ch = x.shape
+@njit(nogil=True, cache=True)
+def _deform_fwd(lo, hi, x, w, kv, kh, m, oy, ox, by, bx, rule, sep, out):
+    """Output rows r in [lo, hi) of the flattened (N * H) rows (a plain ``nogil`` kernel: ``run_rows`` spreads
+    the rows over threads; it compiles in about a second, a ``parallel=True`` twin took several)."""
+    ch = x.shape[3]
+    hin, win = x.shape[1], x.shape[2]
     taps, h, wd = oy.shape[1], oy.shape[2], oy.shape[3]
     nk = kv.shape[1]
-    for r in prange(n_img * h):
+    acc = np.empty((wd, ch), dtype=out.dtype)
+    cw = np.empty(4, dtype=out.dtype)
+    for r in range(lo, hi):
         n = r // h
         i = r - n * h
-        acc = np.zeros((wd, ch), dtype=out.dtype)
-        cw = np.empty(4, dtype=out.dtype)
+        acc[:] = 0.0
         for t in range(taps):
             ti = t // nk
             tj = t - ti * nk
@@ -276,8 +281,9 @@ def deform_forward(x, weight, sep, offset_y, offset_x, by, bx, rule) -> torch.Te
     else:
         args = (dummy, *(_np(s, wdt) for s in sep))
     if n * h * w > 0:
-        _deform_fwd(_nhwc(x, wdt), *args, _np(offset_y, wdt), _np(offset_x, wdt),
-                    np.asarray(by, npdt), np.asarray(bx, npdt), rule, sep is not None, out)
+        fixed = (_nhwc(x, wdt), *args, _np(offset_y, wdt), _np(offset_x, wdt), np.asarray(by, npdt),
+                 np.asarray(bx, npdt), rule, sep is not None, out)
+        run_rows(n * h, lambda lo, hi: _deform_fwd(lo, hi, *fixed))
     return torch.from_numpy(out).to(x.dtype)
 
 
