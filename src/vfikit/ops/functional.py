@@ -54,10 +54,6 @@ def _numba_module() -> ModuleType:
 def resolve_backend(backend: str | None, device: torch.device) -> str:
     """The backend that will run for ``device`` (explicit argument, then env var, then auto)."""
     name = backend if backend is not None else os.environ.get(ENV_BACKEND, "auto")
-    if name == "triton":
-        raise VfikitError(
-            "the 'triton' backend is not part of this build; use 'torch' on GPU or 'numba' on CPU"
-        )
     if name not in BACKENDS:
         raise VfikitError(f"unknown ops backend {name!r}; choose one of {BACKENDS}")
     if name == "auto":
@@ -146,7 +142,7 @@ def adacof(
         input: (N, C, Hin, Win). ``"official"``: padded by the caller, Hin = H + (F-1)*dilation
             (row_t = i + k*dilation). ``"clean"``: Hin = H, taps centred
             (row_t = i + (k - (F-1)/2)*dilation).
-        weight: (N, F*F, H, W) tap weights (softmax-ed by the networks).
+        weight: (N, F*F, H, W) tap weights (AdaCoF's networks softmax them; the guided models' are signed).
         offset_y: (N, F*F, H, W) row (vertical) displacement; the official code's ``alpha``.
         offset_x: (N, F*F, H, W) column (horizontal) displacement; the official ``beta``.
         dilation: tap spacing D >= 1.

@@ -264,7 +264,7 @@ def _plan_jobs(kind: str, inputs: list[Path], output: Path, settings: JobSetting
     if folder and output.is_file():  # a file of the user's: never "already complete", never replaced
         check_replaceable(output, folder=True)
     if settings.resume and output.exists() and not partial_dir(output).exists():
-        return [(inputs[0], output)]  # already complete: _run_one reports it
+        return [(inputs[0], output)]  # already complete: jobs.run_one reports it
     check_output_free(output, force=settings.force, resume=settings.resume, folder=folder)
     check_writable_dir(output.parent)
     return [(inputs[0], output)]
