@@ -152,7 +152,7 @@ def test_error_on_wrong_rank_batch_and_dilation(gen):
         adacof(a["input"][0], *list(a.values())[1:], 2, convention="official")
     with pytest.raises(VfikitError, match="batch sizes differ"):
         adacof(torch.cat([a["input"]] * 2), *list(a.values())[1:], 2, convention="official")
-    with pytest.raises(VfikitError, match="dilation must be an integer >= 1, got 0"):
+    with pytest.raises(VfikitError, match="dilation must be a positive integer, got 0"):
         adacof(*a.values(), 0, convention="official")
 
 

@@ -34,6 +34,7 @@ from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.channel_spec import ADACOF_HEADS, dense_adacof_widths, load_channel_spec
 from vfikit.models.kernel_model import KernelVFIModel
 from vfikit.ops import adacof as adacof_op
+from vfikit.runtime import check_int
 
 # Mean subtracted from the kernel-estimator input (RGB), as in the official AdaCoF / CDFI code.
 RGB_MEAN = (0.4631, 0.4352, 0.3990)
@@ -75,8 +76,7 @@ class AdaCoF(KernelVFIModel):
                  convention: str = "clean", channel_order: str = "rgb") -> None:
         super().__init__(convention=convention, channel_order=channel_order)
         for name, v in (("kernel_size", kernel_size), ("dilation", dilation)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise VfikitError(f"{name} must be a positive integer, got {v!r}")
+            check_int(v, name, low=1)
         if convention == "clean" and kernel_size % 2 == 0:
             raise VfikitError(f"the clean convention centres the taps and needs an odd kernel_size, got {kernel_size}")
         self.kernel_size, self.dilation = kernel_size, dilation

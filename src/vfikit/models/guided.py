@@ -52,6 +52,7 @@ from vfikit.models.motion import MotionRefiner
 from vfikit.ops import adacof as adacof_op
 from vfikit.ops import backward_warp, resolve_backend
 from vfikit.ops import dsepconv as dsepconv_op
+from vfikit.runtime import check_int
 
 FLOW_SCALE = 1.0 / 16.0  # flows enter the U-Net in units of 16 px
 # frame0, frame1, warp0, warp1 (RGB each), F_t0, F_t1 (x, y each), visibility of both, sin and cos of
@@ -111,8 +112,7 @@ class _GuidedBase(KernelVFIModel, ABC):
         if convention != "clean" or channel_order != "rgb":
             raise VfikitError(f"{name} has no official checkpoint: only convention='clean', channel_order='rgb'")
         for key, v in (("kernel_size", kernel_size), ("dilation", dilation)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise VfikitError(f"{key} must be a positive integer, got {v!r}")
+            check_int(v, key, low=1)
         if kernel_size % 2 == 0:
             raise VfikitError(f"{name} centres its taps and needs an odd kernel_size, got {kernel_size}")
         if net_downscale not in (1, 2) or isinstance(net_downscale, bool):

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError
 from vfikit.ops import backward_warp
+from vfikit.runtime import check_int
 
 FLOW_UNIT = 16.0  # flows enter the blocks in units of 16 px
 IN_CHANNELS = 18  # frame0, frame1, warp0, warp1 (RGB each), flow_t0, flow_t1 (x, y each), blend logit, t
@@ -69,8 +70,7 @@ class MotionRefiner(nn.Module):
                               f"got {levels} and {widths}")
         if any(a % b or a <= b for a, b in itertools.pairwise(levels)):
             raise VfikitError(f"motion levels must run coarse to fine, each a multiple of the next, got {levels}")
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise VfikitError(f"motion depth must be a non-negative integer, got {depth!r}")
+        check_int(depth, "motion depth", low=0)
         self.levels, self.widths, self.depth = levels, widths, depth
         self.blocks = nn.ModuleList(_Block(w, depth) for w in widths)
         self.reset()

@@ -40,6 +40,7 @@ from vfikit.ops._geometry import (
     tap_bases,
     taps_from_channels,
 )
+from vfikit.runtime import check_int
 
 BACKENDS = ("auto", "reference", "torch", "numba")
 ENV_BACKEND = "VFIKIT_OPS_BACKEND"
@@ -163,8 +164,7 @@ def adacof(
     check_convention(convention)
     (input, weight, offset_y, offset_x), cast = _autocast_to_fp32([input, weight, offset_y, offset_x])
     check_tensors(op, {"input": input, "weight": weight, "offset_y": offset_y, "offset_x": offset_x})
-    if not isinstance(dilation, int) or isinstance(dilation, bool) or dilation < 1:
-        raise VfikitError(f"adacof: dilation must be an integer >= 1, got {dilation!r}")
+    check_int(dilation, "adacof: dilation", low=1)
     n, t, h, w = weight.shape
     f = taps_from_channels(op, "weight", t)
     expect_shape(op, "offset_y", offset_y, (n, t, h, w), "same as weight")

@@ -27,6 +27,7 @@ from numba import njit
 from vfikit.errors import VfikitError
 from vfikit.ops._geometry import expand_taps, tap_bases
 from vfikit.ops._threads import run_rows
+from vfikit.runtime import check_int
 
 
 def upsample_index(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -284,8 +285,7 @@ def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
     for (name, shape), tensor in zip(expected.items(), (frame1, flow0, flow1, blend0, occlusion, *heads[:6])):
         if tuple(tensor.shape) != shape:
             raise VfikitError(f"guided_adacof_synthesis: {name} has shape {tuple(tensor.shape)}, expected {shape}")
-    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
-        raise VfikitError(f"guided_adacof_synthesis: dilation must be an integer >= 1, got {dilation!r}")
+    check_int(dilation, "guided_adacof_synthesis: dilation", low=1)
     by, bx = expand_taps(tap_bases(size, dilation, "clean", "adacof"), size)
     ry0, ry1, ly = upsample_index(h, lh)
     if lh == h:  # heads at the frames' size: each output row reads its own row only (ly is 0)

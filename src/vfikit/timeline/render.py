@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import check_int
 from vfikit.timeline.frames import FrameKind, TensorFrames, check_tensor_frame
 from vfikit.timeline.scenes import PairKind, SceneDetector, Signature, nearest_side
 from vfikit.timeline.timing import OutputFrame, Planner, TimingSpec, parse_rate
@@ -133,8 +134,7 @@ class Renderer:
         batch_size: int = 1,
         skip_before: int = 0,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise VfikitError(f"batch size must be a positive integer, got {batch_size!r}")
+        check_int(batch_size, "batch size", low=1)
         self.interpolator = interpolator
         self.kind = kind
         self.spec = spec

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from vfikit.errors import VfikitError
+from vfikit.runtime import check_int
 
 _TIMECODE = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 MAX_DENSITY = 1024  # output frames per source frame (--factor, or --fps over the input's rate) at most
@@ -141,8 +142,7 @@ class TimingSpec:
         if slow is not None and slow <= 1:
             raise VfikitError(f"slow-motion factor must be greater than 1, got {slowmo!r}")
         if factor is not None:
-            if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
-                raise VfikitError(f"--factor must be an integer >= 2, got {factor!r}")
+            check_int(factor, "--factor", low=2)
             if factor > MAX_DENSITY:
                 raise VfikitError(f"--factor {factor} is more than the {MAX_DENSITY} output frames per source frame "
                                   "vfikit makes; choose a smaller factor")

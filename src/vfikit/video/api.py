@@ -25,7 +25,7 @@ from typing import Any
 
 from vfikit.errors import VfikitError
 from vfikit.image_files import IMAGE_SUFFIXES
-from vfikit.runtime import check_precision, resolve_device
+from vfikit.runtime import check_int, check_precision, resolve_device
 from vfikit.timeline.render import RenderStats
 from vfikit.timeline.scenes import SceneDetector
 from vfikit.timeline.timing import TimingSpec, parse_rate, parse_time
@@ -123,8 +123,7 @@ def _job_settings(opts: InterpolateOptions) -> JobSettings:
         allow_truncated=opts.allow_truncated,
     )
     depth = opts.bisect_depth
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 20:
-        raise VfikitError(f"bisect depth must be an integer from 1 to 20, got {depth!r}")
+    check_int(depth, "bisect depth", low=1, high=20)
     if settings.max_frames == 1:
         raise VfikitError("--max-frames 1 leaves a single frame; interpolation needs at least two frames")
     if settings.duration is not None and settings.duration <= 0:
@@ -163,9 +162,7 @@ def _suffix(ext: str) -> str:
 def _positive_int(value: Any, what: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise VfikitError(f"{what} must be a positive integer, got {value!r}")
-    return value
+    return check_int(value, what, low=1)
 
 
 def _shard() -> tuple[int, int]:
