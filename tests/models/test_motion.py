@@ -125,3 +125,22 @@ def test_motion_loss_counts_visible_pixels_of_exact_motion_and_only_better_teach
     assert value(None, False, wrong) > 2.0
     with pytest.raises(VfikitError, match="aux flows"):
         term(LossInputs(pred=target, target=target, frame0=x0, frame1=x1, aux={}))
+
+
+def test_the_matching_cost_is_lowest_at_the_symmetric_displacement_that_aligns_the_frames():
+    from vfikit.models.motion import matching_cost
+
+    warp0, _ = _frames()
+    warp1 = torch.roll(warp0, shifts=(2, 2), dims=(2, 3))  # warp1(q) = warp0(q - 2): aligned at d = (dx, dy) = (-1, -1)
+    cost = matching_cost(warp0, warp1, 2)
+    assert cost.shape == (1, 25, 64, 96)
+    inner = cost[0, :, 8:-8, 8:-8].mean((1, 2))
+    assert int(inner.argmin()) == (-1 + 2) * 5 + (-1 + 2) and float(inner.min()) < 1e-6
+    refiner = MotionRefiner(correlation=2)
+    assert refiner.settings["correlation"] == 2 and refiner.blocks[0].body[0].in_channels == 18 + 25
+    x0, x1 = _frames()
+    zeros = torch.zeros(1, 2, 64, 96)
+    out = refiner(x0, x1, zeros, zeros, torch.zeros(1, 1, 64, 96), torch.tensor([0.5]))
+    assert torch.equal(out[0], zeros)  # still the guide at its zero start
+    with pytest.raises(VfikitError, match="motion correlation"):
+        MotionRefiner(correlation=-1)

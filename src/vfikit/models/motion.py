@@ -8,6 +8,9 @@ and its blend logit, and refines them at 1/8, 1/4 and 1/2 of the frame size. Eac
 
 * both frames and both frames backward-warped by the current estimate (at its resolution),
 * the current flows (in units of 16 px), the blend logit and t,
+* with ``correlation`` r > 0, a local matching cost of the two warped frames: for every displacement d with
+  |dx|, |dy| <= r (level pixels), the mean absolute difference of warp0 at p + d and warp1 at p - d, the
+  symmetric change of the two flows that a wrong motion at t needs ((2r+1)^2 channels; no parameters),
 
 works one step coarser inside (a stride-2 convolution, a few 3x3 convolutions) and predicts residual
 flows t->0, t->1 and a residual blend logit. The residuals add up across levels and are upsampled to
@@ -37,13 +40,30 @@ DEFAULT_LEVELS = (8, 4, 2)
 DEFAULT_WIDTHS = (64, 48, 32)
 
 
-class _Block(nn.Module):
-    """One level: (B, 18, h, w) -> (B, 5, h, w) residuals, computed at (h/2, w/2) and upsampled by a
-    transposed convolution whose weights start at zero."""
+def matching_cost(warp0: torch.Tensor, warp1: torch.Tensor, radius: int) -> torch.Tensor:
+    """(B, (2r+1)^2, h, w): for each displacement d = (dx, dy), |dx|, |dy| <= r, row-major from (-r, -r), the mean
+    over channels of |warp0(p + d) - warp1(p - d)| (borders replicated). Inputs (B, C, h, w)."""
+    pad = 2 * radius
+    a = F.pad(warp0, (pad, pad, pad, pad), mode="replicate")
+    b = F.pad(warp1, (pad, pad, pad, pad), mode="replicate")
+    h, w = warp0.shape[-2:]
+    costs = []
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            shifted0 = a[..., pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+            shifted1 = b[..., pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+            costs.append((shifted0 - shifted1).abs().mean(1, keepdim=True))
+    return torch.cat(costs, 1)
 
-    def __init__(self, width: int, depth: int) -> None:
+
+class _Block(nn.Module):
+    """One level: (B, 18 + cost channels, h, w) -> (B, 5, h, w) residuals, computed at (h/2, w/2) and upsampled by
+    a transposed convolution whose weights start at zero."""
+
+    def __init__(self, width: int, depth: int, extra: int = 0) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(IN_CHANNELS, width, 3, stride=2, padding=1), nn.LeakyReLU(0.1)]
+        layers: list[nn.Module] = [nn.Conv2d(IN_CHANNELS + extra, width, 3, stride=2, padding=1),
+                                   nn.LeakyReLU(0.1)]
         for _ in range(depth):
             layers += [nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.1)]
         self.body = nn.Sequential(*layers)
@@ -57,12 +77,13 @@ class MotionRefiner(nn.Module):
     """Residual flows and blend logit at t on top of a guide's. See the module docstring.
 
     ``levels``: downsampling factor of each block, coarse to fine (each a multiple of the next, the last one
-    at least 1); ``widths``: channels of each block; ``depth``: 3x3 convolutions per block after its first.
+    at least 1); ``widths``: channels of each block; ``depth``: 3x3 convolutions per block after its first;
+    ``correlation``: the radius r of the matching cost each block also sees (0: none).
     Frames must be divisible by ``2 * levels[0]`` (the guided models pad to multiples of 32).
     """
 
     def __init__(self, levels: Sequence[int] = DEFAULT_LEVELS, widths: Sequence[int] = DEFAULT_WIDTHS,
-                 depth: int = 3) -> None:
+                 depth: int = 3, correlation: int = 0) -> None:
         super().__init__()
         levels, widths = [int(v) for v in levels], [int(v) for v in widths]
         if not levels or len(levels) != len(widths) or min(levels) < 1 or min(widths) < 1:
@@ -71,14 +92,18 @@ class MotionRefiner(nn.Module):
         if any(a % b or a <= b for a, b in itertools.pairwise(levels)):
             raise VfikitError(f"motion levels must run coarse to fine, each a multiple of the next, got {levels}")
         check_int(depth, "motion depth", low=0)
-        self.levels, self.widths, self.depth = levels, widths, depth
-        self.blocks = nn.ModuleList(_Block(w, depth) for w in widths)
+        check_int(correlation, "motion correlation", low=0, high=8)
+        self.levels, self.widths, self.depth, self.correlation = levels, widths, depth, correlation
+        self.blocks = nn.ModuleList(_Block(w, depth, (2 * correlation + 1) ** 2 if correlation else 0) for w in widths)
         self.reset()
 
     @property
     def settings(self) -> dict[str, object]:
         """The constructor's arguments (what a model records in ``model_args``)."""
-        return {"levels": list(self.levels), "widths": list(self.widths), "depth": self.depth}
+        settings: dict[str, object] = {"levels": list(self.levels), "widths": list(self.widths), "depth": self.depth}
+        if self.correlation:
+            settings["correlation"] = self.correlation
+        return settings
 
     @torch.no_grad()
     def reset(self) -> None:
@@ -118,7 +143,9 @@ class MotionRefiner(nn.Module):
         flow0, flow1, logit = fields[:, 0:2], fields[:, 2:4], fields[:, 4:5]
         warp0, warp1 = backward_warp(x0, flow0 / level), backward_warp(x1, flow1 / level)
         time = t.view(-1, 1, 1, 1).to(x0.dtype).expand_as(logit)
-        inp = torch.cat([x0 - 0.5, x1 - 0.5, warp0 - 0.5, warp1 - 0.5, flow0 / FLOW_UNIT, flow1 / FLOW_UNIT,
-                         logit, time], 1)
+        parts = [x0 - 0.5, x1 - 0.5, warp0 - 0.5, warp1 - 0.5, flow0 / FLOW_UNIT, flow1 / FLOW_UNIT, logit, time]
+        if self.correlation:
+            parts.append(matching_cost(warp0, warp1, self.correlation))
+        inp = torch.cat(parts, 1)
         out = block(inp)
         return torch.cat([out[:, :4] * level, out[:, 4:]], 1)
