@@ -27,8 +27,7 @@ import torch
 from vfikit.config import load_config
 from vfikit.data.factory import sample_fingerprint, validation_samples
 from vfikit.hub import create_model
-from vfikit.losses import teacher_flow
-from vfikit.ops import backward_warp
+from vfikit.losses import teacher_flow, warp_error
 
 
 @contextmanager
@@ -51,9 +50,8 @@ def reference(sample, confident: float) -> tuple[list[torch.Tensor], list[torch.
     flows, masks = [], []
     for frame in (sample.frame0[None], sample.frame1[None]):
         flow = teacher_flow(target, frame, init_scale=2)
-        error = (backward_warp(frame, flow) - target).abs().mean(1, keepdim=True)
         flows.append(flow)
-        masks.append((error < confident).float())
+        masks.append((warp_error(frame, target, flow) < confident).float())
     return flows, masks
 
 

@@ -47,7 +47,9 @@ class SyntheticConfig:
     (``image`` needs ``texture_sources``: image files, folders of images, or video files, loaded
     once into a uint8 pool of at most ``texture_pool`` frames whose longer side is at most
     ``texture_max_side``). ``t``: the target time (one value) or a list to draw from;
-    ``t_range``: draw t uniformly in [lo, hi] instead.
+    ``t_range``: draw t uniformly in [lo, hi] instead. ``exact_motion``: samples also carry their exact
+    flows and visibility at t (``Triplet.motion``, for the ``motion`` loss); off by default, since it costs
+    about twice the rendering.
     """
 
     size: list[int] = field(default_factory=lambda: [256, 256])
@@ -76,6 +78,7 @@ class SyntheticConfig:
     texture_max_side: int = 640
     t: float | list[float] = 0.5
     t_range: list[float] | None = None
+    exact_motion: bool = False
 
 
 @dataclass

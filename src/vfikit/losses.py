@@ -161,6 +161,23 @@ def teacher_flow(source: torch.Tensor, dest: torch.Tensor, preset: str = "medium
     return out.to(device=source.device, dtype=source.dtype)
 
 
+def warp_error(source: torch.Tensor, target: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W): the mean absolute colour difference between ``source`` warped by ``flow`` ((B, 2, H, W),
+    (x, y)) and ``target``, per pixel; no gradient."""
+    with torch.no_grad():
+        return (backward_warp(source.float(), flow.float()) - target.float()).abs().mean(1, keepdim=True)
+
+
+def teacher_where_better(target: torch.Tensor, source: torch.Tensor, flow: torch.Tensor, margin: float,
+                         preset: str = "medium", init_scale: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DIS teacher flow from ``target`` to ``source`` (:func:`teacher_flow`) and the (B, 1, H, W) mask of the
+    pixels where ``source`` warped by it matches ``target`` better, by ``margin``, than warped by ``flow``: the
+    privileged teacher, trusted only where it is right and the model is not."""
+    teacher = teacher_flow(target, source, preset, init_scale)
+    better = warp_error(source, target, teacher) + margin < warp_error(source, target, flow)
+    return teacher, better.to(flow.dtype)
+
+
 def occlusion_smoothness(occlusion: torch.Tensor, eps: float = CHARBONNIER_EPS) -> torch.Tensor:
     """AdaCoF ``g_Occlusion``: ``charb(dx V) + charb(dy V)`` for the (B, 1, H, W) occlusion map V."""
     dx, dy = _neighbour_diffs(occlusion)
@@ -388,15 +405,11 @@ class FlowHintTerm(LossTerm):
             if len(entry) != 3:
                 raise VfikitError("flow_hint expects aux['kernels'] entries (weight, offset_y, offset_x)")
             disp = kernel_displacement(*(x[..., :h, :w] for x in entry), dilation=self.dilation)
-            teacher = teacher_flow(inputs.target, frame, self.preset, self.init_scale)
             if self.mask == "none":
-                term = charbonnier(disp - teacher)
+                term = charbonnier(disp - teacher_flow(inputs.target, frame, self.preset, self.init_scale))
             else:
-                with torch.no_grad():
-                    target, source = inputs.target.float(), frame.float()
-                    err_teacher, err_model = ((backward_warp(source, f.float()) - target).abs().mean(1, keepdim=True)
-                                              for f in (teacher, disp))
-                    better = (err_teacher + self.margin < err_model).to(disp.dtype)
+                teacher, better = teacher_where_better(inputs.target, frame, disp, self.margin, self.preset,
+                                                       self.init_scale)
                 term = (better * torch.sqrt((disp - teacher) ** 2 + CHARBONNIER_EPS)).mean()
             total = term if total is None else total + term
         return total
@@ -466,12 +479,9 @@ class MotionTerm(LossTerm):
         target = inputs.target[rows].float()
         total = target.new_zeros(())
         for frame, flow in zip((inputs.frame0, inputs.frame1), flows):
-            source, flow = frame[rows].float(), flow[rows]
-            teacher = teacher_flow(target, source, self.preset, self.init_scale)
-            with torch.no_grad():
-                err_teacher, err_model = ((backward_warp(source, f) - target).abs().mean(1, keepdim=True)
-                                          for f in (teacher, flow))
-                better = (err_teacher + self.margin < err_model).float()
+            flow = flow[rows]
+            teacher, better = teacher_where_better(target, frame[rows], flow, self.margin, self.preset,
+                                                   self.init_scale)
             total = total + (better * torch.sqrt((flow - teacher) ** 2 + self.eps)).mean()
         return total
 

@@ -210,7 +210,8 @@ def test_synthetic_samples_carry_their_motion_through_the_training_transforms():
     from vfikit.data.transforms import training_transforms
 
     cfg = SyntheticConfig(size=[48, 64], objects=[1, 2], max_translation=8.0, noise=0.0, lighting=0.0,
-                          motion_blur=0.0, quantize=False, texture_weights={"gradient": 1.0})
+                          motion_blur=0.0, quantize=False, texture_weights={"gradient": 1.0}, exact_motion=True)
+    assert SyntheticGenerator(SyntheticConfig(**{**cfg.__dict__, "exact_motion": False})).sample(3).motion is None
     sample = SyntheticGenerator(cfg).sample(3)
     assert sample.motion is not None and sample.motion.shape == (6, 48, 64)
     assert torch.equal(sample.motion, exact_motion(SyntheticGenerator(cfg).scene(3), sample.t))

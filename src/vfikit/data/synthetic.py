@@ -208,8 +208,7 @@ def _composite(scene: Scene, times: list[float]) -> torch.Tensor:
         sampled = _sample_layer(layer, [np.linalg.inv(m) for m in mats], _base_grid(y1 - y0, x1 - x0, x0, y0))
         # coverage channel c = band - sd (texture px); screen px per texture px = scale s(t)
         scales = torch.tensor([_screen_scale(m) for m in mats], dtype=torch.float32).view(n, 1, 1, 1)
-        sd = _EDGE_BAND - sampled[:, 3:4]
-        alpha = (0.5 - sd * scales).clamp(0.0, 1.0)
+        alpha = _opacity(sampled[:, 3:4], scales)
         colour = sampled[:, :3] * _gains(layer, times)
         region = frames[:, :, y0:y1, x0:x1]
         frames[:, :, y0:y1, x0:x1] = region + alpha * (colour - region)
@@ -226,13 +225,12 @@ VISIBLE_WEIGHT = 0.99  # a pixel belongs to one layer when that layer makes at l
 
 def _alphas(scene: Scene, t: float, points: torch.Tensor) -> list[torch.Tensor]:
     """Each layer's opacity at time t at screen ``points`` (h, w, 3) (homogeneous, float64): (h, w) float32
-    each, back to front; the opaque background is 1 everywhere. The same coverage arithmetic as the renderer."""
+    each, back to front; the opaque background is 1 everywhere (the renderer's :func:`_opacity`)."""
     h, w = points.shape[:2]
     out = [torch.ones(h, w)]
     for layer in scene.layers[1:]:
         m = layer_matrix(layer, scene.camera, scene.size, t)
-        coverage = _sample_layer(layer, [np.linalg.inv(m)], points)[0, 3]
-        out.append((0.5 - (_EDGE_BAND - coverage) * _screen_scale(m)).clamp(0.0, 1.0))
+        out.append(_opacity(_sample_layer(layer, [np.linalg.inv(m)], points)[0, 3], _screen_scale(m)))
     return out
 
 
@@ -278,6 +276,12 @@ def exact_motion(scene: Scene, t: float) -> torch.Tensor:
             out[2 * k : 2 * k + 2] = torch.where(mine, flow, out[2 * k : 2 * k + 2])
             out[4 + k] = torch.where(mine, (inside & seen & (share >= VISIBLE_WEIGHT)).float(), out[4 + k])
     return out
+
+
+def _opacity(coverage: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+    """A layer's opacity from its coverage channel (``_EDGE_BAND`` - signed distance, texture px) and its screen
+    scale (screen px per texture px): a one-pixel anti-aliased edge on screen."""
+    return (0.5 - (_EDGE_BAND - coverage) * scale).clamp(0.0, 1.0)
 
 
 def _time_seed(seed: int, t: float) -> int:
@@ -654,12 +658,13 @@ class SyntheticGenerator:
         return float(ts[int(rng.integers(len(ts)))])
 
     def sample(self, seed: int) -> Triplet:
-        """One training sample: frames at 0 and 1, the exact frame at t (drawn per the config) and its exact
-        motion (:func:`exact_motion`)."""
+        """One training sample: frames at 0 and 1, the exact frame at t (drawn per the config) and, with
+        ``exact_motion`` in the config, its exact motion (:func:`exact_motion`)."""
         t = self.draw_t(np.random.default_rng([seed, 1]))
         scene = self.scene(seed)
         frames = render(scene, (0.0, t, 1.0))
-        return Triplet(frames[0], frames[2], frames[1], t=t, key=f"synthetic/{seed}", motion=exact_motion(scene, t))
+        motion = exact_motion(scene, t) if self.config.exact_motion else None
+        return Triplet(frames[0], frames[2], frames[1], t=t, key=f"synthetic/{seed}", motion=motion)
 
 
 class SyntheticDataset(torch.utils.data.Dataset):

@@ -376,18 +376,12 @@ class GuidedDSepConv(_GuidedBase):
         names of the copied tensors."""
         if not isinstance(source, GuidedAdaCoF) or source.kernel_size != self.kernel_size:
             raise VfikitError(f"warm start needs a guided_adacof model with kernel_size={self.kernel_size}")
-        src, own, copied = source.state_dict(), self.state_dict(), []
-        for key, value in src.items():
-            if key not in own:
-                continue
-            target = own[key]
-            if target.shape == value.shape:
-                target.copy_(value)
-            elif key == "unet.conv1.0.weight" and target.shape[1] == value.shape[1] + 1:
-                target.zero_()
-                target[:, : value.shape[1]].copy_(value)
-            else:
-                continue
+        copied = super().warm_start(source)  # every tensor of the same name and shape
+        key = "unet.conv1.0.weight"  # one input channel more here (t): the source's channels, t's at zero
+        value, target = source.state_dict()[key], self.state_dict()[key]
+        if key not in copied and target.shape[1] == value.shape[1] + 1:
+            target.zero_()
+            target[:, : value.shape[1]].copy_(value)
             copied.append(key)
         return copied
 
