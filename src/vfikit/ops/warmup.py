@@ -21,7 +21,7 @@ def compile_default_kernels(bf16_heads: bool | None = None) -> None:
     import numpy as np
     import torch
 
-    from vfikit.ops.functional import adacof
+    from vfikit.ops.functional import backward_warp
     from vfikit.ops.guided_synthesis import guided_adacof_synthesis
     from vfikit.ops.splat import consistency, splat_motion
 
@@ -35,7 +35,7 @@ def compile_default_kernels(bf16_heads: bool | None = None) -> None:
     splat_motion(flow, flow, plane, plane, plane, plane, 0.5, 20.0)
     with torch.no_grad():
         frame, flows = torch.rand(1, 3, 2 * h, 2 * w), torch.zeros(1, 2, 2 * h, 2 * w)
-        adacof(frame, torch.ones(1, 1, 2 * h, 2 * w), flows[:, 1:], flows[:, :1], 1, convention="clean")
+        backward_warp(frame, flows)  # the guided models' one-tap warp
         dtype = torch.bfloat16 if bf16_heads else torch.float32
 
         def head(channels: int) -> torch.Tensor:  # channels-last, as the network leaves its heads
