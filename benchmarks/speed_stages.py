@@ -86,7 +86,7 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, on
         import torch.nn.functional as F
 
         tt = torch.full((1,), t)
-        ft0, ft1, vis, _ = model._guide(f0, f1, tt)
+        ft0, ft1, vis, _, _ = model._guide(f0, f1, tt)
         multiple = 32 * model.net_downscale
         h, w = a.shape[:2]
         pad = (0, (-w) % multiple, 0, (-h) % multiple)

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def teacher_guide(frame0, frame1, t, t0=t0, t1=t1, tt=tt):
             ones = torch.ones_like(t0)
-            return t0, t1, ones, torch.full_like(ones[:, :1], 1 - tt)
+            return t0, t1, ones, torch.full_like(ones[:, :1], 1 - tt), {}
 
         with torch.no_grad():
             warped = (1 - tt) * backward_warp(x0, t0) + tt * backward_warp(x1, t1)
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             outputs = {"teacher warp": warped, "model": own, "model with teacher flows": taught}
             if args.self_taught:
                 s0, s1 = (teacher_flow(own.clamp(0, 1), x, init_scale=2) for x in (x0, x1))
-                _, _, vis, b0 = own_guide(x0, x1, torch.tensor([tt]))
-                model._guide = lambda frame0, frame1, t, s0=s0, s1=s1, vis=vis, b0=b0: (s0, s1, vis, b0)
+                _, _, vis, b0, _ = own_guide(x0, x1, torch.tensor([tt]))
+                model._guide = lambda frame0, frame1, t, s0=s0, s1=s1, vis=vis, b0=b0: (s0, s1, vis, b0, {})
                 outputs["self-taught"] = model(x0, x1)
                 outputs["self-taught, averaged with the model"] = 0.5 * (outputs["self-taught"] + own)
         model._guide = own_guide

@@ -268,11 +268,12 @@ class LossInputs:
     """Everything a loss term may look at (batched, B first).
 
     ``pred``/``target``/``frame0``/``frame1``: (B, 3, H, W); ``t``: (B,); ``aux``: the model's aux
-    dict (None unless a term needs it); ``pred_flipped``: the model's output on (frame1, frame0, 1 - t)
+    dict (None unless a term needs it); ``pred`` is None when no term needs the frame
+    (``CompositeLoss.needs_frame``); ``pred_flipped``: the model's output on (frame1, frame0, 1 - t)
     (None unless a term needs it).
     """
 
-    pred: torch.Tensor
+    pred: torch.Tensor | None
     target: torch.Tensor
     frame0: torch.Tensor | None = None
     frame1: torch.Tensor | None = None
@@ -289,6 +290,7 @@ class LossTerm(nn.Module):
 
     needs_aux: bool = False
     needs_flip: bool = False
+    needs_frame: bool = True  # False: the term reads only the aux motion (training may skip the synthesis)
 
 
 class CharbonnierTerm(LossTerm):
@@ -435,6 +437,7 @@ class MotionTerm(LossTerm):
     """
 
     needs_aux = True
+    needs_frame = False
 
     def __init__(self, margin: float = 0.01, preset: str = "medium", init_scale: int | None = 2,
                  blend: float = 0.1, eps: float = CHARBONNIER_EPS) -> None:
@@ -486,6 +489,35 @@ class MotionTerm(LossTerm):
         return total
 
 
+class PairFlowTerm(LossTerm):
+    """Dense supervision of a model's refined flows between the inputs, ``aux["flow01"]``, ``aux["flow10"]``
+    (B, 2, H, W) (x, y; a guided model with a ``flow_refiner``): the Charbonnier of their error against the exact
+    flows of the samples whose motion is known (``LossInputs.motion`` channels 6-11, the synthetic scenes), on the
+    pixels seen in the other frame. Samples without exact motion add nothing (0 when a batch has none)."""
+
+    needs_aux = True
+    needs_frame = False
+
+    def __init__(self, eps: float = CHARBONNIER_EPS) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, inputs: LossInputs) -> torch.Tensor:
+        aux = inputs.aux or {}
+        if "flow01" not in aux or "flow10" not in aux:
+            raise VfikitError("the pair_flow loss needs a guided model with a flow_refiner (aux flow01, flow10)")
+        flows = (aux["flow01"].float(), aux["flow10"].float())
+        known = inputs.motion_known
+        total = flows[0].new_zeros(())
+        if inputs.motion is None or known is None or not bool(known.any()):
+            return total
+        motion = inputs.motion[known].float()
+        for j, flow in enumerate(flows):
+            exact, seen = motion[:, 6 + 2 * j : 8 + 2 * j], motion[:, 10 + j : 11 + j]
+            total = total + _masked_mean(torch.sqrt((flow[known] - exact) ** 2 + self.eps), seen)
+        return total
+
+
 class VGGTerm(LossTerm):
     """MSE between VGG16 features (default conv4_3 before ReLU) of prediction and target.
 
@@ -532,6 +564,7 @@ TERMS: dict[str, Callable[..., LossTerm]] = {
     "g_occlusion": OcclusionTerm,
     "flow_hint": FlowHintTerm,
     "motion": MotionTerm,
+    "pair_flow": PairFlowTerm,
     "vgg": VGGTerm,
 }
 
@@ -568,6 +601,11 @@ class CompositeLoss(nn.Module):
     @property
     def needs_flip(self) -> bool:
         return any(m.needs_flip for m in self.terms)
+
+    @property
+    def needs_frame(self) -> bool:
+        """False when every term reads only the model's motion at t (``aux``), not its frame."""
+        return any(m.needs_frame for m in self.terms)
 
     def forward(self, inputs: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         total = None

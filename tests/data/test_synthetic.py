@@ -206,18 +206,23 @@ def test_exact_flows_warp_the_inputs_onto_the_frame_at_t_wherever_visible():
 
 
 def test_synthetic_samples_carry_their_motion_through_the_training_transforms():
-    from vfikit.data.synthetic import exact_motion
+    from vfikit.data.synthetic import exact_motion, exact_pair_motion
     from vfikit.data.transforms import training_transforms
 
     cfg = SyntheticConfig(size=[48, 64], objects=[1, 2], max_translation=8.0, noise=0.0, lighting=0.0,
                           motion_blur=0.0, quantize=False, texture_weights={"gradient": 1.0}, exact_motion=True)
     assert SyntheticGenerator(SyntheticConfig(**{**cfg.__dict__, "exact_motion": False})).sample(3).motion is None
     sample = SyntheticGenerator(cfg).sample(3)
-    assert sample.motion is not None and sample.motion.shape == (6, 48, 64)
-    assert torch.equal(sample.motion, exact_motion(SyntheticGenerator(cfg).scene(3), sample.t))
+    assert sample.motion is not None and sample.motion.shape == (12, 48, 64)
+    scene = SyntheticGenerator(cfg).scene(3)
+    assert torch.equal(sample.motion, torch.cat([exact_motion(scene, sample.t), exact_pair_motion(scene)]))
     transform = training_transforms([32, 40], hflip=1.0, vflip=1.0, temporal_swap=1.0)
     out = transform(sample, np.random.default_rng(0))
     # whatever crop, flips and swap did, the flows still warp the inputs onto the target
     m = out.motion
     for frame, flow, visible in ((out.frame0, m[0:2], m[4]), (out.frame1, m[2:4], m[5])):
         assert _warp_error(frame, out.target, flow, visible) < 0.01
+    # and the flows between the inputs warp each input onto the other
+    pairs = ((out.frame1, out.frame0, m[6:8], m[10]), (out.frame0, out.frame1, m[8:10], m[11]))
+    for frame, onto, flow, visible in pairs:
+        assert _warp_error(frame, onto, flow, visible) < 0.01

@@ -369,3 +369,35 @@ def test_two_process_ddp_stops_together_when_the_run_diverges(tmp_path):
         for process in ctx.processes:
             process.kill()
         pytest.fail("the ranks did not stop together within 60 s")
+
+
+def _motion_only_raw(tmp_path, arch: str = "guided_adacof_k5", args: dict | None = None) -> dict:
+    raw = _raw(tmp_path, steps=3, log_every=1, val_every=100, ckpt_every=100)
+    raw["model"] = {"arch": arch, "args": {"motion": {}} if args is None else args, "train_only": ["motion"]}
+    raw["data"]["train"][0].update(exact_motion=True, max_translation=4.0)
+    raw["data"].update(crop=64, val=[], val_samples=0)
+    raw["loss"] = [{"name": "motion", "weight": 1.0}]
+    raw["optim"] = {"name": "adam", "lr": 1.0e-3}
+    return raw
+
+
+def test_motion_terms_alone_train_the_estimator_without_running_the_kernel_network(tmp_path, monkeypatch):
+    """Issue 23's motion-only stage: a loss of motion terms alone runs the model's motion_fields, so a step costs
+    the guide and the refiner, not the synthesis; the refiner learns, the frozen network stays as it was."""
+    from vfikit.models.guided import _GuidedBase
+
+    def no_network(*_args, **_kwargs):
+        raise AssertionError("the kernel network ran in a motion-only step")
+
+    monkeypatch.setattr(_GuidedBase, "_trunk_outputs", no_network)
+    result = train(config_from_dict(_motion_only_raw(tmp_path)), log=_quiet)
+    state = result.model.state_dict()
+    assert any(float(state[f"motion.blocks.{i}.out.weight"].abs().max()) > 0 for i in range(3))  # left its zero start
+    assert [row["step"] for row in result.history] == [1, 2, 3] and all(row["motion"] > 0 for row in result.history)
+
+
+def test_motion_terms_alone_on_a_model_without_motion_at_t_are_refused(tmp_path):
+    raw = _motion_only_raw(tmp_path, arch="test_tiny_adacof", args={"channels": 6})
+    raw["model"].pop("train_only")
+    with pytest.raises(VfikitError, match="cannot skip its frame"):
+        train(config_from_dict(raw), log=_quiet)

@@ -60,7 +60,7 @@ def test_flow_channel_zero_moves_columns_and_positive_reads_right_or_down(monkey
     ft0 = torch.tensor(flow).view(1, 2, 1, 1).expand(1, 2, 20, 24)
     zeros = torch.zeros(1, 2, 20, 24)
     monkeypatch.setattr(model, "_guide", lambda a, b, t: (ft0, zeros, torch.ones(1, 2, 20, 24),
-                                                          torch.full((1, 1, 20, 24), 0.5)))
+                                                          torch.full((1, 1, 20, 24), 0.5), {}))
     with torch.no_grad():
         out = model(f0, f1)
     s = int(max(flow))
@@ -75,7 +75,7 @@ def test_blend_map_starts_from_flow_dis_weights(monkeypatch):
     f0, f1 = torch.zeros(1, 3, 16, 16), torch.ones(1, 3, 16, 16)
     b0 = torch.full((1, 1, 16, 16), 0.8)
     z = torch.zeros(1, 2, 16, 16)
-    monkeypatch.setattr(model, "_guide", lambda a, b, t: (z, z, torch.ones(1, 2, 16, 16), b0))
+    monkeypatch.setattr(model, "_guide", lambda a, b, t: (z, z, torch.ones(1, 2, 16, 16), b0, {}))
     with torch.no_grad():
         out = model(f0, f1)
     assert torch.allclose(out, torch.full_like(out, 0.2), atol=1e-5)  # 0.8 * 0 + 0.2 * 1

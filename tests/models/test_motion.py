@@ -144,3 +144,123 @@ def test_the_matching_cost_is_lowest_at_the_symmetric_displacement_that_aligns_t
     assert torch.equal(out[0], zeros)  # still the guide at its zero start
     with pytest.raises(VfikitError, match="motion correlation"):
         MotionRefiner(correlation=-1)
+
+
+def test_motion_fields_are_the_motion_the_whole_model_uses():
+    """``motion_fields`` (the motion-only training stage) returns the refined flows and blend weight that the
+    full forward puts in its aux, for a frame size the model pads."""
+    _, model = _pair_of_models()
+    for block in model.motion.blocks:  # a refiner that changes the guide's fields
+        torch.nn.init.normal_(block.out.weight, std=0.01)
+    x0, x1 = _frames(h=60, w=90)
+    t = torch.tensor([0.5])  # guided_adacof_k5 interpolates the midpoint
+    with torch.no_grad():
+        _, aux = model(x0, x1, t=t, return_aux=True)
+        fields = model.motion_fields(x0, x1, t)
+        guide = model.guide.motion(x0, x1, t)
+    assert set(fields) == {"flow_t0", "flow_t1", "blend0"}
+    for key in fields:
+        assert fields[key].shape[-2:] == (60, 90) and torch.equal(fields[key], aux[key])
+    assert not torch.equal(fields["flow_t0"], guide["flow_t0"])  # the refiner's, not the guide's
+
+
+# --- the flow refiner between the inputs (PairFlowRefiner) ---------------------------------------------------
+
+
+def _shifted_pair(h: int = 64, w: int = 96, dx: int = 6, dy: int = -3):
+    """frame1 = frame0 moved by (dx, dy): the exact flow 0->1 is (dx, dy), 1->0 is (-dx, -dy) (inside)."""
+    x0, _ = _frames(h, w)
+    x1 = torch.roll(x0, shifts=(dy, dx), dims=(2, 3))
+    f01 = torch.tensor([float(dx), float(dy)]).view(1, 2, 1, 1).expand(1, 2, h, w).clone()
+    return x0, x1, f01, -f01
+
+
+def test_an_untrained_flow_refiner_returns_the_guides_flows_and_model_exactly():
+    from vfikit.models.motion import PairFlowRefiner
+
+    refiner = PairFlowRefiner()
+    x0, x1, f01, f10 = _shifted_pair(h=60, w=90)  # not a multiple of 32: padded inside
+    a, b = refiner(x0, x1, f01 + 1.5, f10)
+    assert torch.equal(a, f01 + 1.5) and torch.equal(b, f10)
+    plain = create_model("guided_adacof_k5").eval()
+    refined = create_model("guided_adacof_k5", flow_refiner={}).eval()
+    refined.warm_start(plain)
+    with torch.no_grad():
+        assert torch.equal(plain(x0, x1), refined(x0, x1))
+    assert refined.model_args["flow_refiner"] == {"levels": [16, 8, 4], "widths": [64, 48, 32], "depth": 3,
+                                                   "correlation": 3}
+
+
+def test_the_guide_splats_given_flows_as_it_splats_its_own():
+    """``motion_from_flows`` with DIS's own flows is ``motion``: the refined flows go through the same splatting."""
+    guide = create_model("flow_dis")
+    x0, x1 = _frames()
+    t = torch.tensor([0.4])
+    own = guide.motion(x0, x1, t)
+    pair = guide.flows(x0, x1)
+    given = guide.motion_from_flows(x0, x1, pair["flow01"], pair["flow10"], t)
+    for key in own:
+        assert torch.equal(own[key], given[key])
+
+
+def test_the_flow_refiner_learns_from_the_pair_flow_loss():
+    from vfikit.losses import LossInputs, PairFlowTerm
+    from vfikit.models.motion import PairFlowRefiner
+
+    torch.manual_seed(0)
+    refiner = PairFlowRefiner(levels=(16, 8), widths=(16, 16), depth=1, correlation=2)
+    x0, x1, f01, f10 = _shifted_pair()
+    seen = torch.zeros(1, 1, 64, 96)
+    seen[..., 8:-8, 8:-8] = 1  # away from the borders that the roll wrapped
+    motion = torch.cat([torch.zeros(1, 6, 64, 96), f01, f10, seen, seen], 1)
+    start = torch.zeros(1, 2, 64, 96)  # a guide that missed the motion
+    term = PairFlowTerm()
+    optimizer = torch.optim.Adam(refiner.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        a, b = refiner(x0, x1, start, start)
+        loss = term(LossInputs(pred=None, target=x0, aux={"flow01": a, "flow10": b}, motion=motion,
+                               motion_known=torch.tensor([True])))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_a_guided_models_refined_flows_are_what_its_guide_splats_and_only_the_refiner_gets_gradients():
+    model = create_model("guided_adacof_k5", flow_refiner={"levels": [16, 8], "widths": [16, 16], "depth": 1})
+    torch.manual_seed(1)
+    for block in model.flow_refiner.blocks:  # a refiner that has learned something
+        torch.nn.init.normal_(block.out.weight, std=0.05)
+    x0, x1, _, _ = _shifted_pair()
+    fields = model.motion_fields(x0, x1)
+    (fields["flow01"].abs().mean() + fields["flow10"].abs().mean()).backward()
+    assert all(p.grad is None for p in model.unet.parameters())  # the motion-only stage never reaches the network
+    assert any(p.grad is not None and float(p.grad.abs().max()) > 0 for p in model.flow_refiner.parameters())
+    dis = model.guide.flows(x0, x1)
+    assert not torch.equal(fields["flow01"], dis["flow01"])
+    splatted = model.guide.motion_from_flows(x0, x1, fields["flow01"].detach(), fields["flow10"].detach())
+    assert torch.equal(fields["flow_t0"], splatted["flow_t0"]) and torch.equal(fields["flow_t1"], splatted["flow_t1"])
+
+
+def test_the_pair_flow_loss_counts_seen_pixels_of_known_samples_only():
+    from vfikit.losses import LossInputs, PairFlowTerm
+
+    x0, _, f01, f10 = _shifted_pair()
+    seen = torch.ones(1, 1, 64, 96)
+    exact = torch.cat([torch.zeros(1, 6, 64, 96), f01, f10, seen, seen], 1)
+    term = PairFlowTerm()
+
+    def value(motion, known, flow01):
+        aux = {"flow01": flow01, "flow10": f10}
+        return float(term(LossInputs(pred=None, target=x0, aux=aux, motion=motion, motion_known=torch.tensor([known]))))
+
+    assert value(exact, True, f01) < 0.01
+    assert value(exact, True, f01 + 4.0) > 3.0  # 4 px off in x and y: about 4 per component, over half the flows
+    hidden = exact.clone()
+    hidden[:, 10] = 0  # no pixel of frame0 is seen in frame1: its flow's error does not count
+    assert value(hidden, True, f01 + 4.0) < 0.01
+    assert value(exact, False, f01 + 4.0) == 0.0  # no exact motion: nothing to learn from
+    with pytest.raises(VfikitError, match="flow_refiner"):
+        term(LossInputs(pred=None, target=x0, aux={}))

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from vfikit.data.transforms import Transform
-from vfikit.data.triplet import Triplet
+from vfikit.data.triplet import MOTION_CHANNELS, Triplet
 from vfikit.errors import VfikitError
 
 
@@ -106,7 +106,7 @@ class StepBatchSampler(Sampler[list[int]]):
 class Batch:
     """A batch of triplets: frames (B, 3, H, W), ``t`` (B,) float32, ``keys`` B strings.
 
-    ``motion``: (B, 6, H, W) the samples' exact motion (``Triplet.motion``), zeros (nothing visible) for samples
+    ``motion``: (B, 12, H, W) the samples' exact motion (``Triplet.motion``), zeros (nothing visible) for samples
     without it; None when no sample has it. ``motion_known``: (B,) bool, which samples have it.
     """
 
@@ -150,7 +150,8 @@ def collate_triplets(samples: Sequence[Triplet]) -> Batch:
     motion = motion_known = None
     if any(known):
         size = samples[0].frame0.shape[-2:]
-        motion = torch.stack([s.motion if s.motion is not None else torch.zeros(6, *size) for s in samples])
+        nothing = torch.zeros(MOTION_CHANNELS, *size)
+        motion = torch.stack([s.motion if s.motion is not None else nothing for s in samples])
         motion_known = torch.tensor(known)
     return Batch(
         torch.stack([s.frame0 for s in samples]),

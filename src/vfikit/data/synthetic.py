@@ -134,22 +134,25 @@ def _base_grid(h: int, w: int, x0: int = 0, y0: int = 0) -> torch.Tensor:
     return torch.stack([gx, gy, torch.ones_like(gx)], dim=-1)  # (h, w, 3)
 
 
-def _sample_layer(layer: Layer, mats_inv: list[np.ndarray], grid: torch.Tensor) -> torch.Tensor:
-    """Sample the layer's texture at screen points ``grid`` (h, w, 3) for each time. -> (n, C, h, w)."""
-    _, ht, wt = layer.texture.shape
+def _sample_layer(layer: Layer, mats_inv: list[np.ndarray], grid: torch.Tensor,
+                  channels: slice = slice(None)) -> torch.Tensor:
+    """Sample the layer's texture (its ``channels``) at screen points ``grid`` (h, w, 3) for each time.
+    -> (n, C, h, w)."""
+    texture = layer.texture[channels]
+    _, ht, wt = texture.shape
     minv = torch.from_numpy(np.stack(mats_inv)[:, :2, :])  # (n, 2, 3)
     uv = torch.einsum("hwk,nck->nhwc", grid, minv)  # texture pixel coords (n, h, w, 2)
     norm = torch.tensor([2.0 / max(wt - 1, 1), 2.0 / max(ht - 1, 1)], dtype=torch.float64)
     uv = (uv * norm - 1.0).float()
     n, h, w, _ = uv.shape
     out = F.grid_sample(
-        layer.texture[None],
+        texture[None],
         uv.reshape(1, n * h, w, 2),
         mode="bilinear",
         padding_mode="reflection" if layer.opaque else "zeros",
         align_corners=True,
     )
-    return out.reshape(layer.texture.shape[0], n, h, w).transpose(0, 1)
+    return out.reshape(texture.shape[0], n, h, w).transpose(0, 1)
 
 
 def _screen_bbox(layer: Layer, mats: list[np.ndarray], size: tuple[int, int]) -> tuple[int, int, int, int] | None:
@@ -230,7 +233,8 @@ def _alphas(scene: Scene, t: float, points: torch.Tensor) -> list[torch.Tensor]:
     out = [torch.ones(h, w)]
     for layer in scene.layers[1:]:
         m = layer_matrix(layer, scene.camera, scene.size, t)
-        out.append(_opacity(_sample_layer(layer, [np.linalg.inv(m)], points)[0, 3], _screen_scale(m)))
+        coverage = _sample_layer(layer, [np.linalg.inv(m)], points, channels=slice(3, 4))[0, 0]
+        out.append(_opacity(coverage, _screen_scale(m)))
     return out
 
 
@@ -257,25 +261,51 @@ def exact_motion(scene: Scene, t: float) -> torch.Tensor:
     Flows are at the exposure's centre (motion blur is not modelled in the masks).
     """
     h, w = scene.size
-    grid = _base_grid(h, w)
-    weights_t = _layer_weights(_alphas(scene, t, grid))
-    share, owner = weights_t.max(dim=0)
     out = torch.zeros(6, h, w)
+    owners = _owners(scene, t)
+    for k, s in enumerate((0.0, 1.0)):
+        flow, seen = _exact_towards(scene, t, s, owners)
+        out[2 * k : 2 * k + 2], out[4 + k] = flow, seen
+    return out
+
+
+def _owners(scene: Scene, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The share of the front-most visible layer in each pixel's colour at t and that layer's index, (H, W) each."""
+    h, w = scene.size
+    return _layer_weights(_alphas(scene, t, _base_grid(h, w))).max(dim=0)
+
+
+def _exact_towards(scene: Scene, t: float, s: float,
+                   owners: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flow t->s (2, H, W) (x, y) of every pixel of the frame at t, and whether it is seen at s (H, W) (1 or 0),
+    as :func:`exact_motion` defines them (``owners``: :func:`_owners` at t, computed when not given). Each layer's
+    pixels are mapped and tested on their own (the cost grows with the pixels times the layers, not times the
+    layers squared)."""
+    h, w = scene.size
+    grid = _base_grid(h, w)
+    share, owner = owners if owners is not None else _owners(scene, t)
+    flow, seen = torch.zeros(2, h, w), torch.zeros(h, w)
     for i, layer in enumerate(scene.layers):
         mine = owner == i
         if not bool(mine.any()):
             continue
-        to_t = np.linalg.inv(layer_matrix(layer, scene.camera, scene.size, t))
-        for k, s in enumerate((0.0, 1.0)):
-            step = torch.from_numpy(layer_matrix(layer, scene.camera, scene.size, s) @ to_t)  # screen t -> screen s
-            points = torch.einsum("hwk,ck->hwc", grid, step)  # (h, w, 3), last column stays 1
-            flow = (points[..., :2] - grid[..., :2]).float().permute(2, 0, 1)
-            x, y = points[..., 0], points[..., 1]
-            inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-            seen = _layer_weights(_alphas(scene, s, points))[i] >= VISIBLE_WEIGHT
-            out[2 * k : 2 * k + 2] = torch.where(mine, flow, out[2 * k : 2 * k + 2])
-            out[4 + k] = torch.where(mine, (inside & seen & (share >= VISIBLE_WEIGHT)).float(), out[4 + k])
-    return out
+        step = torch.from_numpy(layer_matrix(layer, scene.camera, scene.size, s)
+                                @ np.linalg.inv(layer_matrix(layer, scene.camera, scene.size, t)))  # screen t -> s
+        points = torch.einsum("nk,ck->nc", grid[mine], step)[:, None]  # (n, 1, 3), last column stays 1
+        x, y = points[:, 0, 0], points[:, 0, 1]
+        inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+        visible = _layer_weights(_alphas(scene, s, points))[i, :, 0] >= VISIBLE_WEIGHT
+        flow[:, mine] = (points[:, 0, :2] - grid[mine][:, :2]).float().T
+        seen[mine] = (inside & visible & (share[mine] >= VISIBLE_WEIGHT)).float()
+    return flow, seen
+
+
+def exact_pair_motion(scene: Scene) -> torch.Tensor:
+    """The exact flows between the two inputs (times 0 and 1). Returns (6, H, W) float32: flow 0->1 (x, y: where
+    each pixel of frame 0 is in frame 1), flow 1->0, and whether each pixel of frame 0 is seen in frame 1 and each
+    pixel of frame 1 in frame 0 (:func:`exact_motion` at t = 0 and t = 1)."""
+    (f01, seen01), (f10, seen10) = _exact_towards(scene, 0.0, 1.0), _exact_towards(scene, 1.0, 0.0)
+    return torch.cat([f01, f10, seen01[None], seen10[None]])
 
 
 def _opacity(coverage: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
@@ -659,11 +689,12 @@ class SyntheticGenerator:
 
     def sample(self, seed: int) -> Triplet:
         """One training sample: frames at 0 and 1, the exact frame at t (drawn per the config) and, with
-        ``exact_motion`` in the config, its exact motion (:func:`exact_motion`)."""
+        ``exact_motion`` in the config, its exact motion at t and between the inputs (:func:`exact_motion`,
+        :func:`exact_pair_motion`; ``Triplet.motion``'s 12 channels)."""
         t = self.draw_t(np.random.default_rng([seed, 1]))
         scene = self.scene(seed)
         frames = render(scene, (0.0, t, 1.0))
-        motion = exact_motion(scene, t) if self.config.exact_motion else None
+        motion = torch.cat([exact_motion(scene, t), exact_pair_motion(scene)]) if self.config.exact_motion else None
         return Triplet(frames[0], frames[2], frames[1], t=t, key=f"synthetic/{seed}", motion=motion)
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from vfikit.data.triplet import Triplet
+from vfikit.data.triplet import MOTION_SWAPPED, MOTION_X, MOTION_Y, Triplet
 from vfikit.errors import VfikitError
 
 Transform = Callable[[Triplet, np.random.Generator], Triplet]
@@ -40,7 +40,7 @@ def _flip(s: Triplet, dim: int) -> Triplet:
     s = _apply(s, lambda f: f.flip(dim))
     if s.motion is not None:
         sign = torch.ones(s.motion.shape[0], 1, 1)
-        sign[[0, 2] if dim == -1 else [1, 3]] = -1
+        sign[list(MOTION_X if dim == -1 else MOTION_Y)] = -1
         s = replace(s, motion=s.motion * sign)
     return s
 
@@ -97,7 +97,7 @@ class TemporalSwap:
 
     def __call__(self, s: Triplet, rng: np.random.Generator) -> Triplet:
         if rng.random() < self.p:
-            motion = None if s.motion is None else s.motion[[2, 3, 0, 1, 5, 4]]
+            motion = None if s.motion is None else s.motion[list(MOTION_SWAPPED)]
             return replace(s, frame0=s.frame1, frame1=s.frame0, t=1.0 - float(s.t), motion=motion)
         return s
 

@@ -184,14 +184,21 @@ def _slice_tree(obj: Any, stop: int) -> Any:
 
 
 def forward_for_loss(
-    model: nn.Module, batch: Batch, *, need_aux: bool, need_flip: bool, pass_t: bool
-) -> tuple[torch.Tensor, dict | None, torch.Tensor | None]:
+    model: nn.Module, batch: Batch, *, need_aux: bool, need_flip: bool, pass_t: bool, need_frame: bool = True
+) -> tuple[torch.Tensor | None, dict | None, torch.Tensor | None]:
     """Run the model once for the loss: (pred, aux or None, pred on swapped inputs or None).
 
     With ``need_flip`` the swapped pair (frame1, frame0, 1 - t) rides in the same forward pass
     (batch 2B), so DDP sees one forward per backward; aux is sliced back to the first B samples.
+    Without ``need_frame`` (only motion terms) the model's ``motion_fields`` runs instead of the whole
+    model: (None, its motion dict, None).
     """
     f0, f1, t = batch.frame0, batch.frame1, batch.t
+    if not need_frame:
+        if isinstance(model, nn.parallel.DistributedDataParallel) or not hasattr(model, "motion_fields"):
+            raise VfikitError(f"a loss of motion terms alone runs a guided model's motion_fields on one process; "
+                              f"{type(model).__name__} cannot skip its frame here: add a frame term (e.g. charbonnier)")
+        return None, model.motion_fields(f0, f1, t if pass_t else None), None
     b = f0.shape[0]
     if need_flip:
         f0, f1, t = torch.cat([f0, f1]), torch.cat([f1, f0]), torch.cat([t, 1.0 - t])
@@ -648,11 +655,12 @@ def _optimizer_step(batch, model: nn.Module, loss_fn: CompositeLoss, optimizer, 
     need_aux, need_flip = loss_fn.needs_aux, loss_fn.needs_flip
     with autocast():
         pred, aux, pred_flipped = forward_for_loss(model, batch, need_aux=need_aux, need_flip=need_flip,
-                                                   pass_t=pass_t)
+                                                   pass_t=pass_t, need_frame=loss_fn.needs_frame)
     if amp and aux is not None:
         aux = _float_tree(aux)  # the loss is computed in float32, outside autocast
     inputs = LossInputs(
-        pred=pred.float(), target=batch.target, frame0=batch.frame0, frame1=batch.frame1, t=batch.t,
+        pred=pred.float() if pred is not None else None, target=batch.target, frame0=batch.frame0,
+        frame1=batch.frame1, t=batch.t,
         aux=aux, pred_flipped=pred_flipped.float() if pred_flipped is not None else None,
         motion=batch.motion, motion_known=batch.motion_known,
     )

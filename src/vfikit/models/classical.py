@@ -253,17 +253,38 @@ class FlowDIS(VFIModel):
         check_frames(frame0, frame1)
         return self._per_sample(lambda a, c, tb: self.motion_numpy(*self._flows(a, c), tb), frame0, frame1, t)
 
+    def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> dict[str, torch.Tensor]:
+        """DIS's flows between the frames: ``{"flow01", "flow10"}`` (B, 2, H, W) (x, y, pixels;
+        ``frame0(p) ~ frame1(p + flow01(p))``), what :meth:`motion_from_flows` takes."""
+        check_frames(frame0, frame1)
+        return self._per_sample(lambda a, c, _t: dict(zip(("flow01", "flow10"), self._flows(a, c)[2:])),
+                                frame0, frame1, None)
+
+    def motion_from_flows(self, frame0: torch.Tensor, frame1: torch.Tensor, flow01: torch.Tensor,
+                          flow10: torch.Tensor, t=None) -> dict[str, torch.Tensor]:
+        """:meth:`motion` from given flows between the frames (B, 2, H, W) (e.g. DIS's, refined) instead of
+        DIS's own: the splatting to t, hole filling and visibility are the same."""
+        check_frames(frame0, frame1)
+
+        def fn(a: np.ndarray, c: np.ndarray, tb: float, f01: np.ndarray, f10: np.ndarray) -> dict[str, np.ndarray]:
+            a, c = (np.ascontiguousarray(x, dtype=np.float32) for x in (a, c))
+            return self.motion_numpy(a, c, np.ascontiguousarray(f01), np.ascontiguousarray(f10), tb)
+
+        return self._per_sample(fn, frame0, frame1, t, flow01, flow10)
+
     @staticmethod
-    def _per_sample(fn, frame0: torch.Tensor, frame1: torch.Tensor, t) -> dict[str, torch.Tensor]:
-        """Run ``fn((H, W, 3) img0, img1, t) -> dict of (H, W, C) maps`` per batch item (numpy, CPU);
-        the maps stacked as (B, C, H, W) on the frames' device and dtype."""
+    def _per_sample(fn, frame0: torch.Tensor, frame1: torch.Tensor, t, *extra: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run ``fn((H, W, 3) img0, img1, t, *extra as (H, W, C)) -> dict of (H, W, C) maps`` per batch item
+        (numpy, CPU); the maps stacked as (B, C, H, W) on the frames' device and dtype."""
         tt = _time_tensor(t, frame0).flatten().tolist()
         items = []
+
+        def hwc(x: torch.Tensor, b: int) -> np.ndarray:
+            return x[b].detach().float().cpu().permute(1, 2, 0).numpy()
+
         with torch.no_grad():
             for b in range(frame0.shape[0]):
-                a = frame0[b].detach().float().cpu().permute(1, 2, 0).numpy()
-                c = frame1[b].detach().float().cpu().permute(1, 2, 0).numpy()
-                items.append(fn(a, c, tt[b]))
+                items.append(fn(hwc(frame0, b), hwc(frame1, b), tt[b], *(hwc(x, b) for x in extra)))
         return {k: torch.stack([torch.from_numpy(m[k]).permute(2, 0, 1) for m in items]).to(frame0.device,
                                                                                              frame0.dtype)
                 for k in items[0]}

@@ -48,7 +48,7 @@ from vfikit.models.catalog import WeightSpec, register_model
 from vfikit.models.cdfi import GridNet
 from vfikit.models.classical import FlowDIS, FlowDISConfig
 from vfikit.models.kernel_model import KernelVFIModel
-from vfikit.models.motion import MotionRefiner
+from vfikit.models.motion import MotionRefiner, PairFlowRefiner
 from vfikit.ops import adacof as adacof_op
 from vfikit.ops import backward_warp, resolve_backend
 from vfikit.ops import dsepconv as dsepconv_op
@@ -84,6 +84,16 @@ def _check_guided_widths(widths: Mapping[str, Any], heads: Mapping[str, int], na
     return out
 
 
+def _submodule(cls: type[nn.Module], settings: Any, key: str, name: str) -> nn.Module:
+    """``cls(**settings)`` for a model argument ``key`` (a mapping), with a clear error for anything else."""
+    if not isinstance(settings, Mapping):
+        raise VfikitError(f"{name}: {key} must be a mapping of {cls.__name__} settings, got {settings!r}")
+    try:
+        return cls(**settings)
+    except TypeError as exc:
+        raise VfikitError(f"{name}: {key} settings {dict(settings)} do not fit {cls.__name__}: {exc}") from None
+
+
 class _GuidedBase(KernelVFIModel, ABC):
     """What the flow-guided models share: the guide, the U-Net input, padding and the blend map.
 
@@ -105,7 +115,8 @@ class _GuidedBase(KernelVFIModel, ABC):
 
     def __init__(self, *, kernel_size: int, dilation: int = 1, channels: Mapping[str, Any] | None = None,
                  flow: Mapping[str, Any] | None = None, time_input: bool = False, net_downscale: int = 1,
-                 motion: Mapping[str, Any] | None = None, convention: str = "clean",
+                 motion: Mapping[str, Any] | None = None, flow_refiner: Mapping[str, Any] | None = None,
+                 convention: str = "clean",
                  channel_order: str = "rgb") -> None:
         super().__init__(convention=convention, channel_order=channel_order)
         name = self.arch_name
@@ -133,13 +144,12 @@ class _GuidedBase(KernelVFIModel, ABC):
         self.guide = FlowDIS(**flow_settings)
         self.motion = None
         if motion is not None:
-            if not isinstance(motion, Mapping):
-                raise VfikitError(f"{name}: motion must be a mapping of MotionRefiner settings, got {motion!r}")
-            try:
-                self.motion = MotionRefiner(**motion)
-            except TypeError as exc:
-                raise VfikitError(f"{name}: motion settings {dict(motion)} do not fit MotionRefiner: {exc}") from None
+            self.motion = _submodule(MotionRefiner, motion, "motion", name)
             self.model_args["motion"] = self.motion.settings
+        self.flow_refiner = None
+        if flow_refiner is not None:
+            self.flow_refiner = _submodule(PairFlowRefiner, flow_refiner, "flow_refiner", name)
+            self.model_args["flow_refiner"] = self.flow_refiner.settings
         self.unet = KernelUNet(widths, in_channels=IN_CHANNELS + int(time_input), order="interleaved")
         c = self.unet.out_channels
         self.heads = nn.ModuleDict({key: head(c, widths[key], cout)
@@ -184,14 +194,54 @@ class _GuidedBase(KernelVFIModel, ABC):
 
     def _guide(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor):
         """flow_dis's fields at t ((B,) tensor): F_t0, F_t1 (B, 2, H, W) (x, y), visibility (B, 2, H, W),
-        b0 (B, 1, H, W): the blend weight of frame0 that flow_dis would use."""
-        motion = self.guide.motion(frame0, frame1, t)  # the flows only: flow_dis's own warp and blend are not needed
+        b0 (B, 1, H, W): the blend weight of frame0 that flow_dis would use; and with a flow refiner the refined
+        flows between the inputs that the guide splatted (``{"flow01", "flow10"}``, else an empty dict)."""
+        pair: dict[str, torch.Tensor] = {}
+        if self.flow_refiner is None:  # the flows only: flow_dis's own warp and blend are not needed
+            motion = self.guide.motion(frame0, frame1, t)
+        else:
+            dis = self.guide.flows(frame0, frame1)
+            flow01, flow10 = self.flow_refiner(frame0, frame1, dis["flow01"], dis["flow10"])
+            pair = {"flow01": flow01, "flow10": flow10}
+            motion = self.guide.motion_from_flows(frame0, frame1, flow01, flow10, t)
         ft0, ft1, vis = motion["flow_t0"], motion["flow_t1"], motion["visibility"]
         tt = t.view(-1, 1, 1, 1).to(vis.dtype)
         w0, w1 = (1 - tt) * vis[:, :1], tt * vis[:, 1:]
         den = w0 + w1
         b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), (1 - tt).expand_as(den))
-        return ft0, ft1, vis, b0.clamp(1e-3, 1 - 1e-3)
+        return ft0, ft1, vis, b0.clamp(1e-3, 1 - 1e-3), pair
+
+    def _motion_padded(self, frame0: torch.Tensor, frame1: torch.Tensor, tt: torch.Tensor) -> tuple[Any, ...]:
+        """The frames, the flows at t F_t0, F_t1 (x, y), the guide's visibility and the blend weight of frame0,
+        each padded (replicate) to a multiple of 32 * ``net_downscale``: (B, C, Hp, Wp); the flows and blend
+        weight are the refiner's where the model has one (``tt``: (B,)). Last, ``_guide``'s pair flows dict."""
+        h, w = frame0.shape[-2:]
+        ft0, ft1, vis, b0, pair = self._guide(frame0, frame1, tt)
+        multiple = 32 * self.net_downscale
+        pad = (0, (-w) % multiple, 0, (-h) % multiple)
+
+        def padded(x: torch.Tensor) -> torch.Tensor:
+            return F.pad(x.contiguous(), pad, mode="replicate") if any(pad) else x.contiguous()
+
+        x0, x1 = padded(frame0), padded(frame1)
+        flow0, flow1, vis_p, b0_p = padded(ft0), padded(ft1), padded(vis), padded(b0)
+        if self.motion is not None:  # the learned correction of the guide's motion at t
+            flow0, flow1, logit = self.motion(x0, x1, flow0, flow1, torch.logit(b0_p), tt)
+            b0_p = torch.sigmoid(logit).clamp(1e-3, 1 - 1e-3)
+        return x0, x1, flow0, flow1, vis_p, b0_p, pair
+
+    def motion_fields(self, frame0: torch.Tensor, frame1: torch.Tensor,
+                      t: float | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The motion at t alone, without the kernel network: ``{"flow_t0", "flow_t1"}`` (B, 2, H, W) (x, y,
+        pixels) and ``"blend0"`` (B, 1, H, W), the same tensors as ``forward``'s aux (what a motion-only
+        training stage needs; the refiner's where the model has one)."""
+        check_frames(frame0, frame1)
+        if not type(self).arbitrary_t:
+            midpoint_only(t, type(self).__name__)
+            t = 0.5
+        h, w = frame0.shape[-2:]
+        _, _, flow0, flow1, _, b0_p, pair = self._motion_padded(frame0, frame1, time_tensor(t, frame0.shape[0], frame0))
+        return {"flow_t0": flow0[..., :h, :w], "flow_t1": flow1[..., :h, :w], "blend0": b0_p[..., :h, :w], **pair}
 
     def _trunk_outputs(self, x0, x1, flow0, flow1, vis, tt, full_size: bool = True
                        ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
@@ -253,19 +303,8 @@ class _GuidedBase(KernelVFIModel, ABC):
             t = 0.5
         tt = time_tensor(t, frame0.shape[0], frame0)
         h, w = frame0.shape[-2:]
-        ft0, ft1, vis, b0 = self._guide(frame0, frame1, tt)
-        multiple = 32 * self.net_downscale
-        pad = (0, (-w) % multiple, 0, (-h) % multiple)
-
-        def padded(x: torch.Tensor) -> torch.Tensor:
-            return F.pad(x.contiguous(), pad, mode="replicate") if any(pad) else x.contiguous()
-
-        x0, x1 = padded(frame0), padded(frame1)
-        flow0, flow1, vis_p, b0_p = padded(ft0), padded(ft1), padded(vis), padded(b0)
-        if self.motion is not None:  # the learned correction of the guide's motion at t
-            flow0, flow1, logit = self.motion(x0, x1, flow0, flow1, torch.logit(b0_p), tt)
-            b0_p = torch.sigmoid(logit).clamp(1e-3, 1 - 1e-3)
-            ft0, ft1 = flow0[..., :h, :w], flow1[..., :h, :w]
+        x0, x1, flow0, flow1, vis_p, b0_p, pair = self._motion_padded(frame0, frame1, tt)
+        ft0, ft1, vis = flow0[..., :h, :w], flow1[..., :h, :w], vis_p[..., :h, :w]
         if self._use_fused(x0, return_aux):  # the same frame, fused; the unfused path below is its twin
             outs, _ = self._trunk_outputs(x0, x1, flow0, flow1, vis_p, tt, full_size=False)
             return self._fused_frame(x0, x1, flow0, flow1, b0_p, outs)[..., :h, :w]
@@ -274,7 +313,7 @@ class _GuidedBase(KernelVFIModel, ABC):
         out0, out1, kernels = self._synthesise(x0, x1, flow0, flow1, outs)
         out = occlusion * out0 + (1 - occlusion) * out1
         aux = {"kernels": kernels, "occlusion": occlusion, "flow_t0": ft0, "flow_t1": ft1, "visibility": vis,
-               "blend0": b0_p[..., :h, :w]}
+               "blend0": b0_p[..., :h, :w], **pair}
         out = self._refine(out, out0, out1, kernels, encoder, aux)[..., :h, :w]
         return (out, aux) if return_aux else out
 

@@ -40,9 +40,10 @@ DEFAULT_LEVELS = (8, 4, 2)
 DEFAULT_WIDTHS = (64, 48, 32)
 
 
-def matching_cost(warp0: torch.Tensor, warp1: torch.Tensor, radius: int) -> torch.Tensor:
+def matching_cost(warp0: torch.Tensor, warp1: torch.Tensor, radius: int, symmetric: bool = True) -> torch.Tensor:
     """(B, (2r+1)^2, h, w): for each displacement d = (dx, dy), |dx|, |dy| <= r, row-major from (-r, -r), the mean
-    over channels of |warp0(p + d) - warp1(p - d)| (borders replicated). Inputs (B, C, h, w)."""
+    over channels of |warp0(p + d) - warp1(p - d)| (``symmetric``) or of |warp0(p) - warp1(p + d)| (borders
+    replicated). Inputs (B, C, h, w)."""
     pad = 2 * radius
     a = F.pad(warp0, (pad, pad, pad, pad), mode="replicate")
     b = F.pad(warp1, (pad, pad, pad, pad), mode="replicate")
@@ -50,40 +51,42 @@ def matching_cost(warp0: torch.Tensor, warp1: torch.Tensor, radius: int) -> torc
     costs = []
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            shifted0 = a[..., pad + dy : pad + dy + h, pad + dx : pad + dx + w]
-            shifted1 = b[..., pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+            if symmetric:
+                shifted0 = a[..., pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+                shifted1 = b[..., pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+            else:
+                shifted0 = warp0
+                shifted1 = b[..., pad + dy : pad + dy + h, pad + dx : pad + dx + w]
             costs.append((shifted0 - shifted1).abs().mean(1, keepdim=True))
     return torch.cat(costs, 1)
 
 
 class _Block(nn.Module):
-    """One level: (B, 18 + cost channels, h, w) -> (B, 5, h, w) residuals, computed at (h/2, w/2) and upsampled by
-    a transposed convolution whose weights start at zero."""
+    """One level: (B, in_channels, h, w) -> (B, out_channels, h, w) residuals, computed at (h/2, w/2) and
+    upsampled by a transposed convolution whose weights start at zero."""
 
-    def __init__(self, width: int, depth: int, extra: int = 0) -> None:
+    def __init__(self, width: int, depth: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(IN_CHANNELS + extra, width, 3, stride=2, padding=1),
-                                   nn.LeakyReLU(0.1)]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, stride=2, padding=1), nn.LeakyReLU(0.1)]
         for _ in range(depth):
             layers += [nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.1)]
         self.body = nn.Sequential(*layers)
-        self.out = nn.ConvTranspose2d(width, OUT_CHANNELS, 4, stride=2, padding=1)
+        self.out = nn.ConvTranspose2d(width, out_channels, 4, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.body(x))
 
 
-class MotionRefiner(nn.Module):
-    """Residual flows and blend logit at t on top of a guide's. See the module docstring.
+class _CoarseToFine(nn.Module):
+    """Blocks that refine fields coarse to fine (the shared part of the two refiners).
 
     ``levels``: downsampling factor of each block, coarse to fine (each a multiple of the next, the last one
     at least 1); ``widths``: channels of each block; ``depth``: 3x3 convolutions per block after its first;
     ``correlation``: the radius r of the matching cost each block also sees (0: none).
-    Frames must be divisible by ``2 * levels[0]`` (the guided models pad to multiples of 32).
     """
 
-    def __init__(self, levels: Sequence[int] = DEFAULT_LEVELS, widths: Sequence[int] = DEFAULT_WIDTHS,
-                 depth: int = 3, correlation: int = 0) -> None:
+    def __init__(self, levels: Sequence[int], widths: Sequence[int], depth: int, correlation: int,
+                 in_channels: int, out_channels: int) -> None:
         super().__init__()
         levels, widths = [int(v) for v in levels], [int(v) for v in widths]
         if not levels or len(levels) != len(widths) or min(levels) < 1 or min(widths) < 1:
@@ -94,7 +97,8 @@ class MotionRefiner(nn.Module):
         check_int(depth, "motion depth", low=0)
         check_int(correlation, "motion correlation", low=0, high=8)
         self.levels, self.widths, self.depth, self.correlation = levels, widths, depth, correlation
-        self.blocks = nn.ModuleList(_Block(w, depth, (2 * correlation + 1) ** 2 if correlation else 0) for w in widths)
+        extra = (2 * correlation + 1) ** 2 if correlation else 0
+        self.blocks = nn.ModuleList(_Block(w, depth, in_channels + extra, out_channels) for w in widths)
         self.reset()
 
     @property
@@ -107,10 +111,22 @@ class MotionRefiner(nn.Module):
 
     @torch.no_grad()
     def reset(self) -> None:
-        """Zero every block's last layer: the refiner then returns the guide's fields unchanged."""
+        """Zero every block's last layer: the refiner then returns the fields it is given unchanged."""
         for block in self.blocks:
             block.out.weight.zero_()
             block.out.bias.zero_()
+
+
+class MotionRefiner(_CoarseToFine):
+    """Residual flows and blend logit at t on top of a guide's. See the module docstring.
+
+    Settings as :class:`_CoarseToFine`. Frames must be divisible by ``2 * levels[0]`` (the guided models pad to
+    multiples of 32).
+    """
+
+    def __init__(self, levels: Sequence[int] = DEFAULT_LEVELS, widths: Sequence[int] = DEFAULT_WIDTHS,
+                 depth: int = 3, correlation: int = 0) -> None:
+        super().__init__(levels, widths, depth, correlation, IN_CHANNELS, OUT_CHANNELS)
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, flow_t0: torch.Tensor, flow_t1: torch.Tensor,
                 logit: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -149,3 +165,59 @@ class MotionRefiner(nn.Module):
         inp = torch.cat(parts, 1)
         out = block(inp)
         return torch.cat([out[:, :4] * level, out[:, 4:]], 1)
+
+
+PAIR_IN_CHANNELS = 8  # the frame, the other frame warped by the current flow (RGB each), the flow (x, y)
+PAIR_LEVELS = (16, 8, 4)
+PAIR_WIDTHS = (64, 48, 32)
+
+
+class PairFlowRefiner(_CoarseToFine):
+    """Residual flows between the two inputs (0->1 and 1->0, one set of weights) on top of a guide's DIS flows.
+
+    The guide splats these flows to t; fed the exact flows between the inputs, that splatting puts the motion at t
+    within 0.1 px on the synthetic validation scenes where DIS's flows leave 1.5 px, so this is where a learned
+    correction pays (docs/models.md). Unlike a correction at t, matching between the inputs is unambiguous: a
+    fast object that DIS missed is found at its place in the other frame. Each block sees the frame, the other
+    frame backward-warped by the current flow, the flow (in units of 16 px) and, with ``correlation`` r, the
+    matching cost |frame(p) - warped(p + d)| for |dx|, |dy| <= r level pixels; it predicts the flow's residual.
+    Settings as :class:`_CoarseToFine`; the last layers start at zero (an untrained refiner returns DIS's flows).
+    Any frame size (padded inside, replicate).
+    """
+
+    def __init__(self, levels: Sequence[int] = PAIR_LEVELS, widths: Sequence[int] = PAIR_WIDTHS, depth: int = 3,
+                 correlation: int = 3) -> None:
+        super().__init__(levels, widths, depth, correlation, PAIR_IN_CHANNELS, 2)
+
+    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, flow01: torch.Tensor,
+                flow10: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (B, 3, H, W) (RGB in [0, 1]) and the guide's flows 0->1, 1->0 (B, 2, H, W) (x, y, pixels;
+        ``frame0(p) ~ frame1(p + flow01(p))``). Returns the refined flows, same shapes."""
+        h, w = frame0.shape[-2:]
+        unit = 2 * self.levels[0]
+        pad = (0, (-w) % unit, 0, (-h) % unit)
+        a, b = torch.cat([frame0, frame1]), torch.cat([frame1, frame0])  # both directions in one batch
+        flows = torch.cat([flow01, flow10])
+        if any(pad):
+            a, b, flows = (F.pad(x, pad, mode="replicate") for x in (a, b, flows))
+        hp, wp = a.shape[-2:]
+        residual = None
+        for level, block in zip(self.levels, self.blocks):
+            size = (hp // level, wp // level)
+            if residual is None:
+                residual = flows.new_zeros(flows.shape[0], 2, *size)
+            else:
+                residual = F.interpolate(residual, size=size, mode="bilinear", align_corners=False)
+            here = (F.avg_pool2d(flows, level) if level > 1 else flows) + residual
+            xa = F.avg_pool2d(a, level) if level > 1 else a
+            xb = F.avg_pool2d(b, level) if level > 1 else b
+            warped = backward_warp(xb, here / level)
+            parts = [xa - 0.5, warped - 0.5, here / FLOW_UNIT]
+            if self.correlation:
+                parts.append(matching_cost(xa, warped, self.correlation, symmetric=False))
+            residual = residual + block(torch.cat(parts, 1)) * level
+        if residual.shape[-2:] != (hp, wp):
+            residual = F.interpolate(residual, size=(hp, wp), mode="bilinear", align_corners=False)
+        out = (flows + residual)[..., :h, :w]
+        n = frame0.shape[0]
+        return out[:n], out[n:]
