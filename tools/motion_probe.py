@@ -11,6 +11,8 @@ For each model (a name, vfikit file or training checkpoint of a guided model), p
   ``--confident`` (mean absolute colour difference in [0, 1]): the confident teacher.
 * ``guide epe``: the same for the model's DIS guide alone (its refiner bypassed), so the two compare directly.
 * ``psnr``: the model's frame (its unfused path, fp32).
+* with a flow refiner (``PairFlowRefiner``), on the synthetic part: ``pair epe`` and ``DIS pair epe``, the error of
+  the refined and of DIS's flows between the inputs against the exact ones (pixels seen in the other frame).
 
 It also prints the validation set's fingerprint (``vfikit.data.factory.sample_fingerprint``): compare numbers only
 between runs whose fingerprints agree (the recipes' optional clips change the set).
@@ -32,13 +34,15 @@ from vfikit.losses import teacher_flow, warp_error
 
 @contextmanager
 def guide_only(model: torch.nn.Module):
-    """The model with its motion refiner bypassed (the guide's flows)."""
-    refiner = getattr(model, "motion", None)
-    model.motion = None
+    """The model with its refiners (at t and between the inputs) bypassed: the guide's flows."""
+    saved = {name: getattr(model, name, None) for name in ("motion", "flow_refiner")}
+    for name in saved:
+        setattr(model, name, None)
     try:
         yield model
     finally:
-        model.motion = refiner
+        for name, module in saved.items():
+            setattr(model, name, module)
 
 
 def reference(sample, confident: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -84,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             row = rows.setdefault(s.part, {"epe": [], "guide epe": [], "psnr": []})
             row["epe"].append(epe([aux["flow_t0"], aux["flow_t1"]], ref, mask))
             row["guide epe"].append(epe([guide["flow_t0"], guide["flow_t1"]], ref, mask))
+            if "flow01" in aux and s.motion is not None:  # the refined flows between the inputs, and DIS's
+                m = s.motion[None]
+                pair_ref, pair_mask = [m[:, 6:8], m[:, 8:10]], [m[:, 10:11], m[:, 11:12]]
+                dis = model.guide.flows(x0, x1)
+                row.setdefault("pair epe", []).append(epe([aux["flow01"], aux["flow10"]], pair_ref, pair_mask))
+                row.setdefault("DIS pair epe", []).append(epe([dis["flow01"], dis["flow10"]], pair_ref, pair_mask))
             row["psnr"].append(float(-10 * torch.log10(((pred.clamp(0, 1) - s.target[None]) ** 2).mean())))
         print(f"{name}:")
         for part, row in sorted(rows.items()):

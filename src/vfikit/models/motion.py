@@ -192,32 +192,49 @@ class PairFlowRefiner(_CoarseToFine):
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, flow01: torch.Tensor,
                 flow10: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames (B, 3, H, W) (RGB in [0, 1]) and the guide's flows 0->1, 1->0 (B, 2, H, W) (x, y, pixels;
-        ``frame0(p) ~ frame1(p + flow01(p))``). Returns the refined flows, same shapes."""
+        ``frame0(p) ~ frame1(p + flow01(p))``). Returns the refined flows, same shapes.
+
+        The frames and flows are pooled to the finest level once (both directions in one batch) and padded
+        there (replicate), the coarser levels pooled from it: no full-size copy but the result."""
         h, w = frame0.shape[-2:]
-        unit = 2 * self.levels[0]
-        pad = (0, (-w) % unit, 0, (-h) % unit)
-        a, b = torch.cat([frame0, frame1]), torch.cat([frame1, frame0])  # both directions in one batch
-        flows = torch.cat([flow01, flow10])
-        if any(pad):
-            a, b, flows = (F.pad(x, pad, mode="replicate") for x in (a, b, flows))
-        hp, wp = a.shape[-2:]
+        finest = self.levels[-1]
+        pyramid = {finest: self._finest(frame0, frame1, flow01, flow10)}
+        for level in reversed(self.levels[:-1]):  # coarser levels from the finer ones
+            finer = min(k for k in pyramid if k < level)
+            pyramid[level] = F.avg_pool2d(pyramid[finer], level // finer)
         residual = None
         for level, block in zip(self.levels, self.blocks):
-            size = (hp // level, wp // level)
+            x = pyramid[level]
+            xa, xb, flows = x[:, 0:3], x[:, 3:6], x[:, 6:8]
             if residual is None:
-                residual = flows.new_zeros(flows.shape[0], 2, *size)
+                residual = flows.new_zeros(flows.shape)
             else:
-                residual = F.interpolate(residual, size=size, mode="bilinear", align_corners=False)
-            here = (F.avg_pool2d(flows, level) if level > 1 else flows) + residual
-            xa = F.avg_pool2d(a, level) if level > 1 else a
-            xb = F.avg_pool2d(b, level) if level > 1 else b
+                residual = F.interpolate(residual, size=flows.shape[-2:], mode="bilinear", align_corners=False)
+            here = flows + residual
             warped = backward_warp(xb, here / level)
             parts = [xa - 0.5, warped - 0.5, here / FLOW_UNIT]
             if self.correlation:
                 parts.append(matching_cost(xa, warped, self.correlation, symmetric=False))
             residual = residual + block(torch.cat(parts, 1)) * level
-        if residual.shape[-2:] != (hp, wp):
-            residual = F.interpolate(residual, size=(hp, wp), mode="bilinear", align_corners=False)
-        out = (flows + residual)[..., :h, :w]
+        size = (residual.shape[-2] * finest, residual.shape[-1] * finest)
+        residual = F.interpolate(residual, size=size, mode="bilinear", align_corners=False) if finest > 1 else residual
         n = frame0.shape[0]
-        return out[:n], out[n:]
+        return flow01 + residual[:n, :, :h, :w], flow10 + residual[n:, :, :h, :w]
+
+    def _finest(self, frame0: torch.Tensor, frame1: torch.Tensor, flow01: torch.Tensor,
+                flow10: torch.Tensor) -> torch.Tensor:
+        """(2B, 8, h, w): frame, other frame and flow of both directions at the finest level, padded (replicate)
+        so that every level divides it and the coarsest block's stride-2 convolution halves it exactly."""
+        finest, unit = self.levels[-1], 2 * self.levels[0]
+        h, w = frame0.shape[-2:]
+        ends = ((-h) % finest, (-w) % finest)
+        rows = []
+        for a, b, flow in ((frame0, frame1, flow01), (frame1, frame0, flow10)):
+            x = torch.cat([a, b, flow], 1)
+            if any(ends):
+                x = F.pad(x, (0, ends[1], 0, ends[0]), mode="replicate")
+            rows.append(F.avg_pool2d(x, finest) if finest > 1 else x)
+        x = torch.cat(rows)
+        more = unit // finest
+        pad = (0, (-x.shape[-1]) % more, 0, (-x.shape[-2]) % more)
+        return F.pad(x, pad, mode="replicate") if any(pad) else x
