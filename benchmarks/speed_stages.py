@@ -1,6 +1,7 @@
 """Where the time of a flow-guided model goes, per stage and frame size (CPU), in one process.
 
-Stages of a guided model: ``dis`` (the two OpenCV DIS calls of the guide), ``motion`` (forward
+Stages of a guided model: ``dis`` (the two OpenCV DIS calls of the guide), ``flow refiner`` (a model's
+learned correction of those flows, where it has one), ``motion`` (forward
 splatting, visibility and hole filling: vfikit's own guide work), ``network`` (the U-Net's input, the
 U-Net and heads), ``sampling`` (the kernel sampling of both frames and the blend: since the fused CPU
 pass, that includes upsampling the heads of a half-resolution network), and ``total`` (the model through the
@@ -82,6 +83,9 @@ def stage_fns(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, t: float, on
     fns["dis"] = lambda: guide._flows(a, b)
     if hasattr(guide, "motion_numpy"):  # older versions of flow_dis computed the motion inside synthesize
         fns["motion"] = lambda: guide.motion_numpy(img0, img1, f01, f10, t)
+    if getattr(model, "flow_refiner", None) is not None:  # the learned correction of DIS's flows (issue 23)
+        d01, d10 = (torch.from_numpy(f).permute(2, 0, 1)[None] for f in (f01, f10))
+        fns["flow refiner"] = lambda: model.flow_refiner(f0, f1, d01, d10)
     if hasattr(model, "_trunk_outputs"):
         import torch.nn.functional as F
 

@@ -18,6 +18,21 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_dir(tmp_path_factory):
+    """vfikit's cache (weights, the measured CPU precision) in a temporary folder: tests never read or write the
+    user's ``~/.cache/vfikit``."""
+    import os
+
+    before = os.environ.get("VFIKIT_CACHE_DIR")
+    os.environ["VFIKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("vfikit_cache"))
+    yield
+    if before is None:
+        os.environ.pop("VFIKIT_CACHE_DIR", None)
+    else:
+        os.environ["VFIKIT_CACHE_DIR"] = before
+
+
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)

@@ -120,7 +120,7 @@ def test_precision_setting_runs_the_timed_calls_under_autocast(monkeypatch):
     import torch
 
     import vfikit.hub
-    from vfikit.runtime import native_cpu_bf16
+    from vfikit.runtime import cpu_bf16_faster
 
     class Recorder(torch.nn.Module):
         cpu_bf16 = True  # declares bf16 safe, as the flow-guided models do
@@ -141,7 +141,7 @@ def test_precision_setting_runs_the_timed_calls_under_autocast(monkeypatch):
     r = run_case(BenchCase("overlay", 24, 16), BenchSettings(**{**settings.__dict__, "precision": "bf16"}))
     assert r["precision"] == "bf16" and made[-1].seen[1:] == [torch.bfloat16] * 4  # (the MAC count runs plain)
     r = run_case(BenchCase("overlay", 24, 16), BenchSettings(**{**settings.__dict__, "precision": "auto"}))
-    assert r["precision"] == ("bf16" if native_cpu_bf16() else "fp32")
+    assert r["precision"] == ("bf16" if cpu_bf16_faster() else "fp32")
     md = to_markdown({"machine": {"cpu": "x", "logical_cpus": 1, "torch": "t", "date": "d"},
                       "settings": settings.__dict__, "isolated": False, "results": [r]})
-    assert f"| overlay | {'cpu (bf16)' if native_cpu_bf16() else 'cpu'} | 24x16 |" in md
+    assert f"| overlay | {'cpu (bf16)' if cpu_bf16_faster() else 'cpu'} | 24x16 |" in md

@@ -298,12 +298,12 @@ def test_non_finite_or_out_of_range_frames_are_refused():
     torch.testing.assert_close(ip(f0, f1 * (1 + 5e-4)), (f0 + (f1 * (1 + 5e-4)).clamp(0, 1)) / 2)  # within tolerance
 
 
-def test_auto_precision_is_bf16_only_for_declared_models_on_native_bf16_cpus(monkeypatch):
+def test_auto_precision_is_bf16_only_for_declared_models_where_bf16_is_measured_faster(monkeypatch):
     from vfikit import runtime
 
     guided, other = create_model("guided_adacof_k5"), create_model("compressed_adacof_k5_d1")
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_bf16_faster", lambda: True)
     assert runtime.resolve_precision("auto", cpu, guided) == "bf16"
     assert runtime.resolve_precision("auto", cpu, other) == "fp32"  # not measured in bf16: stays fp32
     assert runtime.resolve_precision("auto", gpu, guided) == "fp32"
@@ -315,20 +315,47 @@ def test_auto_precision_is_bf16_only_for_declared_models_on_native_bf16_cpus(mon
     out = ip(f0, f1)
     ref = Interpolator(guided, device="cpu", precision="fp32", allow_untrained=True)(f0, f1)
     assert out.dtype == torch.float32 and (out - ref).abs().max() < 1e-2
-    monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: False)  # emulated bf16 is slower: fp32
+    monkeypatch.setattr(runtime, "cpu_bf16_faster", lambda: False)  # e.g. emulated bf16, slower: fp32
     assert Interpolator(guided, device="cpu", precision="auto", allow_untrained=True).precision == "fp32"
     with pytest.raises(VfikitError, match="'fp8'"):
         runtime.resolve_precision("fp8", cpu, guided)
 
 
-def test_native_cpu_bf16_reads_the_cpu_flags(monkeypatch):
+def test_the_cpu_precision_is_chosen_by_measurement_once_per_machine(monkeypatch, tmp_path):
+    """Issue 24: bf16 where it is measured at least 5% faster, whatever the CPU's name; the measurement is kept in
+    the cache folder and read back instead of measuring again; a broken or unwritable cache means measuring."""
     from vfikit import runtime
 
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert runtime.native_cpu_bf16() is False
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    assert runtime.native_cpu_bf16() is True
+    monkeypatch.setenv("VFIKIT_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    times = {"fp32": 1.0, "bf16": 0.5}
+    monkeypatch.setattr(runtime, "time_cpu_precisions", lambda: calls.append(1) or dict(times))
+    monkeypatch.setattr(runtime, "_MEASURED", {})
+    assert runtime.cpu_bf16_faster() is True and len(calls) == 1
+    saved = tmp_path / "cache" / "cpu_precision.json"
+    assert saved.is_file() and "bf16_faster" in saved.read_text()
+    monkeypatch.setattr(runtime, "_MEASURED", {})  # a new process: reads the file, does not measure
+    times["bf16"] = 2.0
+    assert runtime.cpu_bf16_faster() is True and len(calls) == 1
+    saved.write_text("{not json")  # a broken cache is measured again, and replaced
+    monkeypatch.setattr(runtime, "_MEASURED", {})
+    assert runtime.cpu_bf16_faster() is False and len(calls) == 2
+    times["bf16"] = 0.98  # under the 5% margin: float32
+    saved.unlink()
+    monkeypatch.setattr(runtime, "_MEASURED", {})
+    assert runtime.cpu_bf16_faster() is False and len(calls) == 3
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("VFIKIT_CACHE_DIR", str(blocker / "cache"))  # cannot be written: still a choice
+    monkeypatch.setattr(runtime, "_MEASURED", {})
+    assert runtime.cpu_bf16_faster() is False and len(calls) == 4
+
+
+def test_the_precision_probe_times_both_precisions():
+    from vfikit import runtime
+
+    times = runtime.time_cpu_precisions(rounds=1)
+    assert set(times) == {"fp32", "bf16"} and all(0 < v < 5 for v in times.values())
 
 
 class AnyTBlur(LocalBlur):

@@ -40,24 +40,22 @@ from vfikit import __version__
 from vfikit.errors import MissingDependencyError, VfikitError
 from vfikit.models.base import mark_trained
 from vfikit.models.catalog import ModelEntry, get_entry, list_models, split_name
-from vfikit.runtime import atomic_path, count_non_finite, is_torch_save, packaged_weights, sha256_file, torch_load
+from vfikit.runtime import (
+    atomic_path,
+    cache_dir,
+    count_non_finite,
+    is_torch_save,
+    packaged_weights,
+    sha256_file,
+    torch_load,
+)
 
 VFIKIT_FORMAT = "vfikit"
-ENV_CACHE = "VFIKIT_CACHE_DIR"
 ENV_OFFLINE = "VFIKIT_OFFLINE"
 
 
 # ----------------------------------------------------------------------------------------------
 # Locating a tag's file
-
-
-def cache_dir() -> Path:
-    """Where downloaded weights live: ``$VFIKIT_CACHE_DIR`` or ``~/.cache/vfikit``."""
-    env = os.environ.get(ENV_CACHE)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vfikit"
 
 
 def download(url: str, dest: Path, sha256: str | None = None) -> Path:
