@@ -25,6 +25,7 @@ from types import ModuleType
 
 import torch
 from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 
 from vfikit.errors import VfikitError
 from vfikit.ops import reference, torch_backend
@@ -276,12 +277,29 @@ def sepconv(
 
 
 def backward_warp(image: torch.Tensor, flow: torch.Tensor, backend: str | None = None) -> torch.Tensor:
-    """``out(p) = image(p + flow(p))``: bilinear, borders replicated, exact gradients for both inputs.
+    """``out(p) = image(p + flow(p))``: bilinear, borders replicated (the position clamped to the image), exact
+    gradients for both inputs.
 
     ``image`` (B, C, H, W); ``flow`` (B, 2, H, W) as (x, y) in pixels (the order of every flow in vfikit).
-    It is :func:`adacof` with one tap of weight one in the clean convention, so a warp and a kernel tap
-    sample identically. Returns (B, C, H, W).
+    ``backend`` None: torch's ``grid_sample`` (border padding, corners aligned), the fast path on every device
+    (about 3x faster than the one-tap kernel on the dev CPU, and nothing to compile). Its twin, with a backend
+    named (``"reference"``, ``"numba"``, ...): :func:`adacof` with one tap of weight one in the clean
+    convention, which is how a kernel tap samples; the two agree to float32 rounding (tested). Under autocast
+    the warp runs in float32. Returns (B, C, H, W).
     """
-    one = torch.ones_like(flow[:, :1])
-    return adacof(image, one, flow[:, 1:2].contiguous(), flow[:, :1].contiguous(), 1, convention="clean",
-                  backend=backend)
+    if backend is not None:
+        one = torch.ones_like(flow[:, :1])
+        return adacof(image, one, flow[:, 1:2].contiguous(), flow[:, :1].contiguous(), 1, convention="clean",
+                      backend=backend)
+    (image, flow), _ = _autocast_to_fp32([image, flow])
+    check_tensors("backward_warp", {"image": image, "flow": flow})
+    b, _, h, w = image.shape
+    if flow.shape != (b, 2, h, w):
+        raise VfikitError(f"backward_warp: flow must be (B, 2, H, W) = {(b, 2, h, w)}, got {tuple(flow.shape)}")
+    ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
+    xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
+    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1)
+    with torch.autocast(image.device.type, enabled=False):
+        return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=True)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 def compile_default_kernels(bf16_heads: bool | None = None) -> None:
     """Call each kernel of the flow-guided default once on tiny inputs typed as the model's calls are:
-    the guide's consistency and splatting, the one-tap warp and the fused synthesis (heads channels-last,
+    the guide's consistency and splatting and the fused synthesis (heads channels-last,
     bfloat16 where ``bf16_heads``; None: where bfloat16 is measured faster here, as precision ``auto`` chooses)."""
     import numpy as np
     import torch
 
-    from vfikit.ops.functional import backward_warp
     from vfikit.ops.guided_synthesis import guided_adacof_synthesis
     from vfikit.ops.splat import consistency, splat_motion
 
@@ -35,7 +34,6 @@ def compile_default_kernels(bf16_heads: bool | None = None) -> None:
     splat_motion(flow, flow, plane, plane, plane, plane, 0.5, 20.0)
     with torch.no_grad():
         frame, flows = torch.rand(1, 3, 2 * h, 2 * w), torch.zeros(1, 2, 2 * h, 2 * w)
-        backward_warp(frame, flows)  # the guided models' one-tap warp
         dtype = torch.bfloat16 if bf16_heads else torch.float32
 
         def head(channels: int) -> torch.Tensor:  # channels-last, as the network leaves its heads
