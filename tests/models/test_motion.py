@@ -264,3 +264,24 @@ def test_the_pair_flow_loss_counts_seen_pixels_of_known_samples_only():
     assert value(exact, False, f01 + 4.0) == 0.0  # no exact motion: nothing to learn from
     with pytest.raises(VfikitError, match="flow_refiner"):
         term(LossInputs(pred=None, target=x0, aux={}))
+
+
+def test_the_flow_refiners_selection_keeps_per_pixel_the_flow_that_matches_the_other_frame():
+    from vfikit.models.motion import PairFlowRefiner
+
+    x0, x1, f01, _ = _shifted_pair()
+    wrong = f01 + 3.0
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))  # away from the wrapped borders
+    # the refined flow right and the guide wrong: the refined one is kept; the other way round: the guide's
+    assert torch.equal(PairFlowRefiner.choose(x0, x1, wrong, f01, 7)[inner], f01[inner])
+    assert torch.equal(PairFlowRefiner.choose(x0, x1, f01, wrong, 7)[inner], f01[inner])
+    mixed = wrong.clone()
+    mixed[..., :, 48:] = f01[..., :, 48:]  # the refined flow right on the right half only
+    chosen = PairFlowRefiner.choose(x0, x1, f01, mixed, 3)
+    assert torch.equal(chosen[inner], f01[inner])  # DIS's kept where the refiner was wrong
+    refiner = PairFlowRefiner(select=7)
+    assert refiner.settings["select"] == 7
+    a, b = refiner(x0, x1, f01, -f01)  # untrained: the guide's flows, whatever the selection
+    assert torch.equal(a, f01) and torch.equal(b, -f01)
+    with pytest.raises(VfikitError, match="odd window"):
+        PairFlowRefiner(select=4)

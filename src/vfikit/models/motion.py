@@ -182,12 +182,39 @@ class PairFlowRefiner(_CoarseToFine):
     frame backward-warped by the current flow, the flow (in units of 16 px) and, with ``correlation`` r, the
     matching cost |frame(p) - warped(p + d)| for |dx|, |dy| <= r level pixels; it predicts the flow's residual.
     Settings as :class:`_CoarseToFine`; the last layers start at zero (an untrained refiner returns DIS's flows).
-    Any frame size (padded inside, replicate).
+    ``select`` (an odd window, 0: off) keeps, per pixel, whichever of DIS's and the refined flow matches the
+    other frame better over that window (:meth:`choose`): the refiner finds what DIS missed, but blurs DIS's
+    sub-pixel flows where DIS was right. Any frame size (padded inside, replicate).
     """
 
     def __init__(self, levels: Sequence[int] = PAIR_LEVELS, widths: Sequence[int] = PAIR_WIDTHS, depth: int = 3,
-                 correlation: int = 3) -> None:
+                 correlation: int = 3, select: int = 0) -> None:
         super().__init__(levels, widths, depth, correlation, PAIR_IN_CHANNELS, 2)
+        check_int(select, "flow_refiner select", low=0, high=31)
+        if select and select % 2 == 0:
+            raise VfikitError(f"flow_refiner select must be 0 or an odd window size, got {select}")
+        self.select = select
+
+    @property
+    def settings(self) -> dict[str, object]:
+        """The constructor's arguments (what a model records in ``model_args``)."""
+        settings = super().settings
+        if self.select:
+            settings["select"] = self.select
+        return settings
+
+    @staticmethod
+    def choose(frame: torch.Tensor, other: torch.Tensor, guide: torch.Tensor, refined: torch.Tensor,
+               window: int) -> torch.Tensor:
+        """Per pixel, the flow (B, 2, H, W) of ``guide`` and ``refined`` whose warp of ``other`` matches ``frame``
+        better, by the mean absolute colour difference over a ``window`` x ``window`` box: the refined flow
+        where it finds the other frame's content and DIS did not, DIS's sub-pixel flow where it already did."""
+
+        def mismatch(flow: torch.Tensor) -> torch.Tensor:
+            error = (frame - backward_warp(other, flow)).abs().mean(1, keepdim=True)
+            return F.avg_pool2d(error, window, 1, window // 2, count_include_pad=False)
+
+        return torch.where(mismatch(refined) < mismatch(guide), refined, guide)
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, flow01: torch.Tensor,
                 flow10: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,7 +246,11 @@ class PairFlowRefiner(_CoarseToFine):
         size = (residual.shape[-2] * finest, residual.shape[-1] * finest)
         residual = F.interpolate(residual, size=size, mode="bilinear", align_corners=False) if finest > 1 else residual
         n = frame0.shape[0]
-        return flow01 + residual[:n, :, :h, :w], flow10 + residual[n:, :, :h, :w]
+        out01, out10 = flow01 + residual[:n, :, :h, :w], flow10 + residual[n:, :, :h, :w]
+        if self.select:
+            out01 = self.choose(frame0, frame1, flow01, out01, self.select)
+            out10 = self.choose(frame1, frame0, flow10, out10, self.select)
+        return out01, out10
 
     def _finest(self, frame0: torch.Tensor, frame1: torch.Tensor, flow01: torch.Tensor,
                 flow10: torch.Tensor) -> torch.Tensor:
