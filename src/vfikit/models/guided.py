@@ -233,8 +233,9 @@ class _GuidedBase(KernelVFIModel, ABC):
     def motion_fields(self, frame0: torch.Tensor, frame1: torch.Tensor,
                       t: float | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The motion at t alone, without the kernel network: ``{"flow_t0", "flow_t1"}`` (B, 2, H, W) (x, y,
-        pixels) and ``"blend0"`` (B, 1, H, W), the same tensors as ``forward``'s aux (what a motion-only
-        training stage needs; the refiner's where the model has one)."""
+        pixels) and ``"blend0"`` (B, 1, H, W), with a flow refiner also the refined flows between the inputs
+        ``"flow01"``, ``"flow10"`` (B, 2, H, W): the same tensors as ``forward``'s aux (what a motion-only training
+        stage needs; the refiners' where the model has them)."""
         check_frames(frame0, frame1)
         if not type(self).arbitrary_t:
             midpoint_only(t, type(self).__name__)
