@@ -44,7 +44,7 @@ class BenchSettings:
     """How long to measure: ``warmup`` untimed runs, then ``repeats`` timed runs (at least
     ``min_repeats``; stop adding repeats once ``max_seconds`` of timed runs have passed). ``precision``:
     ``"fp32"``, ``"auto"`` (as the video tool runs each model: bf16 for models that declare it on CPUs
-    with native bfloat16), ``"bf16"`` or ``"fp16"``, applied as autocast around the timed calls."""
+    where bfloat16 is measured faster), ``"bf16"`` or ``"fp16"``, applied as autocast around the timed calls."""
 
     warmup: int = 2
     repeats: int = 10

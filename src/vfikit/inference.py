@@ -89,8 +89,8 @@ class Interpolator:
         weights: with a name, a tag or a weights file (as ``create_model``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``... The model is moved there.
         precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"`` (autocast), or ``"auto"``: bf16 for models
-            that declare ``cpu_bf16`` on a CPU with native bfloat16, else fp32 (``self.precision`` holds the
-            result; see :func:`vfikit.runtime.resolve_precision`).
+            that declare ``cpu_bf16`` on a CPU where bfloat16 is measured faster, else fp32
+            (``self.precision`` holds the result; see :func:`vfikit.runtime.resolve_precision`).
         tile: None (whole frames), an int (tile side in px, rounded down to a multiple of 32, >= 64)
             or ``"auto"``.
         tile_overlap: overlap of neighbouring tiles in px (at most half a tile; >= 4 recommended).

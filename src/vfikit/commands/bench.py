@@ -22,7 +22,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch / OpenCV threads (default: library default)")
     p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_CHOICES,
                    help="autocast precision of the timed calls (default fp32; auto: as `vfikit interpolate` "
-                        "runs each model, bf16 for the flow-guided models on CPUs with native bfloat16)")
+                        "runs each model, bf16 for the flow-guided models on CPUs where it is measured faster)")
     p.add_argument("--in-process", action="store_true",
                    help="run every case in this process (faster; CPU peak memory is then cumulative)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write DIR/NAME.json and DIR/NAME.md")

@@ -51,7 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     prec = g.add_mutually_exclusive_group()
     prec.add_argument("--precision", choices=PRECISION_CHOICES, default=InterpolateOptions.precision,
                       help="fp32 (float32 throughout), bf16, fp16 (GPU) or auto (default: the flow-guided models run "
-                           "their network in bfloat16 on CPUs with native bfloat16 (AVX512-BF16/AMX: 1.4x faster, "
+                           "their network in bfloat16 on CPUs where it is measured faster (once per machine; 1.4x "
+                           "on the dev CPU, "
                            "frames within 3e-4), float32 elsewhere)")
     for name in ("fp16", "bf16", "fp32"):
         prec.add_argument(f"--{name}", dest="precision", action="store_const", const=name,

@@ -68,7 +68,7 @@ def build_interpolator(
     a frame interval at no more than 3 model calls per frame).
     ``allow_untrained``: accept a learned model without trained weights (refused otherwise: garbage output).
     ``backend``: ``"torch"``, or ``"onnx"`` to run a flow-guided model's network with ONNX Runtime (CPU, fp32).
-    ``precision``: ``"auto"`` (bf16 for models that declare it safe, on CPUs with native bfloat16; else
+    ``precision``: ``"auto"`` (bf16 for models that declare it safe, on CPUs where it is measured faster; else
     fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU).
     """
     from vfikit.hub import create_model

@@ -35,7 +35,7 @@ class InterpolateOptions:
     ``allow_untrained``: accept a learned model without trained weights (its frames are garbage; for
     tests and research); refused by default. ``device`` / ``precision`` / ``tile`` / ``batch_size``:
     where and how the model runs (``tile``: "auto", an int tile size in px, or None for whole frames;
-    ``precision``: "auto" (bf16 for the flow-guided models on CPUs with native bfloat16, else fp32),
+    ``precision``: "auto" (bf16 for the flow-guided models on CPUs where it is measured faster, else fp32),
     "fp32", "bf16" or "fp16" on a GPU).
     ``bisect_depth``: models without native t render the nearest k / 2**bisect_depth.
     ``backend``: ``"torch"`` or ``"onnx"`` (the flow-guided models' network through ONNX Runtime on the
