@@ -23,6 +23,7 @@ import torch
 from vfikit.config import load_config
 from vfikit.data.factory import sample_fingerprint, validation_samples
 from vfikit.hub import create_model
+from vfikit.models.guided import guide_blend_weight
 
 
 def _epe(flow: torch.Tensor, exact: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -40,11 +41,7 @@ def _guide_with(model, flows: tuple[torch.Tensor, torch.Tensor]):
     def guide(frame0, frame1, t):
         motion = model.guide.motion_from_flows(frame0, frame1, *flows, t)
         vis = motion["visibility"]
-        tt = t.view(-1, 1, 1, 1).to(vis.dtype)
-        w0, w1 = (1 - tt) * vis[:, :1], tt * vis[:, 1:]
-        den = w0 + w1
-        b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), (1 - tt).expand_as(den))
-        return motion["flow_t0"], motion["flow_t1"], vis, b0.clamp(1e-3, 1 - 1e-3), {}
+        return motion["flow_t0"], motion["flow_t1"], vis, guide_blend_weight(vis, t), {}
 
     return guide
 

@@ -422,6 +422,11 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / (mask.sum() * values.shape[1]).clamp_min(1.0)
 
 
+def _flow_charbonnier(flow: torch.Tensor, exact: torch.Tensor, seen: torch.Tensor, eps: float) -> torch.Tensor:
+    """The Charbonnier of a flow's error (B, 2, H, W) against ``exact``, averaged over the pixels ``seen``."""
+    return _masked_mean(torch.sqrt((flow - exact) ** 2 + eps), seen)
+
+
 class MotionTerm(LossTerm):
     """Dense supervision of a model's motion at t: ``aux["flow_t0"]``, ``aux["flow_t1"]`` (B, 2, H, W) (x, y).
 
@@ -466,9 +471,8 @@ class MotionTerm(LossTerm):
         motion = motion[known].float()
         total = blend0.new_zeros(())
         for j, flow in enumerate(flows):
-            visible = motion[:, 4 + j : 5 + j]
-            error = torch.sqrt((flow[known] - motion[:, 2 * j : 2 * j + 2]) ** 2 + self.eps)
-            total = total + _masked_mean(error, visible)
+            total = total + _flow_charbonnier(flow[known], motion[:, 2 * j : 2 * j + 2], motion[:, 4 + j : 5 + j],
+                                              self.eps)
         if self.blend > 0:
             only0 = motion[:, 4:5] * (1 - motion[:, 5:6])
             only1 = motion[:, 5:6] * (1 - motion[:, 4:5])
@@ -513,8 +517,8 @@ class PairFlowTerm(LossTerm):
             return total
         motion = inputs.motion[known].float()
         for j, flow in enumerate(flows):
-            exact, seen = motion[:, 6 + 2 * j : 8 + 2 * j], motion[:, 10 + j : 11 + j]
-            total = total + _masked_mean(torch.sqrt((flow[known] - exact) ** 2 + self.eps), seen)
+            total = total + _flow_charbonnier(flow[known], motion[:, 6 + 2 * j : 8 + 2 * j],
+                                              motion[:, 10 + j : 11 + j], self.eps)
         return total
 
 

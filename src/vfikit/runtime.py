@@ -7,6 +7,7 @@ where it is used, so that the command line's help does not load it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -92,21 +93,25 @@ def time_cpu_precisions(rounds: int = 3) -> dict[str, float]:
     return best
 
 
-def _cpu_identity() -> str:
-    """What decides this CPU's speed in each precision: torch's version and threads and the processor's
-    model and flags (a measurement is redone when any of them changes)."""
+@functools.cache
+def _processor_digest() -> str:
+    """A short hash of the processor's model and flags (read once per process)."""
     import platform
 
-    import torch
-
-    text = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             text = "".join(line for line in fh if line.startswith(("model name", "flags")))
     except OSError:
         text = platform.processor()
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu {platform.machine()} {digest}"
+    return f"{platform.machine()} {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def _cpu_identity() -> str:
+    """What decides this CPU's speed in each precision: torch's version and threads and the processor's
+    model and flags (a measurement is redone when any of them changes)."""
+    import torch
+
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu {_processor_digest()}"
 
 
 _MEASURED: dict[str, bool] = {}

@@ -291,11 +291,12 @@ def _exact_towards(scene: Scene, t: float, s: float,
             continue
         step = torch.from_numpy(layer_matrix(layer, scene.camera, scene.size, s)
                                 @ np.linalg.inv(layer_matrix(layer, scene.camera, scene.size, t)))  # screen t -> s
-        points = torch.einsum("nk,ck->nc", grid[mine], step)[:, None]  # (n, 1, 3), last column stays 1
+        here = grid[mine]  # (n, 3)
+        points = torch.einsum("nk,ck->nc", here, step)[:, None]  # (n, 1, 3), last column stays 1
         x, y = points[:, 0, 0], points[:, 0, 1]
         inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
         visible = _layer_weights(_alphas(scene, s, points))[i, :, 0] >= VISIBLE_WEIGHT
-        flow[:, mine] = (points[:, 0, :2] - grid[mine][:, :2]).float().T
+        flow[:, mine] = (points[:, 0, :2] - here[:, :2]).float().T
         seen[mine] = (inside & visible & (share[mine] >= VISIBLE_WEIGHT)).float()
     return flow, seen
 

@@ -84,6 +84,17 @@ def _check_guided_widths(widths: Mapping[str, Any], heads: Mapping[str, int], na
     return out
 
 
+def guide_blend_weight(visibility: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The blend weight of frame0 (B, 1, H, W) that ``flow_dis`` uses, from the visibility of each frame at t
+    (B, 2, H, W) and t (B,): the time weights times the visibilities, normalised; the time weight alone where
+    neither frame sees the pixel. Clamped to [1e-3, 1 - 1e-3] (the guided models take its logit)."""
+    tt = t.view(-1, 1, 1, 1).to(visibility.dtype)
+    w0, w1 = (1 - tt) * visibility[:, :1], tt * visibility[:, 1:]
+    den = w0 + w1
+    b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), (1 - tt).expand_as(den))
+    return b0.clamp(1e-3, 1 - 1e-3)
+
+
 def _submodule(cls: type[nn.Module], settings: Any, key: str, name: str) -> nn.Module:
     """``cls(**settings)`` for a model argument ``key`` (a mapping), with a clear error for anything else."""
     if not isinstance(settings, Mapping):
@@ -204,12 +215,8 @@ class _GuidedBase(KernelVFIModel, ABC):
             flow01, flow10 = self.flow_refiner(frame0, frame1, dis["flow01"], dis["flow10"])
             pair = {"flow01": flow01, "flow10": flow10}
             motion = self.guide.motion_from_flows(frame0, frame1, flow01, flow10, t)
-        ft0, ft1, vis = motion["flow_t0"], motion["flow_t1"], motion["visibility"]
-        tt = t.view(-1, 1, 1, 1).to(vis.dtype)
-        w0, w1 = (1 - tt) * vis[:, :1], tt * vis[:, 1:]
-        den = w0 + w1
-        b0 = torch.where(den > 1e-3, w0 / den.clamp_min(1e-6), (1 - tt).expand_as(den))
-        return ft0, ft1, vis, b0.clamp(1e-3, 1 - 1e-3), pair
+        vis = motion["visibility"]
+        return motion["flow_t0"], motion["flow_t1"], vis, guide_blend_weight(vis, t), pair
 
     def _motion_padded(self, frame0: torch.Tensor, frame1: torch.Tensor, tt: torch.Tensor) -> tuple[Any, ...]:
         """The frames, the flows at t F_t0, F_t1 (x, y), the guide's visibility and the blend weight of frame0,
