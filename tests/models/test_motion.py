@@ -228,6 +228,48 @@ def test_the_flow_refiner_learns_from_the_pair_flow_loss():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+def test_the_flow_refiner_on_learned_features_starts_at_the_guide_and_learns_its_features():
+    from vfikit.losses import LossInputs, PairFlowTerm
+    from vfikit.models.motion import PairFlowRefiner
+
+    torch.manual_seed(0)
+    refiner = PairFlowRefiner(levels=(16, 8, 4), widths=(16, 16, 16), depth=1, correlation=2, features=8)
+    assert refiner.settings["features"] == 8
+    x0, x1, f01, f10 = _shifted_pair(h=60, w=90)  # not a multiple of 32: padded inside, features too
+    a, b = refiner(x0, x1, f01 - 2.0, f10)
+    assert torch.equal(a, f01 - 2.0) and torch.equal(b, f10)  # zero start
+    x0, x1, f01, f10 = _shifted_pair()
+    seen = torch.zeros(1, 1, 64, 96)
+    seen[..., 8:-8, 8:-8] = 1
+    motion = torch.cat([torch.zeros(1, 6, 64, 96), f01, f10, seen, seen], 1)
+    start = torch.zeros(1, 2, 64, 96)
+    optimizer = torch.optim.Adam(refiner.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        a, b = refiner(x0, x1, start, start)
+        loss = PairFlowTerm()(LossInputs(pred=None, target=x0, aux={"flow01": a, "flow10": b}, motion=motion,
+                                         motion_known=torch.tensor([True])))
+        optimizer.zero_grad()
+        loss.backward()
+        if len(losses) == 5:  # once the last layers left zero, the encoder learns through what the blocks see
+            assert all(p.grad is not None and float(p.grad.abs().max()) > 0 for p in refiner.encoder.parameters())
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+    with pytest.raises(VfikitError, match="powers of two"):
+        PairFlowRefiner(levels=(12, 6), widths=(8, 8), features=8)
+
+
+def test_the_correlation_of_features_peaks_at_the_displacement_that_aligns_them():
+    from vfikit.models.motion import matching_cost
+
+    torch.manual_seed(2)
+    a = torch.randn(1, 16, 24, 24)
+    b = torch.roll(a, shifts=(1, -2), dims=(2, 3))  # b(p + d) = a(p) for d = (dx, dy) = (-2, 1)
+    cost = matching_cost(a, b, 2, symmetric=False, product=True)[..., 4:-4, 4:-4].mean((2, 3))
+    assert int(cost.argmax()) == (1 + 2) * 5 + (-2 + 2)  # row-major from (-r, -r)
+
+
 def test_a_guided_models_refined_flows_are_what_its_guide_splats_and_only_the_refiner_gets_gradients():
     model = create_model("guided_adacof_k5", flow_refiner={"levels": [16, 8], "widths": [16, 16], "depth": 1})
     torch.manual_seed(1)

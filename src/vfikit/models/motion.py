@@ -40,10 +40,12 @@ DEFAULT_LEVELS = (8, 4, 2)
 DEFAULT_WIDTHS = (64, 48, 32)
 
 
-def matching_cost(warp0: torch.Tensor, warp1: torch.Tensor, radius: int, symmetric: bool = True) -> torch.Tensor:
+def matching_cost(warp0: torch.Tensor, warp1: torch.Tensor, radius: int, symmetric: bool = True,
+                  product: bool = False) -> torch.Tensor:
     """(B, (2r+1)^2, h, w): for each displacement d = (dx, dy), |dx|, |dy| <= r, row-major from (-r, -r), the mean
     over channels of |warp0(p + d) - warp1(p - d)| (``symmetric``) or of |warp0(p) - warp1(p + d)| (borders
-    replicated). Inputs (B, C, h, w)."""
+    replicated). ``product``: the mean of the product instead of the absolute difference (a correlation, for
+    learned features). Inputs (B, C, h, w)."""
     pad = 2 * radius
     a = F.pad(warp0, (pad, pad, pad, pad), mode="replicate")
     b = F.pad(warp1, (pad, pad, pad, pad), mode="replicate")
@@ -57,8 +59,39 @@ def matching_cost(warp0: torch.Tensor, warp1: torch.Tensor, radius: int, symmetr
             else:
                 shifted0 = warp0
                 shifted1 = b[..., pad + dy : pad + dy + h, pad + dx : pad + dx + w]
-            costs.append((shifted0 - shifted1).abs().mean(1, keepdim=True))
+            cost = shifted0 * shifted1 if product else (shifted0 - shifted1).abs()
+            costs.append(cost.mean(1, keepdim=True))
     return torch.cat(costs, 1)
+
+
+class FeatureEncoder(nn.Module):
+    """Learned features of a frame at each of ``levels`` (powers of two): (B, 3, H, W) -> {level: (B, channels,
+    H / level, W / level)}. One stage per halving (a stride-2 3x3 convolution, then another 3x3 convolution from
+    the finest level on); half the channels before the finest level. H and W must divide by the coarsest level."""
+
+    def __init__(self, levels: Sequence[int], channels: int) -> None:
+        super().__init__()
+        if any(level & (level - 1) or level < 2 for level in levels):
+            raise VfikitError(f"learned features need levels that are powers of two from 2 up, got {list(levels)}")
+        self.keep = set(levels)
+        stages, c_in, factor = [], 3, 1
+        while factor < max(levels):
+            factor *= 2
+            c_out = channels if factor >= min(levels) else max(channels // 2, 8)
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.1)]
+            if factor >= min(levels):
+                layers += [nn.Conv2d(c_out, c_out, 3, padding=1), nn.LeakyReLU(0.1)]
+            stages.append(nn.Sequential(*layers))
+            c_in = c_out
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, frames: torch.Tensor) -> dict[int, torch.Tensor]:
+        out, x, factor = {}, frames - 0.5, 1
+        for stage in self.stages:
+            x, factor = stage(x), factor * 2
+            if factor in self.keep:
+                out[factor] = x
+        return out
 
 
 class _Block(nn.Module):
@@ -188,12 +221,14 @@ class PairFlowRefiner(_CoarseToFine):
     """
 
     def __init__(self, levels: Sequence[int] = PAIR_LEVELS, widths: Sequence[int] = PAIR_WIDTHS, depth: int = 3,
-                 correlation: int = 3, select: int = 0) -> None:
-        super().__init__(levels, widths, depth, correlation, PAIR_IN_CHANNELS, 2)
+                 correlation: int = 3, select: int = 0, features: int = 0) -> None:
+        check_int(features, "flow_refiner features", low=0, high=128)
+        super().__init__(levels, widths, depth, correlation, PAIR_IN_CHANNELS + features, 2)
         check_int(select, "flow_refiner select", low=0, high=31)
         if select and select % 2 == 0:
             raise VfikitError(f"flow_refiner select must be 0 or an odd window size, got {select}")
-        self.select = select
+        self.select, self.features = select, features
+        self.encoder = FeatureEncoder(self.levels, features) if features else None
 
     @property
     def settings(self) -> dict[str, object]:
@@ -201,6 +236,8 @@ class PairFlowRefiner(_CoarseToFine):
         settings = super().settings
         if self.select:
             settings["select"] = self.select
+        if self.features:
+            settings["features"] = self.features
         return settings
 
     @staticmethod
@@ -225,11 +262,12 @@ class PairFlowRefiner(_CoarseToFine):
         there (replicate), the coarser levels pooled from it: no full-size copy but the result."""
         h, w = frame0.shape[-2:]
         finest = self.levels[-1]
+        features = self._features(frame0, frame1) if self.encoder is not None else {}
         pyramid = {finest: self._finest(frame0, frame1, flow01, flow10)}
         for level in reversed(self.levels[:-1]):  # coarser levels from the finer ones
             finer = min(k for k in pyramid if k < level)
             pyramid[level] = F.avg_pool2d(pyramid[finer], level // finer)
-        residual = None
+        residual, n = None, frame0.shape[0]
         for level, block in zip(self.levels, self.blocks):
             x = pyramid[level]
             xa, xb, flows = x[:, 0:3], x[:, 3:6], x[:, 6:8]
@@ -240,17 +278,32 @@ class PairFlowRefiner(_CoarseToFine):
             here = flows + residual
             warped = backward_warp(xb, here / level)
             parts = [xa - 0.5, warped - 0.5, here / FLOW_UNIT]
-            if self.correlation:
+            if level in features:  # learned features: the frame's, and the correlation with the other's warped
+                fa = features[level]
+                fb = backward_warp(torch.cat([fa[n:], fa[:n]]), here / level)
+                parts.append(fa)
+                if self.correlation:
+                    parts.append(matching_cost(fa, fb, self.correlation, symmetric=False, product=True))
+            elif self.correlation:
                 parts.append(matching_cost(xa, warped, self.correlation, symmetric=False))
             residual = residual + block(torch.cat(parts, 1)) * level
         size = (residual.shape[-2] * finest, residual.shape[-1] * finest)
         residual = F.interpolate(residual, size=size, mode="bilinear", align_corners=False) if finest > 1 else residual
-        n = frame0.shape[0]
         out01, out10 = flow01 + residual[:n, :, :h, :w], flow10 + residual[n:, :, :h, :w]
         if self.select:
             out01 = self.choose(frame0, frame1, flow01, out01, self.select)
             out10 = self.choose(frame1, frame0, flow10, out10, self.select)
         return out01, out10
+
+    def _features(self, frame0: torch.Tensor, frame1: torch.Tensor) -> dict[int, torch.Tensor]:
+        """{level: (2B, features, h, w)}: the learned features of frame0 then frame1 at every level, the frames
+        padded (replicate) to the sizes :meth:`_finest` gives."""
+        unit = 2 * self.levels[0]
+        h, w = frame0.shape[-2:]
+        frames = torch.cat([frame0, frame1])
+        if h % unit or w % unit:
+            frames = F.pad(frames, (0, (-w) % unit, 0, (-h) % unit), mode="replicate")
+        return self.encoder(frames)
 
     def _finest(self, frame0: torch.Tensor, frame1: torch.Tensor, flow01: torch.Tensor,
                 flow10: torch.Tensor) -> torch.Tensor:
