@@ -13,6 +13,7 @@ For each model (a name, vfikit file or training checkpoint of a guided model), p
 * ``psnr``: the model's frame (its unfused path, fp32).
 * with a flow refiner (``PairFlowRefiner``), on the synthetic part: ``pair epe`` and ``DIS pair epe``, the error of
   the refined and of DIS's flows between the inputs against the exact ones (pixels seen in the other frame).
+  ``--select k`` sets the refiner's selection window (``PairFlowRefiner.choose``) for the measurement.
 
 It also prints the validation set's fingerprint (``vfikit.data.factory.sample_fingerprint``): compare numbers only
 between runs whose fingerprints agree (the recipes' optional clips change the set).
@@ -72,12 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("recipe", help="recipe name or YAML path whose data.val is used")
     p.add_argument("models", nargs="+", help="guided models: names, vfikit files or training checkpoints")
     p.add_argument("--confident", type=float, default=0.02, help="teacher pixels count where its warp is this close")
+    p.add_argument("--select", type=int, default=None,
+                   help="set the flow refiner's select window (0: off) instead of the model's own")
     args = p.parse_args(argv)
     samples = validation_samples(load_config(args.recipe), log=print)
     print(f"validation set {sample_fingerprint(samples)} ({len(samples)} samples)")
     refs = [reference(s, args.confident) for s in samples]
     for name in args.models:
         model = create_model(name).eval()
+        if args.select is not None and getattr(model, "flow_refiner", None) is not None:
+            model.flow_refiner.select = args.select
+            name = f"{name} (select {args.select})"
         rows: dict[str, dict[str, list[float]]] = {}
         for s, (ref, mask) in zip(samples, refs):
             x0, x1, t = s.frame0[None], s.frame1[None], torch.tensor([float(s.t)])

@@ -325,5 +325,15 @@ def test_the_flow_refiners_selection_keeps_per_pixel_the_flow_that_matches_the_o
     assert refiner.settings["select"] == 7
     a, b = refiner(x0, x1, f01, -f01)  # untrained: the guide's flows, whatever the selection
     assert torch.equal(a, f01) and torch.equal(b, -f01)
+    torch.manual_seed(3)
+    for block in refiner.blocks:  # a refiner that moves the flows (away from the right ones)
+        torch.nn.init.normal_(block.out.weight, std=0.05)
+    refiner.train()
+    trained, _ = refiner(x0, x1, f01, -f01)
+    assert not torch.equal(trained[inner], f01[inner])  # training: the refined flow everywhere, gradients too
+    refiner.eval()
+    kept, _ = refiner(x0, x1, f01, -f01)
+    assert torch.equal(kept, PairFlowRefiner.choose(x0, x1, f01, trained, 7))  # eval: the selection,
+    assert torch.equal(kept[inner], f01[inner])  # which keeps the exact guide where the refiner moved away
     with pytest.raises(VfikitError, match="odd window"):
         PairFlowRefiner(select=4)

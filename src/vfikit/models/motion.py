@@ -217,7 +217,8 @@ class PairFlowRefiner(_CoarseToFine):
     Settings as :class:`_CoarseToFine`; the last layers start at zero (an untrained refiner returns DIS's flows).
     ``select`` (an odd window, 0: off) keeps, per pixel, whichever of DIS's and the refined flow matches the
     other frame better over that window (:meth:`choose`): the refiner finds what DIS missed, but blurs DIS's
-    sub-pixel flows where DIS was right. Any frame size (padded inside, replicate).
+    sub-pixel flows where DIS was right. It applies in eval mode only: in training it would pass no gradient where
+    DIS's flow wins, which at the zero start is everywhere. Any frame size (padded inside, replicate).
     """
 
     def __init__(self, levels: Sequence[int] = PAIR_LEVELS, widths: Sequence[int] = PAIR_WIDTHS, depth: int = 3,
@@ -290,7 +291,7 @@ class PairFlowRefiner(_CoarseToFine):
         size = (residual.shape[-2] * finest, residual.shape[-1] * finest)
         residual = F.interpolate(residual, size=size, mode="bilinear", align_corners=False) if finest > 1 else residual
         out01, out10 = flow01 + residual[:n, :, :h, :w], flow10 + residual[n:, :, :h, :w]
-        if self.select:
+        if self.select and not self.training:  # in training the refiner learns everywhere (see the class doc)
             out01 = self.choose(frame0, frame1, flow01, out01, self.select)
             out10 = self.choose(frame1, frame0, flow10, out10, self.select)
         return out01, out10
