@@ -199,3 +199,49 @@ def test_flow_dis_takes_its_settings_as_one_flow_dict_too():
     assert create_model("flow_dis", flow={"preset": "fast"}).config.preset == "fast"
     with pytest.raises(VfikitError, match="unknown settings"):
         FlowDIS(flow={"nope": 1})
+
+
+def test_flow_dis_reuses_the_last_pairs_flows_by_value_in_eval_mode_only(monkeypatch):
+    model = create_model("flow_dis")
+    a, b = texture(48, 64, seed=1)[None], texture(48, 64, seed=2)[None]
+    calls = []
+    real = model._flows
+    monkeypatch.setattr(model, "_flows", lambda *x: calls.append(1) or real(*x))
+    first = model.flows(a, b)
+    again = model.flows(a.clone(), b.clone())  # new tensors, same frames: no DIS pass
+    assert len(calls) == 1 and all(torch.equal(first[k], again[k]) for k in first)  # one DIS pass (both ways)
+    again["flow01"].add_(1.0)  # what a caller does with its copy does not reach the next caller
+    assert torch.equal(model.flows(a, b)["flow01"], first["flow01"]) and len(calls) == 1
+    changed = b.clone()
+    changed[0, 0, 0, 0] += 0.01  # one value differs: a new pair
+    model.flows(a, changed)
+    assert len(calls) == 2
+    model.train()
+    model.flows(a, changed)
+    assert len(calls) == 3  # training: every call its own DIS pass
+    model.eval()
+    model.keep_last_pair = False
+    model.flows(a, b)
+    model.flows(a, b)
+    assert len(calls) == 5
+
+
+def test_a_videos_frames_are_the_same_with_and_without_reusing_the_pairs_flows(monkeypatch):
+    """4x through the renderer with a model of any t (midpoint-only models bisect: each call is a new pair): the
+    three times of a pair share one DIS pass, and every frame is identical."""
+    from vfikit.inference import Interpolator
+
+    base = texture(40, 56, seed=3)
+    frames = [torch.roll(base, shifts=(k, 2 * k), dims=(1, 2)) for k in range(3)]
+    outputs = {}
+    for keep in (True, False):
+        model = create_model("guided_dsepconv")
+        model.guide.keep_last_pair = keep
+        calls = []
+        real = model.guide._flows
+        monkeypatch.setattr(model.guide, "_flows", lambda *x, c=calls, r=real: c.append(1) or r(*x))
+        interp = Interpolator(model, device="cpu", precision="fp32", allow_untrained=True)
+        outputs[keep] = [f for _, f in interp.frames(frames, factor=4)]
+        assert len(calls) == (2 if keep else 6)  # per pair: one DIS pass (both directions) against three
+    assert len(outputs[True]) >= 9  # the 3 sources and 3 frames in each of the 2 gaps (and the last holds)
+    assert all(torch.equal(x, y) for x, y in zip(outputs[True], outputs[False], strict=True))

@@ -153,6 +153,8 @@ class _GuidedBase(KernelVFIModel, ABC):
         if net_downscale != 1:
             self.model_args["net_downscale"] = net_downscale
         self.guide = FlowDIS(**flow_settings)
+        # several times of one pair reuse its flows; a midpoint-only model's calls are all new pairs (bisection)
+        self.guide.keep_last_pair = type(self).arbitrary_t
         self.motion = None
         if motion is not None:
             self.motion = _submodule(MotionRefiner, motion, "motion", name)
@@ -208,13 +210,12 @@ class _GuidedBase(KernelVFIModel, ABC):
         b0 (B, 1, H, W): the blend weight of frame0 that flow_dis would use; and with a flow refiner the refined
         flows between the inputs that the guide splatted (``{"flow01", "flow10"}``, else an empty dict)."""
         pair: dict[str, torch.Tensor] = {}
-        if self.flow_refiner is None:  # the flows only: flow_dis's own warp and blend are not needed
-            motion = self.guide.motion(frame0, frame1, t)
-        else:
-            dis = self.guide.flows(frame0, frame1)
-            flow01, flow10 = self.flow_refiner(frame0, frame1, dis["flow01"], dis["flow10"])
+        dis = self.guide.flows(frame0, frame1)  # the flows only (kept for the next t of the same pair)
+        flow01, flow10 = dis["flow01"], dis["flow10"]
+        if self.flow_refiner is not None:
+            flow01, flow10 = self.flow_refiner(frame0, frame1, flow01, flow10)
             pair = {"flow01": flow01, "flow10": flow10}
-            motion = self.guide.motion_from_flows(frame0, frame1, flow01, flow10, t)
+        motion = self.guide.motion_from_flows(frame0, frame1, flow01, flow10, t)
         vis = motion["visibility"]
         return motion["flow_t0"], motion["flow_t1"], vis, guide_blend_weight(vis, t), pair
 
