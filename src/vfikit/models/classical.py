@@ -256,9 +256,10 @@ class FlowDIS(VFIModel):
 
     def motion(self, frame0: torch.Tensor, frame1: torch.Tensor, t=None) -> dict[str, torch.Tensor]:
         """The motion at t without the frame: ``{"flow_t0", "flow_t1"}`` (B, 2, H, W) (x, y) and
-        ``"visibility"`` (B, 2, H, W), as ``forward``'s aux (what ``guided_adacof`` builds on)."""
-        check_frames(frame0, frame1)
-        return self._per_sample(lambda a, c, tb: self.motion_numpy(*self._flows(a, c), tb), frame0, frame1, t)
+        ``"visibility"`` (B, 2, H, W), as ``forward``'s aux: :meth:`flows` then :meth:`motion_from_flows`, the path the
+        guided models take."""
+        pair = self.flows(frame0, frame1)  # one path: DIS's flows, then the splatting of given flows
+        return self.motion_from_flows(frame0, frame1, pair["flow01"], pair["flow10"], t)
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> dict[str, torch.Tensor]:
         """DIS's flows between the frames: ``{"flow01", "flow10"}`` (B, 2, H, W) (x, y, pixels;

@@ -281,9 +281,9 @@ class PairFlowRefiner(_CoarseToFine):
             parts = [xa - 0.5, warped - 0.5, here / FLOW_UNIT]
             if level in features:  # learned features: the frame's, and the correlation with the other's warped
                 fa = features[level]
-                fb = backward_warp(torch.cat([fa[n:], fa[:n]]), here / level)
                 parts.append(fa)
                 if self.correlation:
+                    fb = backward_warp(torch.cat([fa[n:], fa[:n]]), here / level)
                     parts.append(matching_cost(fa, fb, self.correlation, symmetric=False, product=True))
             elif self.correlation:
                 parts.append(matching_cost(xa, warped, self.correlation, symmetric=False))
