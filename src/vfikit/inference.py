@@ -41,6 +41,7 @@ from torch.nn import functional as F
 
 from vfikit.errors import VfikitError, VfikitTypeError
 from vfikit.models.base import require_trained
+from vfikit.ops.warmup import choose_synthesis_heads
 from vfikit.runtime import DEFAULT_PRECISION, check_frame, check_int, precision_dtype, resolve_device, resolve_precision
 
 AUTO_CPU_PIXELS = 1920 * 1088
@@ -129,6 +130,8 @@ class Interpolator:
         check_int(tile_overlap, "tile_overlap", low=0)
         self.device = resolve_device(device)
         self.precision = precision = resolve_precision(precision, self.device, model)
+        fused = self.device.type == "cpu" and getattr(model, "fused", False)
+        choose_synthesis_heads(precision == "bf16" if fused else None)  # a background compile's dtype (if any)
         if channels_last is None:
             official = getattr(model, "convention", None) == "official"
             channels_last = (self.device.type == "cpu" or precision != "fp32") and not official

@@ -94,16 +94,29 @@ def time_cpu_precisions(rounds: int = 3) -> dict[str, float]:
 
 
 @functools.cache
-def _processor_digest() -> str:
-    """A short hash of the processor's model and flags (read once per process)."""
+def _cpuinfo() -> str:
+    """The processor's model name and flags lines (Linux's /proc/cpuinfo; elsewhere the platform's name)."""
     import platform
 
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            text = "".join(line for line in fh if line.startswith(("model name", "flags")))
+            return "".join(line for line in fh if line.startswith(("model name", "flags")))
     except OSError:
-        text = platform.processor()
-    return f"{platform.machine()} {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        return platform.processor()
+
+
+def processor_digest() -> str:
+    """A short hash of the processor's model and flags (read once per process)."""
+    import platform
+
+    return f"{platform.machine()} {hashlib.sha256(_cpuinfo().encode()).hexdigest()[:16]}"
+
+
+def has_native_bf16() -> bool:
+    """Whether the processor lists bfloat16 instructions (AVX512-BF16 or AMX-BF16; Linux only, else False).
+    A hint for guesses made without torch, never the precision choice (:func:`cpu_bf16_faster` measures)."""
+    flags = set(_cpuinfo().split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def _cpu_identity() -> str:
@@ -111,10 +124,29 @@ def _cpu_identity() -> str:
     model and flags (a measurement is redone when any of them changes)."""
     import torch
 
-    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu {_processor_digest()}"
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu {processor_digest()}"
 
 
 _MEASURED: dict[str, bool] = {}
+PRECISION_CACHE = "cpu_precision.json"  # in cache_dir(): {cpu identity: {"bf16_faster": bool, times}}
+
+
+def _precision_records() -> dict[str, Any]:
+    import json
+
+    try:
+        known = json.loads((cache_dir() / PRECISION_CACHE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def recorded_bf16_faster() -> bool | None:
+    """What :func:`cpu_bf16_faster` measured on this processor before (with any torch version and threads),
+    read without importing torch; None where nothing, or disagreeing results, are recorded."""
+    mine = f"cpu {processor_digest()}"
+    seen = {v.get("bf16_faster") for k, v in _precision_records().items() if k.endswith(mine) and isinstance(v, dict)}
+    return seen.pop() if len(seen) == 1 and seen <= {True, False} else None
 
 
 def cpu_bf16_faster() -> bool:
@@ -127,12 +159,8 @@ def cpu_bf16_faster() -> bool:
     key = _cpu_identity()
     if key in _MEASURED:
         return _MEASURED[key]
-    path = cache_dir() / "cpu_precision.json"
-    try:
-        known = json.loads(path.read_text(encoding="utf-8"))
-        known = known if isinstance(known, dict) else {}
-    except (OSError, ValueError):
-        known = {}
+    path = cache_dir() / PRECISION_CACHE
+    known = _precision_records()
     entry = known.get(key)
     if not (isinstance(entry, dict) and isinstance(entry.get("bf16_faster"), bool)):
         times = time_cpu_precisions()

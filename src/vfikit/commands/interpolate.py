@@ -106,10 +106,14 @@ def run(args: argparse.Namespace) -> int:
     import io
 
     from vfikit.errors import VfikitError
-    from vfikit.video.api import interpolate_video
+    from vfikit.ops import warmup
 
     if len(args.paths) < 2:
         raise VfikitError("give an input and an output path (or two images and an output)")
+    if args.model is None and args.weights is None and args.device in ("auto", "cpu") and args.backend == "torch":
+        warmup.start_background_compile(args.precision)  # the default's synthesis compiles beside the job's start
+    from vfikit.video.api import interpolate_video  # (imports torch)
+
     *inputs, output = args.paths
     options = InterpolateOptions(
         model=args.model, weights=args.weights, allow_untrained=args.allow_untrained, backend=args.backend,
@@ -125,10 +129,13 @@ def run(args: argparse.Namespace) -> int:
         force=args.force, resume=args.resume, progress=not args.quiet, segment_frames=args.segment_frames,
     )  # fmt: skip
     source = inputs[0] if len(inputs) == 1 else inputs
-    if args.quiet:
-        notes = io.StringIO()
-        with contextlib.redirect_stderr(notes):
+    try:
+        if args.quiet:
+            notes = io.StringIO()
+            with contextlib.redirect_stderr(notes):
+                interpolate_video(source, output, options)
+        else:
             interpolate_video(source, output, options)
-    else:
-        interpolate_video(source, output, options)
+    finally:
+        warmup.choose_synthesis_heads(None)  # a helper the job never told (an error, another model) stops
     return 0
