@@ -37,7 +37,7 @@ def _splat_numpy(values: np.ndarray, px: np.ndarray, py: np.ndarray, weight: np.
     return np.ascontiguousarray(acc.T), wsum, cover
 
 
-@njit
+@njit(nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)  # called from the loops below only
 def _splat_point(x, y, wt, vals, h, w, acc, wsum, cover):  # pragma: no cover - compiled
     """Add one point's (C,) ``vals`` at (x, y) with weight ``wt`` to its four bilinear neighbours."""
     if not (x > -2.0 and x < w + 1.0 and y > -2.0 and y < h + 1.0):  # also drops NaN positions

@@ -12,12 +12,14 @@ import numpy as np
 from numba import njit
 
 _FLAGS = {"contract"}  # fused multiply-add only: no reassociation, NaN and infinity rules kept
-# Every kernel below is a plain ``nogil`` function (no ``parallel=True``, no IR-level inlining): each compiles
-# in about a second on first use, where the former single parallel kernel took 15-40 s. Rows are spread
-# over threads by :func:`vfikit.ops._threads.run_rows` instead.
+# Every kernel below is a plain ``nogil`` function (no ``parallel=True``, no IR-level inlining): the former
+# single parallel kernel took 15-40 s to compile on first use. Rows are spread over threads by
+# :func:`vfikit.ops._threads.run_rows` instead. The helpers are only called from ``guided_rows``, whose cached
+# library holds them: they get no Python or C wrapper and no cache files of their own (0.5 s less to compile).
+_INNER = {"nogil": True, "fastmath": _FLAGS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**_INNER)
 def _load_low(a, n, y, bf16_bits, low):
     """low[k, x] = a[n, k, y, x] as float32 (K, w): ``a`` is float32, or (``bf16_bits``) the int16 bits of
     bfloat16 values (a bfloat16 is the upper half of the float32 with the same value)."""
@@ -32,7 +34,7 @@ def _load_low(a, n, y, bf16_bits, low):
                 low[k, x] = a[n, k, y, x]
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**_INNER)
 def _widen(low, cx0, cx1, lx, dst):
     """dst[k, j] (K, W) = low[k] (K, w) upsampled along the row: (1 - lx_j) low[k, cx0_j] + lx_j low[k, cx1_j]."""
     one = np.float32(1.0)
@@ -42,7 +44,7 @@ def _widen(low, cx0, cx1, lx, dst):
             row[j] = (one - lx[j]) * src[cx0[j]] + lx[j] * src[cx1[j]]
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**_INNER)
 def _fill_slot(heads, occ, n, y, direct, bf16_bits, cx0, cx1, lx, low, low1, wide, wocc, s):
     """Slot ``s`` of the row cache <- low-resolution row y of the six kernel heads and the occlusion head,
     upsampled along the row (``direct``: copied, the heads have the frames' size)."""
@@ -60,7 +62,7 @@ def _fill_slot(heads, occ, n, y, direct, bf16_bits, cx0, cx1, lx, low, low1, wid
         _widen(low1, cx0, cx1, lx, wocc[s])
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**_INNER)
 def _lerp(top, bottom, ly, out):
     """out = (1 - ly) top + ly bottom, (K, W) each: the upsampling between the two cached rows."""
     hy = np.float32(1.0) - ly
@@ -69,7 +71,7 @@ def _lerp(top, bottom, ly, out):
             out[k, j] = hy * top[k, j] + ly * bottom[k, j]
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**_INNER)
 def _signed_taps(buf, mean):
     """buf[:, j] <- buf[:, j] - mean(buf[:, j]) + onehot(centre), for every column j (in place); ``mean``
     is (W,) scratch."""
@@ -86,7 +88,7 @@ def _signed_taps(buf, mean):
         buf[taps // 2, j] += 1
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**_INNER)
 def _clamp_position(p, hi):
     """The clean rule's position: NaN and anything below 0 -> 0, above ``hi`` -> ``hi``."""
     if not p > 0.0:
@@ -96,7 +98,7 @@ def _clamp_position(p, hi):
     return p
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**_INNER)
 def _sample_row(x, n, i, w, oy, ox, fy, fx, by, bx, acc):
     """acc[c, j] = sum_t w[t, j] * bilinear(x[n, c], i + by_t + fy_j + oy[t, j], j + bx_t + fx_j + ox[t, j])."""
     h, wd = x.shape[2], x.shape[3]
@@ -123,7 +125,7 @@ def _sample_row(x, n, i, w, oy, ox, fy, fx, by, bx, acc):
             acc[2, j] += c00 * p2[y0, x0] + c10 * p2[y1, x0] + c01 * p2[y0, x1] + c11 * p2[y1, x1]
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**_INNER)
 def _cached_slots(tags, tag_a, tag_b):
     """The cache slots (0 or 1) holding tags ``tag_a`` and ``tag_b``, and the slots that must be (re)filled
     (-1: none): ``tags`` (2,) is updated to the tags the slots will hold."""
@@ -187,19 +189,3 @@ def new_scratch(taps: int, lw: int, wd: int) -> tuple[np.ndarray, ...]:
     return (np.empty((2, 6, taps, wd), f32), np.empty((2, 1, wd), f32), np.empty((taps, lw), f32),
             np.empty((1, lw), f32), np.empty((3, taps, wd), f32), np.empty((2, 3, wd), f32), np.empty(wd, f32))
 
-
-def compile_shared_helpers() -> None:
-    """Compile the helpers of :func:`guided_rows` whose types do not depend on the heads' dtype, on tiny
-    arrays typed as ``guided_rows`` calls them (numba then links them into either loop without compiling
-    them again)."""
-    taps, wd = 25, 12
-    f32 = np.float32
-    rows, flat = np.zeros((taps, wd), f32), np.zeros(wd, f32)
-    frame, acc = np.zeros((1, 3, 4, wd), f32), np.zeros((3, wd), f32)
-    cols = np.zeros(wd, np.int64)
-    _cached_slots(np.full(2, -1, dtype=np.int64), np.int64(0), np.int64(1))
-    _lerp(rows, rows, f32(0.5), rows)
-    _widen(np.zeros((taps, wd // 2), f32), cols, cols, flat, rows)
-    _signed_taps(rows, flat)
-    _sample_row(frame, np.int64(0), np.int64(0), rows, rows, rows, flat, flat, np.zeros(taps, f32),
-                np.zeros(taps, f32), acc)

@@ -196,12 +196,9 @@ def _read_choice(wait: bool) -> str | None:
 
 
 def _background(key: str, precision: str) -> int:
-    """The helper: compile the shared parts while the job imports torch; then, if the job has not told the
-    heads' dtype yet, the likely one while it resolves its precision; then the told one if that differs.
-    The marker is recorded once the told dtype is compiled."""
-    from vfikit.ops.synthesis_kernels import compile_shared_helpers
-
-    compile_shared_helpers()
+    """The helper: if the job has not told the heads' dtype yet (it is importing torch and resolving its
+    precision), compile the likely one; then the told one if that differs. The marker is recorded once the
+    told dtype is compiled."""
     done: set[bool] = set()
     choice = _read_choice(wait=False)
     if choice is None:
