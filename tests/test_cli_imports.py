@@ -38,3 +38,26 @@ def test_image_pair_imports_no_ui_training_or_onnx(tmp_path):
     assert "vfikit.commands.interpolate" in loaded  # the check would be empty if the job did not run
     wrong = sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
     assert not wrong, f"an image pair imported {wrong}"
+
+
+def test_console_entry_returns_mains_status_then_freezes_the_heap(monkeypatch, capsys):
+    import gc
+    from importlib import metadata
+
+    from vfikit import cli
+
+    scripts = [ep.value for ep in metadata.entry_points(group="console_scripts") if ep.name == "vfikit"]
+    assert scripts == ["vfikit.cli:entry"]  # the installed `vfikit` script
+    assert "entry()" in (ROOT / "src" / "vfikit" / "__main__.py").read_text()
+    calls = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    for argv, status in ((["vfikit"], 0), (["vfikit", "no-such-command"], 2)):
+        monkeypatch.setattr(sys, "argv", argv)
+        try:
+            assert cli.entry() == status
+        except SystemExit as exc:  # argparse's usage error
+            assert exc.code == status
+    assert calls == ["freeze"]  # after a normal return only; main() itself never freezes
+    cli.main([])
+    assert calls == ["freeze"]
+    capsys.readouterr()

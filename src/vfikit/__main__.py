@@ -1,3 +1,3 @@
-from vfikit.cli import main
+from vfikit.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())
