@@ -28,18 +28,33 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 OP_PATH = "src/vfikit/ops/guided_synthesis.py"
+KERNELS_PATH = "src/vfikit/ops/synthesis_kernels.py"  # the compiled loops, in a module of their own since 7394663
+KERNELS_IMPORT = "from vfikit.ops.synthesis_kernels import"
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def module_at(commit: str):
-    """``vfikit.ops.guided_synthesis`` as it was at ``commit`` (imported under another name)."""
-    text = subprocess.run(["git", "show", f"{commit}:{OP_PATH}"], cwd=ROOT, check=True, capture_output=True,
-                          text=True).stdout
-    path = Path(tempfile.mkdtemp()) / f"guided_synthesis_{commit}.py"
+    """``vfikit.ops.guided_synthesis`` as it was at ``commit`` (imported under another name, with the compiled
+    loops of that commit where they lived in a module of their own)."""
+    def show(path: str) -> str | None:
+        done = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout if done.returncode == 0 else None
+
+    folder, text, kernels = Path(tempfile.mkdtemp()), show(OP_PATH), show(KERNELS_PATH)
+    if kernels is not None:
+        (folder / f"synthesis_kernels_{commit}.py").write_text(kernels)
+        _load(folder / f"synthesis_kernels_{commit}.py")
+        text = text.replace(KERNELS_IMPORT, f"from synthesis_kernels_{commit} import")
+    path = folder / f"guided_synthesis_{commit}.py"
     path.write_text(text)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load(path)
 
 
 def inputs(width: int, height: int, scale: int, bf16: bool) -> tuple:
