@@ -139,7 +139,8 @@ def start_background_compile(precision: str = "auto") -> bool:
 
 def choose_synthesis_heads(bf16: bool | None) -> None:
     """Tell the helper (if one runs) which fused synthesis the job will call: bfloat16 heads (True),
-    float32 (False), or none at all (None: the helper stops). Only the first call counts."""
+    float32 (False), or none at all (None: the helper stops once any guess it is compiling is done). Only
+    the first call counts; the helper's handle is kept until a fused call waits for it."""
     proc = _HELPER.get("proc")
     if proc is None or _HELPER["told"]:
         return
@@ -149,8 +150,6 @@ def choose_synthesis_heads(bf16: bool | None) -> None:
         proc.stdin.close()
     except OSError:
         pass  # the helper has gone: the job compiles for itself
-    if bf16 is None:
-        _HELPER.clear()
 
 
 def wait_background_compile(bf16: bool) -> None:
