@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from tests.video_helpers import decode_video, pattern_frames, smooth_frames, write_video
 
+from vfikit.ops import warmup
+
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 MODEL = ("--model", "video_test_blend", "--device", "cpu")
 
@@ -478,8 +480,32 @@ def test_precision_flags_reach_the_options(tmp_path, monkeypatch, flags, precisi
 
     seen = {}
     monkeypatch.setattr(api, "interpolate_video", lambda source, output, options: seen.update(o=options))
+    monkeypatch.setattr(warmup, "start_background_compile", lambda precision: seen.update(helper=precision))
     assert main(["interpolate", str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), *flags]) == 0
-    assert seen["o"].precision == precision
+    assert seen["o"].precision == precision and seen["helper"] == precision
+
+
+def test_the_compile_helper_starts_for_the_default_on_cpu_and_is_released_on_errors(tmp_path, monkeypatch):
+    import vfikit.video.api as api
+    from vfikit.cli import main
+    from vfikit.errors import VfikitError
+
+    calls = []
+    monkeypatch.setattr(warmup, "start_background_compile", lambda precision: calls.append(("start", precision)))
+    monkeypatch.setattr(warmup, "choose_synthesis_heads", lambda bf16: calls.append(("tell", bf16)))
+
+    def refuse(source, output, options):
+        raise VfikitError("not a video")
+
+    monkeypatch.setattr(api, "interpolate_video", refuse)
+    paths = [str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4")]
+    for extra, started in (((), True), (("--fp32",), True), (("--device", "cpu"), True), (MODEL, False),
+                           (("--weights", "w.vfikit"), False), (("--device", "cuda"), False),
+                           (("--backend", "onnx"), False)):
+        calls.clear()
+        assert main(["interpolate", *paths, *extra]) == 2
+        start = [("start", "fp32" if "--fp32" in extra else "auto")] if started else []
+        assert calls == [*start, ("tell", None)], extra  # a helper the job never told stops
 
 
 def test_fp32_and_bf16_flags_exclude_each_other(tmp_path, capsys):
