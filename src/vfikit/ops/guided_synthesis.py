@@ -13,7 +13,9 @@ added, each frame is sampled with the clean convention's rule
 are blended. The heads are read where the network left them: channels-last or NCHW, float32 or the
 bits of bfloat16 (the bf16 network's output needs no conversion pass). Inference only (no gradients);
 its reference twin is the model's unfused path, and ``tests/ops/test_guided_synthesis.py`` checks that they
-agree.
+agree. This module checks the inputs and hands them over as arrays; the compiled loop is
+:func:`vfikit.ops.synthesis_kernels.guided_rows` (a module without torch, which ``vfikit.ops.warmup`` can
+compile in a helper process while a job starts).
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ def guided_adacof_synthesis(frame0: torch.Tensor, frame1: torch.Tensor,
 
         def rows(lo: int, hi: int) -> None:
             guided_rows(lo, hi, frames, head_arrays, occ, flows, blend, by32, bx32, ry0, ry1, ly, cx0, cx1, lx,
-                         lh == h, signed_taps, head_dtype == torch.bfloat16, *_scratch(taps, lw, w), out)
+                        lh == h, signed_taps, head_dtype == torch.bfloat16, *_scratch(taps, lw, w), out)
 
         wait_background_compile(head_dtype == torch.bfloat16)  # a helper compiling this loop: load it, do not compile
         run_rows(n * h, rows)
