@@ -485,13 +485,19 @@ def test_precision_flags_reach_the_options(tmp_path, monkeypatch, flags, precisi
     assert seen["o"].precision == precision and seen["helper"] == precision
 
 
-def test_the_compile_helper_starts_for_the_default_on_cpu_and_is_released_on_errors(tmp_path, monkeypatch):
+def test_the_compile_helper_starts_for_the_default_on_cpu_and_is_released_on_errors(tmp_path, monkeypatch,
+                                                                                   capsys):
     import vfikit.video.api as api
     from vfikit.cli import main
     from vfikit.errors import VfikitError
 
     calls = []
-    monkeypatch.setattr(warmup, "start_background_compile", lambda precision: calls.append(("start", precision)))
+
+    def start(precision: str) -> bool:
+        calls.append(("start", precision))
+        return True
+
+    monkeypatch.setattr(warmup, "start_background_compile", start)
     monkeypatch.setattr(warmup, "choose_synthesis_heads", lambda bf16: calls.append(("tell", bf16)))
 
     def refuse(source, output, options):
@@ -506,6 +512,9 @@ def test_the_compile_helper_starts_for_the_default_on_cpu_and_is_released_on_err
         assert main(["interpolate", *paths, *extra]) == 2
         start = [("start", "fp32" if "--fp32" in extra else "auto")] if started else []
         assert calls == [*start, ("tell", None)], extra  # a helper the job never told stops
+        assert ("compile once" in capsys.readouterr().err) == started  # the user is told why the run is slower
+    assert main(["interpolate", *paths, "--quiet"]) == 2
+    assert "compile once" not in capsys.readouterr().err
 
 
 def test_fp32_and_bf16_flags_exclude_each_other(tmp_path, capsys):

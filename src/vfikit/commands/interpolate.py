@@ -110,9 +110,10 @@ def run(args: argparse.Namespace) -> int:
 
     if len(args.paths) < 2:
         raise VfikitError("give an input and an output path (or two images and an output)")
-    if args.model is None and args.weights is None and args.device in ("auto", "cpu") and args.backend == "torch":
-        warmup.start_background_compile(args.precision)  # the default's synthesis compiles beside the job's start
+    helper = (args.model is None and args.weights is None and args.device in ("auto", "cpu")
+              and args.backend == "torch" and warmup.start_background_compile(args.precision))  # before torch
     from vfikit.video.api import interpolate_video  # (imports torch)
+    from vfikit.video.sources import note
 
     *inputs, output = args.paths
     options = InterpolateOptions(
@@ -130,11 +131,10 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     source = inputs[0] if len(inputs) == 1 else inputs
     try:
-        if args.quiet:
-            notes = io.StringIO()
-            with contextlib.redirect_stderr(notes):
-                interpolate_video(source, output, options)
-        else:
+        with contextlib.redirect_stderr(io.StringIO()) if args.quiet else contextlib.nullcontext():
+            if helper:
+                note("first run with these caches: the CPU kernels compile once (a helper process compiles the "
+                     "largest beside the job)")
             interpolate_video(source, output, options)
     finally:
         warmup.choose_synthesis_heads(None)  # a helper the job never told (an error, another model) stops
