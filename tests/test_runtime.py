@@ -70,3 +70,46 @@ def test_check_int_names_the_argument_and_its_range():
         from vfikit import Interpolator
 
         Interpolator("overlay", device="cpu", tile=32)  # a weight-free model
+
+
+def test_settled_imports_pauses_the_collector_then_freezes_and_restores_it():
+    import gc
+
+    from vfikit.runtime import settled_imports
+
+    frozen = gc.get_freeze_count()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            with settled_imports():
+                assert not gc.isenabled()  # no collection while the block imports
+                made = [[] for _ in range(1000)]
+            assert gc.isenabled() == enabled  # as it was
+            assert gc.get_freeze_count() >= frozen + len(made)  # what existed is frozen
+        gc.enable()
+        with pytest.raises(ImportError), settled_imports():
+            import vfikit_no_such_module  # noqa: F401
+        assert gc.isenabled()  # restored after a failed import too
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_interpolate_command_settles_its_imports(tmp_path, monkeypatch):
+    import contextlib
+
+    import vfikit.commands.interpolate as command
+    import vfikit.video.api as api
+    from vfikit.cli import main
+
+    seen = []
+
+    @contextlib.contextmanager
+    def record():
+        seen.append("settle")
+        yield
+
+    monkeypatch.setattr(command, "settled_imports", record)
+    monkeypatch.setattr(api, "interpolate_video", lambda *a: seen.append("job"))
+    assert main(["interpolate", str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), "--model", "overlay"]) == 0
+    assert seen == ["settle", "job"]

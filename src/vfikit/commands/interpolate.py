@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfikit.runtime import PRECISION_CHOICES
+from vfikit.runtime import PRECISION_CHOICES, settled_imports
 from vfikit.timeline.scenes import DEFAULT_CUT_THRESHOLD, DEFAULT_DUP_THRESHOLD
 from vfikit.video.defaults import DEFAULT_BISECT_DEPTH
 from vfikit.video.options import InterpolateOptions
@@ -112,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
         raise VfikitError("give an input and an output path (or two images and an output)")
     helper = (args.model is None and args.weights is None and args.device in ("auto", "cpu")
               and args.backend == "torch" and warmup.start_background_compile(args.precision))  # before torch
-    from vfikit.video.api import interpolate_video  # (imports torch)
-    from vfikit.video.sources import note
+    with settled_imports():  # torch and the rest, without garbage collections that free nothing
+        from vfikit.video.api import interpolate_video
+        from vfikit.video.sources import note
 
     *inputs, output = args.paths
     options = InterpolateOptions(
