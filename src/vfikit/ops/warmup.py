@@ -2,22 +2,23 @@
 
 numba compiles a kernel on its first call and then loads it from its cache (``NUMBA_CACHE_DIR``, by
 default ``__pycache__`` beside the sources), so the first interpolation of a fresh install pays for the
-compiling: about 5 CPU seconds, 3.5 of them for the fused synthesis. Two ways to pay less:
+compiling: about 4 CPU seconds, 2.5-2.7 of them for the fused synthesis. Two ways to pay less:
 
 * **Ahead:** ``python -m vfikit.ops.warmup`` (for instance while building a container image) puts every
   kernel of the flow-guided default into the cache, for float32 and bfloat16 network heads.
 * **In the background** (what ``vfikit interpolate`` does): :func:`start_background_compile`, called
   before anything heavy is imported, starts a helper process (``python -m vfikit.ops.warmup
-  --background``) that imports numba without torch and waits; the job tells it the heads' dtype as soon
-  as it has resolved its precision (:func:`choose_synthesis_heads`), the helper compiles the fused
-  synthesis for that dtype while the job loads its model, runs the guide and compiles the guide's own
-  kernels, and the job waits for the helper before its first fused call (:func:`wait_background_compile`,
-  which ``guided_adacof_synthesis`` calls), then loads the kernel from the cache. The two compile at once
-  on two cores; in one process they could not (numba's compiler holds a lock and the GIL; a compiling
-  thread was measured no faster, docs/benchmarks.md). The helper runs only with at least two CPUs and
-  where no earlier helper has filled this cache for the same request (a marker in
-  ``cache_dir()/compiled_kernels.json``, written by the helper when it is done). Whatever goes wrong with
-  the helper, the job compiles the kernel itself, as it would without one.
+  --background``) that imports numba without torch and compiles the fused synthesis for the heads' dtype
+  the job will most likely use (:func:`_likely_heads`); the job tells it the dtype it will use once it has
+  resolved its precision (:func:`choose_synthesis_heads`, from ``Interpolator``), and the helper compiles
+  that one too if the guess was wrong. Meanwhile the job loads its model, runs the guide and compiles the
+  guide's own kernels; it waits for the helper before its first fused call (:func:`wait_background_compile`,
+  which ``guided_adacof_synthesis`` calls), then loads the loop from the cache. The two compile at once on
+  two cores; in one process they could not (numba's compiler holds a lock and the GIL; a compiling thread was
+  measured no faster, docs/benchmarks.md). The helper runs only with at least two CPUs and where no earlier
+  helper has filled this cache for the same request (a marker in ``cache_dir()/compiled_kernels.json``,
+  written by the helper when it is done). Whatever goes wrong with the helper, the job compiles the loop
+  itself, as it would without one.
 
 This module and the kernels' modules import no torch (the helper starts in a fraction of a second).
 """
