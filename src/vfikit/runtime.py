@@ -124,7 +124,12 @@ def _cpu_identity() -> str:
     model and flags (a measurement is redone when any of them changes)."""
     import torch
 
-    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu {processor_digest()}"
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {_processor_part()}"
+
+
+def _processor_part() -> str:
+    """The processor's part of :func:`_cpu_identity` (read without torch by :func:`recorded_bf16_faster`)."""
+    return f"cpu {processor_digest()}"
 
 
 _MEASURED: dict[str, bool] = {}
@@ -144,7 +149,7 @@ def _precision_records() -> dict[str, Any]:
 def recorded_bf16_faster() -> bool | None:
     """What :func:`cpu_bf16_faster` measured on this processor before (with any torch version and threads),
     read without importing torch; None where nothing, or disagreeing results, are recorded."""
-    mine = f"cpu {processor_digest()}"
+    mine = _processor_part()
     seen = {v.get("bf16_faster") for k, v in _precision_records().items() if k.endswith(mine) and isinstance(v, dict)}
     return seen.pop() if len(seen) == 1 and seen <= {True, False} else None
 

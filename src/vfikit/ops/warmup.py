@@ -74,17 +74,6 @@ def compile_synthesis(bf16_heads: bool) -> None:
                 True, bf16_heads, *new_scratch(taps, lw, w), np.empty((n, 3, h, w), np.float32))
 
 
-def compile_default_kernels(bf16_heads: bool | None = None) -> None:
-    """Compile every kernel of the flow-guided default: the guide's and the fused synthesis (bfloat16 heads
-    where ``bf16_heads``; None: where bfloat16 is measured faster here, as precision ``auto`` chooses)."""
-    if bf16_heads is None:
-        from vfikit.runtime import cpu_bf16_faster
-
-        bf16_heads = cpu_bf16_faster()
-    compile_guide_kernels()
-    compile_synthesis(bf16_heads)
-
-
 def _marker_key(precision: str) -> str:
     """What a compiled cache depends on: the precision asked for, Python's version, the cache's place, the
     processor (numba keeps a kernel per CPU), and the files of the kernels' module and of numba (found
